@@ -1,0 +1,30 @@
+# Two commands on a fresh machine (see README):
+#   make demo   installs, starts the bundled sandbox APIs, runs every sync job into SQLite
+#   make test   installs and runs the whole test suite (Postgres tests need 127.0.0.1:5432)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m sync_pipelines.demo
+
+test: $(STAMP)
+	$(PY) -m ruff check sync_pipelines sync_pipelines_tests bench
+	$(PY) -m pytest -p no:cacheprovider
+
+bench: $(STAMP)
+	$(PY) bench/upsert_vs_copy.py
+
+clean:
+	rm -rf $(VENV) .sync_data

@@ -1,0 +1,1 @@
+"""sync_pipelines: one Dagster project that keeps business data in sync with SaaS APIs."""

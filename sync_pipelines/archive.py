@@ -1,0 +1,60 @@
+"""Move rows a source has ended from a live table to its archive table, losing nothing.
+
+Each batch is one transaction: select the rows past retention (locked on Postgres), upsert
+them into the archive with ``archived_at``, delete them from the live table. A crash
+anywhere inside a batch rolls the whole batch back, so a row is always in exactly one of
+the two tables; re-running is safe because the archive insert is an upsert on the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from sync_pipelines.warehouse import Warehouse, utcnow
+
+
+@dataclass
+class ArchiveResult:
+    moved: int = 0
+    batches: int = 0
+    keys_sample: list[tuple] = field(default_factory=list)
+
+
+def archive_rows(
+    warehouse: Warehouse,
+    *,
+    table: str,
+    archive_table: str,
+    where: Callable[[sa.Table], sa.ColumnElement[bool]],
+    archived_at: dt.datetime | None = None,
+    batch_size: int = 5_000,
+) -> ArchiveResult:
+    """Move every row of ``table`` matching ``where(table)`` into ``archive_table``."""
+    live = warehouse.table(table)
+    archive = warehouse.table(archive_table)
+    key = [c.name for c in live.primary_key.columns]
+    shared = [c.name for c in live.columns if c.name in archive.c]
+    stamp = archived_at or utcnow()
+    result = ArchiveResult()
+    while True:
+        with warehouse.transaction() as tx:
+            query = sa.select(*[live.c[c] for c in shared]).where(where(live)).limit(batch_size)
+            if tx.conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = [dict(r._mapping) for r in tx.conn.execute(query)]
+            if not rows:
+                return result
+            for row in rows:
+                row["archived_at"] = stamp
+            # stamp_column=None: the archive keeps the row's own synced_at.
+            tx.upsert(archive_table, rows, key=key, stamp_column=None)
+            keys = [tuple(r[k] for k in key) for r in rows]
+            tx.conn.execute(live.delete().where(sa.tuple_(*[live.c[k] for k in key]).in_(keys)))
+            result.moved += len(rows)
+            result.batches += 1
+            if len(result.keys_sample) < 20:
+                result.keys_sample.extend(keys[: 20 - len(result.keys_sample)])

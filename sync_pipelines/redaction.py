@@ -1,0 +1,122 @@
+"""Keep secrets out of logs, run metadata, exceptions and tables.
+
+Two layers: values known to be secret (registered when a client is built from the
+environment) are replaced wherever they appear, and well-known secret shapes (bearer
+tokens, ``password=...``, ``"access_token": "..."``, URL user-info) are masked even when
+nobody registered them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+
+# Names whose values are secret wherever they appear: headers, query strings, JSON keys.
+SENSITIVE_NAMES = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "session_id",
+    "jsessionid",
+)
+
+_known_secrets: set[str] = set()
+_lock = threading.Lock()
+
+_name_alt = "|".join(re.escape(n) for n in sorted(SENSITIVE_NAMES, key=len, reverse=True))
+_PATTERNS = [
+    # Authorization: Bearer <token> / Basic <creds>
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/=]{6,}"), r"\1 " + MASK),
+    # "access_token": "value"  /  'password': 'value'
+    (re.compile(rf"(?i)([\"']?(?:{_name_alt})[\"']?\s*:\s*[\"'])[^\"']*([\"'])"), r"\1" + MASK + r"\2"),
+    # access_token=value (query strings, form bodies, cookies)
+    (re.compile(rf"(?i)\b((?:{_name_alt})=)[^&\s;,\"']+"), r"\1" + MASK),
+    # scheme://user:password@host
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@"), r"\1" + MASK + "@"),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that :func:`redact` masks it wherever it shows up."""
+    if value and len(value) >= 4:
+        with _lock:
+            _known_secrets.add(value)
+
+
+def is_sensitive_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(n == lowered or lowered.endswith("_" + n) or lowered.endswith("-" + n) for n in SENSITIVE_NAMES)
+
+
+def redact(text: Any, extra_secrets: Iterable[str] = ()) -> str:
+    """Return ``text`` as a string with every known secret and secret-shaped value masked."""
+    out = str(text)
+    with _lock:
+        secrets = sorted(set(_known_secrets) | {s for s in extra_secrets if s}, key=len, reverse=True)
+    for secret in secrets:
+        out = out.replace(secret, MASK)
+    for pattern, repl in _PATTERNS:
+        out = pattern.sub(repl, out)
+    return out
+
+
+def redact_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of headers/params with sensitive names masked and other values redacted."""
+    if not values:
+        return {}
+    return {k: (MASK if is_sensitive_name(k) else redact(v)) for k, v in values.items()}
+
+
+def redact_url(url: str) -> str:
+    """A URL without user-info password and with sensitive query parameters masked."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = urlencode(
+        [(k, MASK if is_sensitive_name(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="|()._-:",
+    )
+    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts the rendered message of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not hide the log line
+            message = str(record.msg)
+        record.msg = redact(message)
+        record.args = None
+        return True
+
+
+def install_log_redaction(logger_names: Iterable[str] = ("sync_pipelines", "urllib3", "requests")) -> None:
+    """Attach :class:`RedactingFilter` to our loggers (idempotent)."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())

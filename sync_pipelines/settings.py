@@ -1,0 +1,45 @@
+"""Environment-driven settings, read at call time (never at import time).
+
+Every knob the project has lives in the environment (see CONTRACT.md section 1). The
+functions here are the one place that knows the variable names and their defaults, so
+resources and clients never read ``os.environ`` ad hoc.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Public vendor bases; the sandbox serves the same paths under a prefix per vendor.
+DEFAULT_VENDOR_URLS = {
+    "ENCAR_API_URL": "https://api.encar.com",
+    "KBCHACHACHA_URL": "https://www.kbchachacha.com",
+    "PROCORE_API_URL": "https://api.procore.com",
+    "PROCORE_LOGIN_URL": "https://login.procore.com",
+    "GOLIOTH_API_URL": "https://api.golioth.io/v1",
+}
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """An environment variable, with empty strings treated as unset."""
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def data_dir() -> Path:
+    """The local data folder of the embedded default (SQLite files, Dagster home)."""
+    return Path(env("SYNC_DATA_DIR", ".sync_data")).resolve()
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'warehouse.sqlite'}"
+
+
+def database_url() -> str:
+    """The destination database URL: ``SYNC_DATABASE_URL`` or the embedded SQLite file."""
+    return env("SYNC_DATABASE_URL") or default_database_url()
+
+
+def vendor_url(name: str) -> str:
+    """A vendor base URL from its variable, falling back to the real vendor host."""
+    return (env(name) or DEFAULT_VENDOR_URLS[name]).rstrip("/")

@@ -1,0 +1,19 @@
+"""Destination database layer: engine, migrations, bulk upsert, cursors and rejects."""
+
+from sync_pipelines.warehouse.resource import WarehouseResource
+from sync_pipelines.warehouse.store import (
+    Warehouse,
+    WarehouseTransaction,
+    WarehouseUnavailableError,
+    utcnow,
+)
+from sync_pipelines.warehouse.upsert import UpsertCounts
+
+__all__ = [
+    "UpsertCounts",
+    "Warehouse",
+    "WarehouseResource",
+    "WarehouseTransaction",
+    "WarehouseUnavailableError",
+    "utcnow",
+]

@@ -1,0 +1,53 @@
+"""Versioned schema migrations (Alembic), applied programmatically and idempotently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+VERSION_TABLE = "sync_alembic_version"
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any constant: serialises concurrent upgrades (two runs starting at once) on Postgres.
+_PG_ADVISORY_LOCK_ID = 0x5E11C
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+# Layout: ``0001_foundation`` holds the shared tables; each source adds its own branch
+# (``branch_labels=("cars",)``, ``down_revision="0001_foundation"``), so sources evolve
+# their tables independently and ``upgrade`` applies every branch up to its head.
+
+
+def head_revisions() -> tuple[str, ...]:
+    return tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
+
+
+def current_revisions(engine: sa.Engine) -> tuple[str, ...]:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        return tuple(sorted(context.get_current_heads()))
+
+
+def upgrade(engine: sa.Engine, revision: str = "heads") -> tuple[str, ...]:
+    """Bring the schema to ``revision`` (every branch head by default); idempotent."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_ADVISORY_LOCK_ID})")
+        command.upgrade(alembic_config(conn), revision)
+    return current_revisions(engine)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> tuple[str, ...]:
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)
+    return current_revisions(engine)

@@ -1,0 +1,264 @@
+"""The destination database as the sources use it: transactions, upserts, cursors, rejects."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from sync_pipelines.redaction import redact, redact_url
+from sync_pipelines.warehouse import migrate
+from sync_pipelines.warehouse.engine import create_warehouse_engine, dumps, normalize_url
+from sync_pipelines.warehouse.upsert import UpsertCounts, upsert_rows
+
+
+class WarehouseUnavailableError(RuntimeError):
+    """The destination database cannot be reached or refused the work (message redacted)."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class WarehouseTransaction:
+    """One database transaction: everything done through it commits or rolls back together."""
+
+    def __init__(self, warehouse: Warehouse, conn: sa.Connection):
+        self.warehouse = warehouse
+        self.conn = conn
+
+    def table(self, name: str) -> sa.Table:
+        return self.warehouse.table(name)
+
+    def execute(self, statement: Any, params: Any = None) -> sa.CursorResult:
+        if isinstance(statement, str):
+            statement = sa.text(statement)
+        return self.conn.execute(statement, params) if params is not None else self.conn.execute(statement)
+
+    def upsert(
+        self,
+        table: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        key: Sequence[str] | None = None,
+        compare_exclude: Iterable[str] = (),
+        insert_only: Iterable[str] = (),
+        stamp_column: str | None = "synced_at",
+        now: dt.datetime | None = None,
+    ) -> UpsertCounts:
+        """Upsert rows in this transaction; see :func:`sync_pipelines.warehouse.upsert.upsert_rows`."""
+        return upsert_rows(
+            self.conn,
+            self.table(table),
+            rows,
+            key=key,
+            compare_exclude=compare_exclude,
+            insert_only=insert_only,
+            stamp_column=stamp_column,
+            now=now,
+        )
+
+    # -- cursors ------------------------------------------------------------------------
+
+    def get_cursor(self, source: str, entity: str) -> Any:
+        state = self.table("sync_state")
+        raw = self.conn.execute(
+            sa.select(state.c.cursor).where(state.c.source == source, state.c.entity == entity)
+        ).scalar_one_or_none()
+        return json.loads(raw) if raw is not None else None
+
+    def set_cursor(self, source: str, entity: str, value: Any, run_id: str | None = None) -> None:
+        """Advance a cursor in this transaction, so it commits with the batch it covers."""
+        self.upsert(
+            "sync_state",
+            [{"source": source, "entity": entity, "cursor": dumps(value), "run_id": run_id}],
+            compare_exclude=("run_id",),
+        )
+
+    # -- rejects ------------------------------------------------------------------------
+
+    def reject(
+        self,
+        source: str,
+        entity: str,
+        record_key: Any,
+        reason: str,
+        payload: Any = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Set a bad record aside with its reason (idempotent: one row per record key)."""
+        now = utcnow()
+        self.upsert(
+            "sync_rejects",
+            [
+                {
+                    "source": source,
+                    "entity": entity,
+                    "record_key": str(record_key),
+                    "reason": redact(reason)[:4000],
+                    "payload": payload,
+                    "run_id": run_id,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                }
+            ],
+            insert_only=("first_seen_at",),
+            now=now,
+        )
+
+    def resolve_rejects(self, source: str, entity: str, record_keys: Iterable[Any]) -> int:
+        """Forget rejects of records that have since landed cleanly; returns how many."""
+        keys = [str(k) for k in record_keys]
+        if not keys:
+            return 0
+        rejects = self.table("sync_rejects")
+        removed = 0
+        for i in range(0, len(keys), 500):
+            removed += self.conn.execute(
+                rejects.delete().where(
+                    rejects.c.source == source,
+                    rejects.c.entity == entity,
+                    rejects.c.record_key.in_(keys[i : i + 500]),
+                )
+            ).rowcount
+        return removed
+
+
+class Warehouse:
+    """The destination database behind ``SYNC_DATABASE_URL`` (SQLite or Postgres)."""
+
+    _instances: dict[str, Warehouse] = {}
+    _instances_lock = threading.Lock()
+
+    def __init__(self, url: str):
+        self.url = normalize_url(url)
+        self.safe_url = redact_url(self.url)
+        self.engine = create_warehouse_engine(self.url)
+        self._tables: dict[str, sa.Table] = {}
+        self._metadata = sa.MetaData()
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_url(cls, url: str, *, migrate_schema: bool = True) -> Warehouse:
+        """One Warehouse (and connection pool) per URL per process, migrated on first use."""
+        url = normalize_url(url)
+        with cls._instances_lock:
+            warehouse = cls._instances.get(url)
+            if warehouse is None:
+                warehouse = cls._instances[url] = cls(url)
+        if migrate_schema:
+            warehouse.migrate()
+        return warehouse
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for people: a file path for SQLite, a redacted URL otherwise."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() == "sqlite":
+            return str(parsed.database)
+        return self.safe_url
+
+    def migrate(self) -> tuple[str, ...] | None:
+        with self._lock:
+            if self._migrated:
+                return None
+            with self._wrap_errors("migrating the schema"):
+                revision = migrate.upgrade(self.engine)
+            self._tables.clear()
+            self._metadata = sa.MetaData()
+            self._migrated = True
+            return revision
+
+    def table(self, name: str) -> sa.Table:
+        with self._lock:
+            table = self._tables.get(name)
+            if table is None:
+                try:
+                    table = sa.Table(name, self._metadata, autoload_with=self.engine)
+                except sa.exc.NoSuchTableError:
+                    raise WarehouseUnavailableError(
+                        f"table {name!r} does not exist in {self.safe_url}: run the migrations "
+                        "(python -m sync_pipelines.warehouse upgrade)"
+                    ) from None
+                self._tables[name] = table
+            return table
+
+    @contextmanager
+    def transaction(self) -> Iterator[WarehouseTransaction]:
+        with self._wrap_errors("writing"):
+            with self.engine.begin() as conn:
+                yield WarehouseTransaction(self, conn)
+
+    @contextmanager
+    def _wrap_errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sa.exc.OperationalError as exc:
+            # Connection refused, server gone, disk full, lock timeout: say which database
+            # (without its password) and keep the driver's reason, redacted.
+            reason = redact(str(exc.orig) if exc.orig else str(exc)).strip().splitlines()[0]
+            raise WarehouseUnavailableError(
+                f"destination database {self.safe_url} unavailable while {doing}: {reason}"
+            ) from None
+
+    # -- conveniences (each its own transaction) -------------------------------------------
+
+    def upsert(
+        self,
+        table: str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: int = 10_000,
+        **options: Any,
+    ) -> UpsertCounts:
+        """Upsert in batches, one transaction per batch."""
+        total = UpsertCounts()
+        batch: list[Mapping[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= batch_size:
+                with self.transaction() as tx:
+                    total += tx.upsert(table, batch, **options)
+                batch = []
+        if batch:
+            with self.transaction() as tx:
+                total += tx.upsert(table, batch, **options)
+        return total
+
+    def get_cursor(self, source: str, entity: str) -> Any:
+        with self.transaction() as tx:
+            return tx.get_cursor(source, entity)
+
+    def count(self, table: str, where: str | None = None, params: Mapping[str, Any] | None = None) -> int:
+        with self.engine.connect() as conn:
+            sql = f"SELECT count(*) FROM {conn.dialect.identifier_preparer.quote(table)}"
+            if where:
+                sql += f" WHERE {where}"
+            return int(conn.execute(sa.text(sql), dict(params or {})).scalar_one())
+
+    def rejects(self, source: str | None = None, entity: str | None = None) -> list[dict[str, Any]]:
+        rejects = self.table("sync_rejects")
+        query = sa.select(rejects)
+        if source:
+            query = query.where(rejects.c.source == source)
+        if entity:
+            query = query.where(rejects.c.entity == entity)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        with self._instances_lock:
+            if self._instances.get(self.url) is self:
+                del self._instances[self.url]

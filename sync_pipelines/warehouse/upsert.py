@@ -1,0 +1,231 @@
+"""Bulk upsert: keyed on the contract's keys, counts what it did, writes nothing for unchanged rows.
+
+Both dialects stage the batch in a temporary table first, then merge it with set-based SQL:
+
+* Postgres: ``COPY`` into the stage, then ``INSERT .. SELECT .. ON CONFLICT (key) DO UPDATE
+  .. WHERE (cols) IS DISTINCT FROM (excluded cols)``. Rows whose compared columns are
+  equal are skipped by the WHERE, so they produce no new tuple version (``n_tup_upd``
+  does not move). ``RETURNING (xmax = 0)`` tells inserts from updates.
+* SQLite: executemany into the stage, ``UPDATE .. FROM`` the rows that differ (``IS NOT``
+  is SQLite's null-safe inequality), then ``INSERT .. SELECT`` the keys that are new.
+
+The caller owns the transaction, so a batch and the cursor that covers it commit together.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import io
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_pipelines.warehouse.engine import dumps
+
+_stage_ids = itertools.count(1)
+
+
+@dataclass
+class UpsertCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
+        )
+
+    def as_metadata(self, prefix: str = "") -> dict[str, int]:
+        p = f"{prefix}_" if prefix else ""
+        return {f"{p}inserted": self.inserted, f"{p}updated": self.updated, f"{p}unchanged": self.unchanged}
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc) if value.tzinfo else value
+
+
+def prepare_rows(
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]],
+    key: Sequence[str],
+    stamp: Mapping[str, Any],
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Validate column names, stamp ``synced_at``, normalise datetimes, de-duplicate keys (last wins)."""
+    table_cols = set(table.c.keys())
+    by_key: dict[tuple, dict[str, Any]] = {}
+    columns: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        record = {**row, **{k: v for k, v in stamp.items() if k in table_cols}}
+        for name, value in record.items():
+            if name not in seen:
+                if name not in table_cols:
+                    raise ValueError(f"upsert into {table.name}: unknown column {name!r}")
+                seen.add(name)
+                columns.append(name)
+            if isinstance(value, dt.datetime):
+                record[name] = _utc(value)
+        missing = [k for k in key if record.get(k) is None]
+        if missing:
+            raise ValueError(f"upsert into {table.name}: key column(s) {missing} missing or null")
+        by_key[tuple(record[k] for k in key)] = record
+    # Every row gets every column: a column absent from one row is written as NULL only if
+    # no row has it, otherwise each row must carry it (a partial row would null it out).
+    for record in by_key.values():
+        absent = [c for c in columns if c not in record]
+        if absent:
+            raise ValueError(f"upsert into {table.name}: rows disagree on columns, one lacks {absent}")
+    return columns, list(by_key.values())
+
+
+def upsert_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    key: Sequence[str] | None = None,
+    compare_exclude: Iterable[str] = (),
+    insert_only: Iterable[str] = (),
+    stamp_column: str | None = "synced_at",
+    now: dt.datetime | None = None,
+) -> UpsertCounts:
+    """Upsert ``rows`` into ``table`` inside the caller's transaction.
+
+    ``key`` defaults to the table's primary key. ``insert_only`` columns are written on
+    insert and never overwritten (e.g. ``first_seen_at``). ``compare_exclude`` columns are
+    written when a row changes but do not by themselves make a row "changed" (e.g.
+    ``last_seen_at``); ``synced_at`` is always excluded from the comparison.
+    """
+    key = list(key or [c.name for c in table.primary_key.columns])
+    if not key:
+        raise ValueError(f"upsert into {table.name}: no key given and the table has no primary key")
+    stamp = {stamp_column: now or dt.datetime.now(dt.timezone.utc)} if stamp_column else {}
+    columns, records = prepare_rows(table, rows, key, stamp)
+    if not records:
+        return UpsertCounts()
+    insert_only_set = set(insert_only)
+    no_compare = set(key) | insert_only_set | set(compare_exclude) | ({stamp_column} if stamp_column else set())
+    compare = [c for c in columns if c not in no_compare]
+    update = [c for c in columns if c not in set(key) | insert_only_set]
+    if conn.dialect.name == "postgresql":
+        return _upsert_postgres(conn, table, columns, records, key, compare, update)
+    return _upsert_generic(conn, table, columns, records, key, compare, update)
+
+
+def _q(conn: sa.Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _table_ref(conn: sa.Connection, table: sa.Table) -> str:
+    return conn.dialect.identifier_preparer.format_table(table)
+
+
+# -- Postgres ---------------------------------------------------------------------------
+
+
+def _copy_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (dict, list)):
+        return dumps(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return str(value)
+    return str(value).replace("\x00", "")  # Postgres text cannot hold NUL
+
+
+def _copy_csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> io.StringIO:
+    buf = io.StringIO()
+    # NULL is an unquoted empty field; every non-null value is quoted, so "" stays ''.
+    write = buf.write
+    for record in records:
+        fields = []
+        for c in columns:
+            v = _copy_value(record[c])
+            fields.append("" if v is None else '"' + v.replace('"', '""') + '"')
+        write(",".join(fields))
+        write("\n")
+    buf.seek(0)
+    return buf
+
+
+def _upsert_postgres(conn, table, columns, records, key, compare, update) -> UpsertCounts:
+    target = _table_ref(conn, table)
+    stage = f"_sync_stage_{next(_stage_ids)}"
+    cols = ", ".join(_q(conn, c) for c in columns)
+    dbapi = conn.connection.dbapi_connection
+    with dbapi.cursor() as cur:
+        # Same column types as the target, no constraints: the merge below enforces them.
+        cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
+        cur.copy_expert(f"COPY {stage} ({cols}) FROM STDIN WITH (FORMAT csv)", _copy_csv(columns, records))
+        conflict = ", ".join(_q(conn, k) for k in key)
+        if update:
+            assignments = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in update)
+            if compare:
+                lhs = ", ".join(f"t.{_q(conn, c)}" for c in compare)
+                rhs = ", ".join(f"EXCLUDED.{_q(conn, c)}" for c in compare)
+                guard = f" WHERE ROW({lhs}) IS DISTINCT FROM ROW({rhs})"
+            else:
+                guard = " WHERE FALSE"
+            action = f"DO UPDATE SET {assignments}{guard}"
+        else:
+            action = "DO NOTHING"
+        cur.execute(
+            f"WITH merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage} "
+            f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
+            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+        )
+        inserted, updated = cur.fetchone()
+        cur.execute(f"DROP TABLE {stage}")
+    return UpsertCounts(inserted, updated, len(records) - inserted - updated)
+
+
+# -- SQLite (and any other dialect with UPDATE .. FROM) --------------------------------
+
+
+def _upsert_generic(conn, table, columns, records, key, compare, update) -> UpsertCounts:
+    target = _table_ref(conn, table)
+    stage_table = sa.Table(
+        f"_sync_stage_{next(_stage_ids)}",
+        sa.MetaData(),
+        *[sa.Column(c, table.c[c].type) for c in columns],
+        prefixes=["TEMPORARY"],
+    )
+    stage_table.create(conn)
+    try:
+        conn.execute(stage_table.insert(), records)
+        stage = _q(conn, stage_table.name)
+        match = " AND ".join(f"{target}.{_q(conn, k)} = s.{_q(conn, k)}" for k in key)
+        updated = 0
+        if update and compare:
+            assignments = ", ".join(f"{_q(conn, c)} = s.{_q(conn, c)}" for c in update)
+            differs = " OR ".join(f"{target}.{_q(conn, c)} IS NOT s.{_q(conn, c)}" for c in compare)
+            updated = conn.exec_driver_sql(
+                f"UPDATE {target} SET {assignments} FROM {stage} AS s WHERE {match} AND ({differs})"
+            ).rowcount
+        cols = ", ".join(_q(conn, c) for c in columns)
+        exists = " AND ".join(f"t.{_q(conn, k)} = s.{_q(conn, k)}" for k in key)
+        inserted = conn.exec_driver_sql(
+            f"INSERT INTO {target} ({cols}) SELECT {', '.join('s.' + _q(conn, c) for c in columns)} "
+            f"FROM {stage} AS s WHERE NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {exists})"
+        ).rowcount
+    finally:
+        stage_table.drop(conn)
+    return UpsertCounts(inserted, updated, len(records) - inserted - updated)

@@ -1,0 +1,114 @@
+"""Shared fixtures: a real Postgres database per test, the embedded SQLite, the sandbox.
+
+Postgres tests use the server at ``SYNC_TEST_PG_URL`` (default: the machine's
+127.0.0.1:5432, user postgres). Each test gets a database of its own, dropped after. When
+the server is missing, Postgres tests FAIL under CI (``CI`` set) and skip locally.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from sync_pipelines.sandbox import Sandbox
+from sync_pipelines.warehouse import Warehouse
+
+PG_ADMIN_URL = os.environ.get("SYNC_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_engine() -> sa.Engine:
+    return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin URL of a reachable Postgres server, or a loud failure in CI."""
+    engine = _admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc.orig).strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI requires it)", pytrace=False)
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return PG_ADMIN_URL
+
+
+def create_pg_database(admin_url: str, prefix: str = "sync_test") -> str:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return name
+
+
+def drop_pg_database(name: str) -> None:
+    engine = _admin_engine()
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def pg_url_for(admin_url: str, database: str) -> str:
+    return sa.engine.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty Postgres database for this test (dropped afterwards)."""
+    name = create_pg_database(pg_server)
+    url = pg_url_for(pg_server, name)
+    try:
+        yield url
+    finally:
+        for warehouse in list(Warehouse._instances.values()):
+            if warehouse.url.endswith(f"/{name}"):
+                warehouse.dispose()
+        drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request) -> str:
+    """Run the test once on the embedded SQLite and once on a fresh Postgres database."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def warehouse(database_url: str, monkeypatch) -> Iterator[Warehouse]:
+    """A migrated Warehouse on SQLite and on Postgres; ``SYNC_DATABASE_URL`` points at it."""
+    monkeypatch.setenv("SYNC_DATABASE_URL", database_url)
+    wh = Warehouse.for_url(database_url)
+    try:
+        yield wh
+    finally:
+        wh.dispose()
+
+
+@pytest.fixture
+def sandbox(monkeypatch) -> Iterator[Sandbox]:
+    """Every sandboxed vendor on a loopback port; the vendor URL variables point at it."""
+    with Sandbox(seed=42) as sb:
+        for key, value in sb.env().items():
+            monkeypatch.setenv(key, value)
+        yield sb
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch) -> None:
+    """Never write the developer's .sync_data from a test."""
+    monkeypatch.setenv("SYNC_DATA_DIR", str(tmp_path / "sync_data"))
