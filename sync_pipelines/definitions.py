@@ -3,15 +3,22 @@
 Each source is a subpackage (``sync_pipelines/<source>/``) exporting ``defs``; this module
 only merges them with the resources they share. Nothing here touches the network or
 reads credentials: resources read the environment when a run starts.
+
+Dagster allows exactly one ``Definitions`` object at module scope here, so sources are
+imported as modules (``from sync_pipelines import cars``), never as ``... import defs``.
 """
 
 from dagster import Definitions
 
 from sync_pipelines.warehouse import WarehouseResource
 
-shared_defs = Definitions(resources={"warehouse": WarehouseResource()})
+# Source subpackages, one line each (sources without an issue are not built yet):
+SOURCE_MODULES: list = []
 
-# Source subpackages, one line each (sources without an issue are not built yet).
-SOURCE_DEFS: list[Definitions] = []
 
-defs = Definitions.merge(shared_defs, *SOURCE_DEFS)
+def build_definitions() -> Definitions:
+    shared = Definitions(resources={"warehouse": WarehouseResource()})
+    return Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES))
+
+
+defs = build_definitions()

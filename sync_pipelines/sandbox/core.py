@@ -310,13 +310,12 @@ class Sandbox:
         self.clock = clock or SandboxClock()
         self.faults = FaultBoard()
         self.rng = random.Random(seed)
-        classes = {**discover_vendor_classes(), **{cls.name: cls for cls in extra_vendors}}
+        classes = discover_vendor_classes()
         unknown = set(vendors or []) - set(classes)
         if unknown:
             raise ValueError(f"unknown sandbox vendors {sorted(unknown)}; known: {sorted(classes)}")
-        self.vendors: dict[str, SandboxVendor] = {
-            name: cls(self) for name, cls in classes.items() if vendors is None or name in vendors
-        }
+        chosen = [cls for name, cls in classes.items() if vendors is None or name in vendors]
+        self.vendors: dict[str, SandboxVendor] = {cls.name: cls(self) for cls in [*chosen, *extra_vendors]}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -14,7 +14,6 @@ The caller owns the transaction, so a batch and the cursor that covers it commit
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import decimal
 import io

@@ -1,0 +1,176 @@
+"""The shared HTTP layer against the sandbox's faults, over real loopback HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sync_pipelines.http_client import (
+    RetryPolicy,
+    VendorAuthError,
+    VendorHTTPClient,
+    VendorHTTPError,
+    VendorResponseError,
+    parse_retry_after,
+)
+from sync_pipelines.sandbox import Sandbox, SandboxVendor, json_response, route
+
+SECRET = "sk_live_abcdef123456"
+
+
+class ProbeVendor(SandboxVendor):
+    """A minimal vendor for testing the framework itself (lives with the tests, not the product)."""
+
+    name = "probe"
+    prefix = "/probe"
+
+    def reset(self, seed: int) -> None:
+        self.items = [{"id": i, "value": i * 10} for i in range(5)]
+        self.remaining = 100
+
+    @route("GET", r"/items")
+    def list_items(self, request):
+        return json_response({"list": self.items, "total": len(self.items)})
+
+    @route("GET", r"/limited")
+    def limited(self, request):
+        self.remaining -= 1
+        return json_response(
+            {"ok": True},
+            **{"X-Rate-Limit-Limit": "100", "X-Rate-Limit-Remaining": str(self.remaining),
+               "X-Rate-Limit-Reset": str(int(time.time()) + 1)},
+        )
+
+    @route("GET", r"/secure")
+    def secure(self, request):
+        if request.header("x-api-key") != SECRET:
+            return json_response({"code": 403, "message": f"bad key {request.header('x-api-key')}"}, 403)
+        return json_response({"ok": True})
+
+    @route("GET", r"/missing")
+    def missing(self, request):
+        return json_response({"code": 404, "message": "not found"}, 404)
+
+
+@pytest.fixture
+def probe():
+    with Sandbox(seed=1, vendors=[], extra_vendors=[ProbeVendor]) as sb:
+        yield sb
+
+
+def client(sb: Sandbox, **kw) -> VendorHTTPClient:
+    kw.setdefault("retry", RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05))
+    return VendorHTTPClient(vendor="probe", base_url=sb.url("probe"), timeout=(2, 2), **kw)
+
+
+def test_retry_after_is_honoured(probe: Sandbox):
+    probe.faults.add("status", vendor="probe", status=429, retry_after=1, times=2)
+    waits: list[float] = []
+    c = client(probe, sleep=lambda s: (waits.append(s), time.sleep(s)))
+    assert c.get_json("/items")["total"] == 5
+    assert len(waits) == 2 and all(w >= 1.0 for w in waits)
+    assert c.stats.retries == 2 and c.stats.requests == 3
+
+
+def test_503_storm_ridden_out_with_backoff(probe: Sandbox):
+    probe.faults.add("status", vendor="probe", status=503, times=3)
+    c = client(probe)
+    assert c.get_json("/items")["total"] == 5
+    assert c.stats.retries == 3
+
+
+def test_gives_up_after_the_limit_with_a_clear_error(probe: Sandbox):
+    probe.faults.add("status", vendor="probe", status=503, retry_after=0, times=None)
+    c = client(probe)
+    with pytest.raises(VendorHTTPError) as err:
+        c.get("/items")
+    message = str(err.value)
+    assert "probe" in message and "GET /probe/items" in message and "HTTP 503" in message
+    assert "gave up after 4 attempts" in message
+    assert err.value.status == 503
+
+
+def test_retry_after_beyond_the_cap_fails_fast(probe: Sandbox):
+    probe.faults.add("status", vendor="probe", status=429, retry_after=3600, times=1)
+    c = client(probe, retry=RetryPolicy(max_attempts=4, max_wait=60))
+    with pytest.raises(VendorHTTPError, match="asks to wait 3600s"):
+        c.get("/items")
+
+
+def test_timeout_then_recovery(probe: Sandbox):
+    probe.faults.add("slow", vendor="probe", delay=1.5, times=1)
+    c = VendorHTTPClient(
+        vendor="probe", base_url=probe.url("probe"), timeout=(1, 0.5),
+        retry=RetryPolicy(max_attempts=3, backoff_base=0.01),
+    )
+    assert c.get_json("/items")["total"] == 5
+    assert c.stats.retries == 1
+
+
+def test_timeouts_exhausted_name_the_timeout(probe: Sandbox):
+    probe.faults.add("slow", vendor="probe", delay=1.0, times=None)
+    c = VendorHTTPClient(
+        vendor="probe", base_url=probe.url("probe"), timeout=(1, 0.3),
+        retry=RetryPolicy(max_attempts=2, backoff_base=0.01),
+    )
+    with pytest.raises(VendorHTTPError, match=r"read timed out after 0.3s \(gave up after 2"):
+        c.get("/items")
+
+
+def test_dropped_connection_is_retried(probe: Sandbox):
+    probe.faults.add("disconnect", vendor="probe", times=1)
+    assert client(probe).get_json("/items")["total"] == 5
+
+
+def test_non_idempotent_request_not_retried_after_dropped_connection(probe: Sandbox):
+    probe.faults.add("disconnect", vendor="probe", times=1)
+    with pytest.raises(VendorHTTPError, match="connection failed"):
+        client(probe).post("/items", idempotent=False)
+
+
+def test_malformed_body_is_a_clear_error(probe: Sandbox):
+    probe.faults.add("malformed", vendor="probe", times=1)
+    with pytest.raises(VendorResponseError, match="malformed JSON body"):
+        client(probe).get_json("/items")
+
+
+def test_wrong_typed_record_fault(probe: Sandbox):
+    probe.faults.add("wrong_type", vendor="probe", field="value", times=1)
+    body = client(probe).get_json("/items")
+    assert body["list"][0]["value"] == "not-a-number"
+    assert body["list"][1]["value"] == 10
+
+
+def test_404_can_be_an_answer(probe: Sandbox):
+    response = client(probe).get("/missing", ok_statuses=(404,))
+    assert response.status_code == 404
+    with pytest.raises(VendorHTTPError, match="HTTP 404: not found"):
+        client(probe).get("/missing")
+
+
+def test_exhausted_rate_window_defers_the_next_call(probe: Sandbox):
+    probe.vendor("probe").remaining = 1  # the next answer says Remaining: 0
+    slept: list[float] = []
+    c = client(probe, sleep=lambda s: (slept.append(s), time.sleep(s)))
+    c.get("/limited")
+    c.get("/limited")
+    assert slept and slept[0] > 0  # waited for X-Rate-Limit-Reset instead of hitting a 429
+
+
+def test_auth_error_never_shows_the_key(probe: Sandbox):
+    c = client(probe, headers={"x-api-key": "wrong_key_987654"}, secrets=["wrong_key_987654"])
+    with pytest.raises(VendorAuthError) as err:
+        c.get("/secure")
+    assert "HTTP 403" in str(err.value)
+    assert "wrong_key_987654" not in str(err.value)
+    ok = client(probe, headers={"x-api-key": SECRET}, secrets=[SECRET])
+    assert ok.get_json("/secure") == {"ok": True}
+
+
+def test_parse_retry_after_forms():
+    assert parse_retry_after("2") == 2.0
+    assert parse_retry_after("0.5") == 0.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None

@@ -1,0 +1,136 @@
+"""The bulk upsert helper on SQLite and Postgres: counts, no-op re-runs, transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from sync_pipelines.warehouse import Warehouse
+
+
+@pytest.fixture
+def items(warehouse: Warehouse) -> str:
+    """A scratch table with the kinds of columns sources use."""
+    from sync_pipelines.warehouse.types import JSONType, Money, Timestamp
+
+    meta = sa.MetaData()
+    sa.Table(
+        "test_items",
+        meta,
+        sa.Column("source", sa.String(16), primary_key=True),
+        sa.Column("source_id", sa.String(32), primary_key=True),
+        sa.Column("name", sa.Text),
+        sa.Column("price", Money),
+        sa.Column("active", sa.Boolean),
+        sa.Column("payload", JSONType),
+        sa.Column("changed_at", Timestamp),
+        sa.Column("first_seen_at", Timestamp),
+        sa.Column("last_seen_at", Timestamp),
+        sa.Column("synced_at", Timestamp, nullable=False),
+    )
+    meta.create_all(warehouse.engine)
+    return "test_items"
+
+
+def row(i: int, **over):
+    base = {
+        "source": "a",
+        "source_id": str(i),
+        "name": f"item {i}",
+        "price": Decimal("10.50") + i,
+        "active": i % 2 == 0,
+        "payload": {"b": [1, 2], "a": "x", "n": None},
+        "changed_at": dt.datetime(2026, 1, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=9))),
+        "first_seen_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        "last_seen_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    }
+    base.update(over)
+    return base
+
+
+def test_insert_update_unchanged_counts(warehouse: Warehouse, items: str):
+    opts = {"insert_only": ("first_seen_at",), "compare_exclude": ("last_seen_at",)}
+    with warehouse.transaction() as tx:
+        counts = tx.upsert(items, [row(i) for i in range(10)], **opts)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (10, 0, 0)
+
+    later = dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)
+    changed = [row(i, last_seen_at=later, first_seen_at=later) for i in range(10)]
+    changed[3]["name"] = "renamed"
+    changed[4]["payload"] = {"a": "x", "b": [1, 2, 3], "n": None}
+    changed[5]["price"] = None
+    with warehouse.transaction() as tx:
+        counts = tx.upsert(items, changed + [row(10)], **opts)
+    assert (counts.inserted, counts.updated, counts.unchanged) == (1, 3, 7)
+
+    with warehouse.engine.connect() as conn:
+        rows = {r.source_id: r for r in conn.execute(sa.text("SELECT * FROM test_items"))}
+    assert rows["3"].name == "renamed"
+    assert rows["5"].price is None
+    # insert_only column kept its first value; compare_exclude column written with the change only
+    assert str(rows["3"].first_seen_at).startswith("2026-01-01")
+    assert str(rows["3"].last_seen_at).startswith("2026-02-01")
+    assert str(rows["2"].last_seen_at).startswith("2026-01-01")
+
+
+def test_same_rows_again_change_nothing(warehouse: Warehouse, items: str):
+    rows = [row(i) for i in range(500)]
+    first = warehouse.upsert(items, rows, batch_size=200)
+    assert first.inserted == 500
+    with warehouse.engine.connect() as conn:
+        stamps_before = dict(conn.execute(sa.text("SELECT source_id, synced_at FROM test_items")).all())
+    again = warehouse.upsert(items, [row(i) for i in range(500)], batch_size=200)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 500)
+    with warehouse.engine.connect() as conn:
+        stamps_after = dict(conn.execute(sa.text("SELECT source_id, synced_at FROM test_items")).all())
+    assert stamps_after == stamps_before  # nothing was written, not even synced_at
+
+
+def test_duplicate_keys_in_one_batch_last_wins(warehouse: Warehouse, items: str):
+    with warehouse.transaction() as tx:
+        counts = tx.upsert(items, [row(1, name="first"), row(1, name="second")])
+    assert counts.inserted == 1 and counts.total == 1
+    with warehouse.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT name FROM test_items")).scalar_one() == "second"
+
+
+def test_batch_rolls_back_with_its_cursor(warehouse: Warehouse, items: str):
+    with pytest.raises(RuntimeError):
+        with warehouse.transaction() as tx:
+            tx.upsert(items, [row(1)])
+            tx.set_cursor("test", "items", {"page": 1})
+            raise RuntimeError("crash between batch and commit")
+    assert warehouse.count(items) == 0
+    assert warehouse.get_cursor("test", "items") is None
+
+    with warehouse.transaction() as tx:
+        tx.upsert(items, [row(1)])
+        tx.set_cursor("test", "items", {"page": 1})
+    assert warehouse.count(items) == 1
+    assert warehouse.get_cursor("test", "items") == {"page": 1}
+
+
+def test_unknown_column_and_missing_key_are_clear_errors(warehouse: Warehouse, items: str):
+    with pytest.raises(ValueError, match="unknown column 'colour'"):
+        with warehouse.transaction() as tx:
+            tx.upsert(items, [row(1, colour="red")])
+    with pytest.raises(ValueError, match="key column"):
+        with warehouse.transaction() as tx:
+            tx.upsert(items, [row(1, source_id=None)])
+
+
+def test_rejects_are_idempotent_and_resolvable(warehouse: Warehouse):
+    with warehouse.transaction() as tx:
+        tx.reject("test", "items", 7, "price is not a number", {"price": "abc"})
+        tx.reject("test", "items", 7, "price is not a number", {"price": "abc"})
+        tx.reject("test", "items", 8, "token=supersecretvalue leaked", None)
+    rejects = {r["record_key"]: r for r in warehouse.rejects("test", "items")}
+    assert set(rejects) == {"7", "8"}
+    assert rejects["7"]["payload"] == {"price": "abc"}
+    assert "supersecretvalue" not in rejects["8"]["reason"]
+    with warehouse.transaction() as tx:
+        assert tx.resolve_rejects("test", "items", [7]) == 1
+    assert [r["record_key"] for r in warehouse.rejects("test")] == ["8"]

@@ -1,0 +1,86 @@
+"""Postgres-specific promises of the warehouse: no-op re-upserts and clear outage errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from sync_pipelines.warehouse import Warehouse, WarehouseUnavailableError
+
+pytestmark = pytest.mark.postgres
+
+ROWS = 50_000
+
+
+def _stat_updates(warehouse: Warehouse, table: str) -> tuple[int, int]:
+    # The statistics collector reports asynchronously; force a fresh snapshot.
+    with warehouse.engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    time.sleep(0.2)
+    with warehouse.engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        row = conn.execute(
+            sa.text("SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE relname = :t"), {"t": table}
+        ).one()
+    return int(row.n_tup_ins), int(row.n_tup_upd)
+
+
+def test_50k_rows_again_are_all_unchanged_and_n_tup_upd_does_not_move(pg_url: str):
+    warehouse = Warehouse.for_url(pg_url)
+    with warehouse.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE bench_items (id bigint PRIMARY KEY, name text, price numeric(18,2), "
+                "payload jsonb, updated_at timestamptz, synced_at timestamptz NOT NULL)"
+            )
+        )
+    rows = [
+        {"id": i, "name": f"item {i}", "price": i / 4, "payload": {"i": i, "tags": ["a", "b"]},
+         "updated_at": "2026-01-01T00:00:00+00:00"}
+        for i in range(ROWS)
+    ]
+    first = warehouse.upsert("bench_items", rows)
+    assert (first.inserted, first.updated, first.unchanged) == (ROWS, 0, 0)
+    _, updates_before = _stat_updates(warehouse, "bench_items")
+
+    second = warehouse.upsert("bench_items", rows)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 0, ROWS)
+    _, updates_after = _stat_updates(warehouse, "bench_items")
+    assert updates_after == updates_before
+
+    rows[7]["name"] = "changed"
+    third = warehouse.upsert("bench_items", rows)
+    assert (third.inserted, third.updated, third.unchanged) == (0, 1, ROWS - 1)
+    assert _stat_updates(warehouse, "bench_items")[1] == updates_before + 1
+    warehouse.dispose()
+
+
+def test_database_outage_is_a_clear_redacted_error():
+    # Nothing listens on port 1: the error must say which database (no password) and why.
+    warehouse = Warehouse("postgresql://sync:hunter2secret@127.0.0.1:1/sync")
+    with pytest.raises(WarehouseUnavailableError) as err:
+        warehouse.migrate()
+    message = str(err.value)
+    assert "127.0.0.1:1/sync" in message and "unavailable while migrating" in message
+    assert "hunter2secret" not in message
+    warehouse.dispose()
+
+
+def test_server_restart_mid_run_recovers_on_next_transaction(pg_url: str):
+    """pool_pre_ping: connections killed by a restart are replaced, not reused."""
+    warehouse = Warehouse.for_url(pg_url)
+    with warehouse.transaction() as tx:
+        tx.set_cursor("s", "e", 1)
+    with warehouse.engine.connect() as conn:
+        conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    with warehouse.transaction() as tx:
+        tx.set_cursor("s", "e", 2)
+    assert warehouse.get_cursor("s", "e") == 2
+    warehouse.dispose()
