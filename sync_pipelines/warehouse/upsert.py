@@ -166,6 +166,17 @@ def _copy_csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> i
 
 
 def _upsert_postgres(conn, table, columns, records, key, compare, update) -> UpsertCounts:
+    try:
+        return _upsert_postgres_raw(conn, table, columns, records, key, compare, update)
+    except conn.dialect.dbapi.Error as exc:
+        # The raw cursor bypasses SQLAlchemy's error translation: restore it, so callers see
+        # sa.exc.IntegrityError / OperationalError on both dialects alike.
+        raise sa.exc.DBAPIError.instance(
+            f"upsert into {table.name}", None, exc, conn.dialect.dbapi.Error
+        ) from exc
+
+
+def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) -> UpsertCounts:
     target = _table_ref(conn, table)
     stage = f"_sync_stage_{next(_stage_ids)}"
     cols = ", ".join(_q(conn, c) for c in columns)
