@@ -22,7 +22,6 @@ import sys
 import time
 import tracemalloc
 import uuid
-from decimal import Decimal
 
 import sqlalchemy as sa
 
