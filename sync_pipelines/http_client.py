@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import logging
 import random
 import threading
 import time
@@ -25,9 +24,9 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from sync_pipelines.redaction import redact, redact_url, register_secret
+from sync_pipelines.redaction import get_logger, redact, redact_url, register_secret
 
-log = logging.getLogger("sync_pipelines.http")
+log = get_logger("sync_pipelines.http")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _TRANSPORT_ERRORS = (

@@ -114,9 +114,23 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_redaction(logger_names: Iterable[str] = ("sync_pipelines", "urllib3", "requests")) -> None:
-    """Attach :class:`RedactingFilter` to our loggers (idempotent)."""
+# urllib3 logs full request URLs (query strings included) at DEBUG.
+THIRD_PARTY_LOGGERS = ("urllib3.connectionpool", "requests")
+
+
+def install_log_redaction(logger_names: Iterable[str] = THIRD_PARTY_LOGGERS) -> None:
+    """Attach :class:`RedactingFilter` to the named loggers (idempotent).
+
+    A logger's filters apply only to records logged on that very logger (not its
+    children), so every module logger of ours comes from :func:`get_logger`.
+    """
     for name in logger_names:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A module logger whose records are redacted, plus redaction on third-party HTTP loggers."""
+    install_log_redaction((name, *THIRD_PARTY_LOGGERS))
+    return logging.getLogger(name)

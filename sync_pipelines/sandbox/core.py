@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import json
-import logging
 import pkgutil
 import random
 import re
@@ -28,7 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-log = logging.getLogger("sync_pipelines.sandbox")
+from sync_pipelines.redaction import get_logger
+
+log = get_logger("sync_pipelines.sandbox")
 
 
 # -- clock ------------------------------------------------------------------------------

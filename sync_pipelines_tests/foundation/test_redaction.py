@@ -6,7 +6,7 @@ import logging
 
 from sync_pipelines.redaction import (
     RedactingFilter,
-    install_log_redaction,
+    get_logger,
     redact,
     redact_mapping,
     redact_url,
@@ -41,11 +41,9 @@ def test_urls_and_headers():
 
 
 def test_log_records_are_redacted(caplog):
-    install_log_redaction()
-    logger = logging.getLogger("sync_pipelines.test")
-    assert any(isinstance(f, RedactingFilter) for f in logging.getLogger("sync_pipelines").filters)
-    handler_filter = RedactingFilter()
-    caplog.handler.addFilter(handler_filter)
+    logger = get_logger("sync_pipelines.test")
+    assert any(isinstance(f, RedactingFilter) for f in logger.filters)
+    assert any(isinstance(f, RedactingFilter) for f in logging.getLogger("urllib3.connectionpool").filters)
     with caplog.at_level(logging.INFO, logger="sync_pipelines.test"):
         logger.info("refreshing with refresh_token=%s", "RT-55555555")
     assert "RT-55555555" not in caplog.text
