@@ -1,0 +1,82 @@
+"""``odoo_archive_job``: move rows Odoo deleted, or cancelled long ago, into archive tables.
+
+A row moves when ``deleted_at`` (set by a full sync) or, for invoices and purchase/sale
+orders in state ``cancel``, its Odoo ``write_date`` (a cancelled record's last change) is
+older than ``retention_days``. Moving is copy-then-delete in one transaction per batch
+(:func:`sync_pipelines.archive.archive_rows`), so a row is always in exactly one table.
+A later sync does not bring an archived record back unless Odoo changed it since.
+"""
+
+import datetime as dt
+
+import sqlalchemy as sa
+from dagster import Config, OpExecutionContext, Output, in_process_executor, job, op
+from pydantic import Field
+
+from sync_pipelines.archive import archive_rows
+from sync_pipelines.odoo.settings import DEFAULT_ARCHIVE_RETENTION_DAYS, MODEL_SPECS, ModelSpec
+from sync_pipelines.warehouse import WarehouseResource, utcnow
+
+
+class OdooArchiveConfig(Config):
+    retention_days: int = Field(
+        default=DEFAULT_ARCHIVE_RETENTION_DAYS,
+        description="move rows deleted in Odoo, or cancelled, for more than this many days",
+    )
+    as_of: str | None = Field(
+        default=None, description="ISO date-time to compute the retention from (default: now, UTC)"
+    )
+
+
+def parse_as_of(value: str | None) -> dt.datetime:
+    if not value:
+        return utcnow()
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def archive_condition(spec: ModelSpec, cutoff: dt.datetime):
+    def where(table: sa.Table):
+        deleted = sa.and_(table.c.deleted_at.is_not(None), table.c.deleted_at < cutoff)
+        if not spec.cancellable:
+            return deleted
+        return sa.or_(deleted, sa.and_(table.c.state == "cancel", table.c.write_date < cutoff))
+
+    return where
+
+
+@op(description="Move Odoo rows deleted or cancelled for more than retention_days to *_archive tables.")
+def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, warehouse: WarehouseResource):
+    if config.retention_days < 0:
+        raise ValueError("retention_days must be >= 0")
+    as_of = parse_as_of(config.as_of)
+    cutoff = as_of - dt.timedelta(days=config.retention_days)
+    wh = warehouse.get_warehouse()
+    archived_at = utcnow()
+    moved: dict[str, int] = {}
+    for spec in MODEL_SPECS:
+        result = archive_rows(
+            wh, table=spec.table, archive_table=spec.archive_table,
+            where=archive_condition(spec, cutoff), archived_at=archived_at,
+        )
+        moved[spec.table] = result.moved
+        if result.moved:
+            context.log.info(f"archived {result.moved} row(s) of {spec.table}, e.g. ids {result.keys_sample[:10]}")
+    total = sum(moved.values())
+    yield Output(
+        moved,
+        metadata={"moved": total, **{f"moved_{t}": n for t, n in moved.items()}, "cutoff": cutoff.isoformat()},
+    )
+
+
+@job(
+    name="odoo_archive_job",
+    tags={"sync_pipelines/source": "odoo"},
+    executor_def=in_process_executor,
+    description="Archive Odoo rows deleted in Odoo or cancelled for more than N days (default 30).",
+)
+def odoo_archive_job():
+    odoo_archive_rows()

@@ -1,0 +1,250 @@
+"""Odoo external API client over JSON-RPC (``POST /jsonrpc``), built on :class:`VendorHTTPClient`.
+
+``common.login`` turns (database, user, API key) into a uid; every read is then
+``object.execute_kw(db, uid, key, model, method, args, kwargs)``. Odoo reports faults with
+HTTP 200 and an ``error`` member: they become :class:`OdooError` subclasses whose message
+names the fault (access denied, session expired, model missing) and carries Odoo's own
+message, never its ``debug`` traceback and never the API key.
+
+Reads page by keyset on (``write_date``, ``id``), never by offset: a record whose
+write_date changes while a sync pages through moves *ahead* of the keyset position and is
+read again later, instead of shifting the pages and making the sync skip a neighbour.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync_pipelines.http_client import (
+    RetryPolicy,
+    VendorAuthError,
+    VendorError,
+    VendorHTTPClient,
+    VendorResponseError,
+)
+from sync_pipelines.odoo.settings import KEYSET_ORDER
+
+VENDOR = "odoo"
+ENDPOINT = "POST /jsonrpc"
+
+
+class OdooError(VendorError):
+    """A JSON-RPC fault from Odoo (message redacted, without Odoo's debug traceback)."""
+
+
+class OdooAccessDeniedError(OdooError, VendorAuthError):
+    """Login refused or ``odoo.exceptions.AccessDenied``: wrong database, user or API key."""
+
+
+class OdooSessionExpiredError(OdooError, VendorAuthError):
+    """Fault code 100 ("Odoo Session Expired") that a fresh login did not cure."""
+
+
+class OdooModelMissingError(OdooError):
+    """The model does not exist on that database (its app is not installed): code 404 or KeyError."""
+
+
+def keyset_domain(after: tuple[str, int] | None) -> list:
+    """Records strictly after (write_date, id) in keyset order."""
+    if after is None:
+        return []
+    write_date, record_id = after
+    return ["|", ("write_date", ">", write_date), "&", ("write_date", "=", write_date), ("id", ">", record_id)]
+
+
+@dataclass
+class OdooClient:
+    """One authenticated connection to an Odoo database."""
+
+    url: str
+    db: str
+    username: str
+    api_key: str = field(repr=False)
+    timeout: tuple[float, float] = (5.0, 60.0)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        self.http = VendorHTTPClient(
+            vendor=VENDOR,
+            base_url=self.url,
+            timeout=self.timeout,
+            retry=self.retry,
+            headers={"Content-Type": "application/json"},
+            secrets=[self.api_key],
+            sleep=self.sleep,
+        )
+        self._ids = itertools.count(1)
+        self._uid: int | None = None
+
+    @property
+    def stats(self):
+        return self.http.stats
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> OdooClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- JSON-RPC -------------------------------------------------------------------------
+
+    def call(self, service: str, method: str, *args: Any) -> Any:
+        """One JSON-RPC call; returns ``result`` or raises the matching :class:`OdooError`."""
+        payload = {
+            "jsonrpc": "2.0",
+            "method": "call",
+            "id": next(self._ids),
+            "params": {"service": service, "method": method, "args": list(args)},
+        }
+        # Reads are idempotent: VendorHTTPClient retries 429/5xx and dropped connections.
+        response = self.http.post("jsonrpc", json_body=payload)
+        body = self.http.decode_json(response)
+        if not isinstance(body, dict) or ("result" not in body and "error" not in body):
+            raise VendorResponseError(VENDOR, ENDPOINT, f"not a JSON-RPC answer: {str(body)[:120]!r}")
+        if body.get("error") is not None:
+            raise self._fault_error(body["error"], service, method, args)
+        return body["result"]
+
+    def _fault_error(self, error: Any, service: str, method: str, args: Sequence[Any]) -> OdooError:
+        error = error if isinstance(error, dict) else {"message": str(error)}
+        data = error.get("data") if isinstance(error.get("data"), dict) else {}
+        code = error.get("code")
+        name = str(data.get("name") or "")
+        # data.message is Odoo's own reason; error.message is the generic "Odoo Server Error".
+        # data.debug (a server traceback) is deliberately never shown.
+        reason = str(data.get("message") or error.get("message") or "unknown fault").strip()
+        what = f"{service}.{method}"
+        if service == "object" and len(args) >= 5:
+            what = f"{args[3]}.{args[4]}"
+        detail = f"{reason} (fault code {code}{', ' + name if name else ''})"
+        if name.endswith(("AccessDenied", "AccessError")):
+            return OdooAccessDeniedError(
+                VENDOR, ENDPOINT,
+                f"Odoo access denied on {what} for user {self.username!r} on database {self.db!r}: {detail}. "
+                "Check ODOO_USERNAME and ODOO_API_KEY (API keys expire) and the user's access rights.",
+            )
+        if code == 100 or "SessionExpired" in name:
+            return OdooSessionExpiredError(VENDOR, ENDPOINT, f"Odoo session expired on {what}: {detail}")
+        if code == 404 or name in ("builtins.KeyError", "KeyError"):
+            model = args[3] if service == "object" and len(args) >= 4 else what
+            return OdooModelMissingError(
+                VENDOR, ENDPOINT,
+                f"Odoo model {model!r} missing on database {self.db!r} (is its app installed?): {detail}",
+            )
+        return OdooError(VENDOR, ENDPOINT, f"Odoo fault on {what}: {detail}")
+
+    # -- authentication -------------------------------------------------------------------
+
+    def login(self) -> int:
+        uid = self.call("common", "login", self.db, self.username, self.api_key)
+        if not isinstance(uid, int) or isinstance(uid, bool) or uid <= 0:
+            raise OdooAccessDeniedError(
+                VENDOR, ENDPOINT,
+                f"Odoo access denied: login refused for user {self.username!r} on database {self.db!r} "
+                "(wrong database, username or API key; check ODOO_DB, ODOO_USERNAME and ODOO_API_KEY)",
+            )
+        self._uid = uid
+        return uid
+
+    @property
+    def uid(self) -> int:
+        return self._uid if self._uid is not None else self.login()
+
+    def execute_kw(self, model: str, method: str, args: list, kwargs: dict | None = None) -> Any:
+        def once() -> Any:
+            return self.call("object", "execute_kw", self.db, self.uid, self.api_key, model, method, args, kwargs or {})
+
+        try:
+            return once()
+        except OdooSessionExpiredError:
+            # API-key calls carry no session, but a proxy or a restarted server may still say
+            # so: log in again once, then give up with the clear error.
+            self._uid = None
+            return once()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def search_read(
+        self,
+        model: str,
+        domain: list,
+        fields: Sequence[str],
+        *,
+        limit: int | None = None,
+        order: str = KEYSET_ORDER,
+        context: dict | None = None,
+    ) -> list[dict]:
+        kwargs: dict[str, Any] = {"fields": list(fields), "order": order}
+        if limit:
+            kwargs["limit"] = limit
+        if context:
+            kwargs["context"] = context
+        result = self.execute_kw(model, "search_read", [domain], kwargs)
+        if not isinstance(result, list):
+            raise VendorResponseError(VENDOR, ENDPOINT, f"{model}.search_read returned {type(result).__name__}, not a list")
+        return result
+
+    def search_count(self, model: str, domain: list, *, context: dict | None = None) -> int:
+        kwargs = {"context": context} if context else {}
+        result = self.execute_kw(model, "search_count", [domain], kwargs)
+        if not isinstance(result, int) or isinstance(result, bool):
+            raise VendorResponseError(VENDOR, ENDPOINT, f"{model}.search_count returned {result!r}, not a number")
+        return result
+
+    def iter_batches(
+        self,
+        model: str,
+        fields: Sequence[str],
+        *,
+        domain: Sequence = (),
+        after: tuple[str, int] | None = None,
+        batch_size: int = 100,
+        delay_seconds: float = 0.0,
+        context: dict | None = None,
+    ) -> Iterator[list[dict]]:
+        """Every record matching ``domain`` after ``after`` = (write_date, id), in keyset order.
+
+        Yields one list per ``search_read`` call; the next call starts after the last
+        record of the previous batch. ``delay_seconds`` pauses between calls.
+        """
+        read_fields = list(dict.fromkeys([*fields, "write_date"]))
+        position = after
+        first = True
+        while True:
+            if not first and delay_seconds > 0:
+                self.sleep(delay_seconds)
+            first = False
+            batch = self.search_read(
+                model, [*keyset_domain(position), *domain], read_fields,
+                limit=batch_size, order=KEYSET_ORDER, context=context,
+            )
+            if not batch:
+                return
+            next_position = _last_keyset_position(batch)
+            if next_position is None or (position is not None and next_position <= position):
+                raise VendorResponseError(
+                    VENDOR, ENDPOINT,
+                    f"{model}.search_read batch has no usable (write_date, id) to page on after {position}; "
+                    "refusing to page by offset",
+                )
+            yield batch
+            if len(batch) < batch_size:
+                return
+            position = next_position
+
+
+def _last_keyset_position(batch: list[dict]) -> tuple[str, int] | None:
+    """(write_date, id) of the last record that has both well-formed (malformed ones are skipped)."""
+    for record in reversed(batch):
+        wd, rid = record.get("write_date"), record.get("id")
+        if isinstance(wd, str) and len(wd) == 19 and isinstance(rid, int) and not isinstance(rid, bool):
+            return (wd, rid)
+    return None

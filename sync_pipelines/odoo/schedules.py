@@ -1,0 +1,51 @@
+"""``odoo_sync_schedule`` (every 2 hours, UTC; the 00:00 tick is a full sync) and the daily archive."""
+
+import datetime as dt
+
+from dagster import (
+    AssetKey,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    schedule,
+)
+
+from sync_pipelines.odoo.archive import odoo_archive_job
+from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
+from sync_pipelines.odoo.settings import auto_sync_specs
+
+
+def sync_run_request(tick: dt.datetime) -> RunRequest:
+    """The run of one schedule tick: ``full`` at 00:00 UTC, ``incremental`` otherwise,
+    over the models ``AUTO_SYNC_TYPES`` selects (all by default)."""
+    mode = "full" if tick.astimezone(dt.timezone.utc).hour == 0 else "incremental"
+    specs = auto_sync_specs()
+    return RunRequest(
+        run_config=run_config_for(specs, mode),
+        asset_selection=[AssetKey(spec.asset_name) for spec in specs],
+        tags={**SOURCE_TAGS, "sync_pipelines/mode": mode, "sync_pipelines/trigger": "odoo_sync_schedule"},
+    )
+
+
+@schedule(
+    name="odoo_sync_schedule",
+    cron_schedule="0 */2 * * *",
+    execution_timezone="UTC",
+    job=odoo_sync_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Odoo sync every 2 hours (UTC); the 00:00 run is full (finds deletions), the others incremental.",
+)
+def odoo_sync_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    return sync_run_request(context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc))
+
+
+@schedule(
+    name="odoo_archive_schedule",
+    cron_schedule="30 3 * * *",
+    execution_timezone="UTC",
+    job=odoo_archive_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Daily: archive Odoo rows deleted or cancelled for more than 30 days.",
+)
+def odoo_archive_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    return RunRequest(tags={"sync_pipelines/source": "odoo", "sync_pipelines/trigger": "odoo_archive_schedule"})

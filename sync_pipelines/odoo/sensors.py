@@ -1,0 +1,74 @@
+"""``odoo_changes_sensor``: request a sync only when Odoo has changes ("smart" sync).
+
+Every 5 minutes it asks Odoo, per model, ``search_count`` of records after the newer of
+(a) the warehouse cursor in ``sync_state`` (what was synced) and (b) the sensor's own
+cursor (what a run was already requested for, so a queued run is not requested twice).
+If some model changed, it requests one ``odoo_sync_job`` run (incremental) for the
+changed models only and moves its cursor to their newest (write_date, id).
+"""
+
+import hashlib
+import json
+
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
+from sync_pipelines.odoo.client import keyset_domain
+from sync_pipelines.odoo.resources import OdooResource
+from sync_pipelines.odoo.settings import SOURCE, auto_sync_specs
+from sync_pipelines.odoo.sync import parse_cursor
+from sync_pipelines.warehouse import WarehouseResource
+
+
+@sensor(
+    name="odoo_changes_sensor",
+    job=odoo_sync_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Asks Odoo whether anything changed since the last sync; requests an incremental run only then.",
+)
+def odoo_changes_sensor(
+    context: SensorEvaluationContext, odoo: OdooResource, warehouse: WarehouseResource
+) -> SensorResult | SkipReason:
+    requested: dict = json.loads(context.cursor) if context.cursor else {}
+    wh = warehouse.get_warehouse()
+    changed, counts, marks = [], {}, dict(requested)
+    with odoo.get_client() as client:
+        for spec in auto_sync_specs():
+            synced = parse_cursor(wh.get_cursor(SOURCE, spec.entity))
+            asked = tuple(requested[spec.entity]) if spec.entity in requested else None
+            baseline = max((p for p in (synced, asked) if p), default=None)
+            domain = [*keyset_domain(baseline), *spec.domain]
+            count = client.search_count(spec.model, domain, context=spec.context)
+            if not count:
+                continue
+            newest = client.search_read(
+                spec.model, domain, ["write_date"], limit=1, order="write_date desc, id desc", context=spec.context
+            )
+            if newest:
+                marks[spec.entity] = [newest[0]["write_date"], newest[0]["id"]]
+            changed.append(spec)
+            counts[spec.entity] = count
+    if not changed:
+        return SkipReason("no Odoo changes since the last sync")
+    new_cursor = json.dumps(marks, sort_keys=True)
+    context.log.info(f"Odoo changes: {counts}; requesting a sync of {[s.entity for s in changed]}")
+    return SensorResult(
+        run_requests=[
+            RunRequest(
+                run_key="odoo-changes-" + hashlib.sha1(new_cursor.encode()).hexdigest()[:16],
+                run_config=run_config_for(changed, "incremental"),
+                asset_selection=[AssetKey(spec.asset_name) for spec in changed],
+                tags={**SOURCE_TAGS, "sync_pipelines/trigger": "odoo_changes_sensor"},
+            )
+        ],
+        cursor=new_cursor,
+    )

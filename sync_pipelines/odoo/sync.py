@@ -1,0 +1,304 @@
+"""Sync one Odoo model into its table: keyset batches, per-batch transactions, rejects, deletions.
+
+For every batch ``search_read`` returns, in ONE destination transaction:
+
+1. map each record to a row (``models.py``); a malformed record becomes a reject;
+2. invoices only: a record whose (company, move type, name) is already held by another
+   invoice id (in the table or earlier in the batch) becomes a reject, detected before the
+   insert so that the contract's unique index never fails the batch;
+3. rows that the archive job moved out and that Odoo has not changed since are skipped (a
+   cancelled invoice stays archived); a changed one comes back and leaves the archive;
+4. upsert the rows (counts inserted / updated / unchanged), record the rejects, forget
+   rejects of records that now landed, and advance the cursor to the batch's last
+   (write_date, id), never backwards.
+
+Incremental runs first retry the records with open rejects (by id), then read from
+``cursor - overlap``; ``full`` runs read everything and finally mark rows whose id Odoo no
+longer returned with ``deleted_at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_pipelines.odoo.client import OdooClient
+from sync_pipelines.odoo.models import RecordRejected, map_record, reject_key
+from sync_pipelines.odoo.settings import INVOICES, KEYSET_ORDER, SOURCE, ModelSpec
+from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, utcnow
+
+log = logging.getLogger("sync_pipelines.odoo")
+
+Position = tuple[str, int]
+
+
+@dataclass
+class SyncReport:
+    entity: str
+    mode: str
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    deleted: int = 0
+    skipped_archived: int = 0
+    retried_rejects: int = 0
+    resolved_rejects: int = 0
+    batches: int = 0
+    cursor: Position | None = None
+    reject_samples: list[str] = field(default_factory=list)
+
+    @property
+    def cursor_text(self) -> str:
+        return f"{self.cursor[0]} id={self.cursor[1]}" if self.cursor else "(none)"
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "fetched": self.fetched,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "deleted": self.deleted,
+            "skipped_archived": self.skipped_archived,
+            "retried_rejects": self.retried_rejects,
+            "batches": self.batches,
+            "cursor": self.cursor_text,
+        }
+
+
+def parse_cursor(value: Any) -> Position | None:
+    if isinstance(value, dict) and isinstance(value.get("write_date"), str):
+        return (value["write_date"], int(value.get("id") or 0))
+    return None
+
+
+def fmt_odoo(ts: dt.datetime) -> str:
+    return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def overlap_start(cursor: Position, overlap_seconds: int) -> Position:
+    """Keyset position ``overlap_seconds`` before the cursor: re-reads that window."""
+    at = dt.datetime.strptime(cursor[0], "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
+    return (fmt_odoo(at - dt.timedelta(seconds=overlap_seconds)), 0)
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value
+
+
+def sync_model(
+    spec: ModelSpec,
+    client: OdooClient,
+    warehouse: Warehouse,
+    *,
+    mode: str = "incremental",
+    batch_size: int = 100,
+    delay_seconds: float = 0.0,
+    overlap_seconds: int = 60,
+    run_id: str | None = None,
+    logger: logging.Logger | Any = log,
+    on_batch: Callable[[SyncReport], None] | None = None,
+) -> SyncReport:
+    """Bring ``spec.table`` up to date with Odoo; returns what was done."""
+    if mode not in ("incremental", "full"):
+        raise ValueError(f"mode must be 'incremental' or 'full', got {mode!r}")
+    report = SyncReport(entity=spec.entity, mode=mode)
+    saved = parse_cursor(warehouse.get_cursor(SOURCE, spec.entity))
+    report.cursor = saved
+    if mode == "incremental":
+        _retry_open_rejects(spec, client, warehouse, report, run_id)
+        after = overlap_start(saved, overlap_seconds) if saved else None
+    else:
+        after = None
+    seen: set[int] = set()
+    for batch in client.iter_batches(
+        spec.model, spec.fields, domain=list(spec.domain), after=after, batch_size=batch_size,
+        delay_seconds=delay_seconds, context=spec.context,
+    ):
+        report.fetched += len(batch)
+        report.batches += 1
+        with warehouse.transaction() as tx:
+            seen.update(_process_batch(tx, spec, batch, report, run_id))
+            position = _batch_position(batch)
+            if position and (report.cursor is None or position > report.cursor):
+                report.cursor = position
+                tx.set_cursor(SOURCE, spec.entity, {"write_date": position[0], "id": position[1]}, run_id)
+        if on_batch:
+            on_batch(report)
+    if mode == "full":
+        _mark_deleted(spec, warehouse, seen, report)
+    if report.rejected:
+        logger.warning(
+            f"odoo {spec.entity}: {report.rejected} record(s) set aside in sync_rejects, e.g. "
+            + "; ".join(report.reject_samples[:5])
+        )
+    return report
+
+
+def _batch_position(batch: list[dict]) -> Position | None:
+    positions = [
+        (r["write_date"], r["id"]) for r in batch
+        if isinstance(r, dict) and isinstance(r.get("write_date"), str) and isinstance(r.get("id"), int)
+    ]
+    return max(positions) if positions else None
+
+
+def _process_batch(
+    tx: WarehouseTransaction, spec: ModelSpec, batch: list[Any], report: SyncReport, run_id: str | None
+) -> set[int]:
+    """Land one batch in ``tx``; returns the Odoo ids it contained (landed or not)."""
+    seen: set[int] = set()
+    rows: list[dict[str, Any]] = []
+    rejects: list[tuple[str, str, Any]] = []
+    for record in batch:
+        key = reject_key(record)
+        if key.isdigit():
+            seen.add(int(key))
+        try:
+            rows.append(map_record(spec, record))
+        except RecordRejected as exc:
+            rejects.append((key, f"malformed record: {exc}", record))
+    if spec.entity == INVOICES.entity:
+        rows, duplicates = _split_duplicate_names(tx, rows)
+        rejects.extend(duplicates)
+    rows = _without_unchanged_archived(tx, spec, rows, report)
+    counts = tx.upsert(spec.table, rows)
+    report.inserted += counts.inserted
+    report.updated += counts.updated
+    report.unchanged += counts.unchanged
+    for key, reason, payload in rejects:
+        tx.reject(SOURCE, spec.entity, key, reason, payload=payload, run_id=run_id)
+        report.rejected += 1
+        if len(report.reject_samples) < 20:
+            report.reject_samples.append(f"id {key}: {reason}")
+    report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, [r["id"] for r in rows])
+    return seen
+
+
+def _split_duplicate_names(
+    tx: WarehouseTransaction, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, Any]]]:
+    """Keep rows whose (company, move type, name) is free; reject those another invoice holds.
+
+    Mirrors the partial unique index: names ``/`` and rows with a NULL part never conflict.
+    The holder already in the table wins; within a batch, the first (oldest write) wins.
+    """
+    def name_key(row: dict[str, Any]) -> tuple | None:
+        if row.get("name") in (None, "/") or row.get("company_id") is None or row.get("move_type") is None:
+            return None
+        return (row["company_id"], row["move_type"], row["name"])
+
+    keyed = [(name_key(r), r) for r in rows]
+    names = sorted({k[2] for k, _ in keyed if k})
+    landing = {r["id"] for r in rows}
+    holders: dict[tuple, int] = {}
+    table = tx.table(INVOICES.table)
+    for i in range(0, len(names), 500):
+        query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
+            table.c.name.in_(names[i : i + 500])
+        )
+        for rid, company_id, move_type, name in tx.execute(query):
+            # A row being re-landed in this batch releases its old name (it may be renamed).
+            if rid not in landing:
+                holders[(company_id, move_type, name)] = rid
+    kept: list[dict[str, Any]] = []
+    rejected: list[tuple[str, str, Any]] = []
+    for key, row in keyed:
+        holder = holders.get(key) if key else None
+        if key and holder is not None and holder != row["id"]:
+            company_id, move_type, name = key
+            rejected.append((
+                str(row["id"]),
+                f"duplicate invoice name {name!r} (company {company_id}, {move_type}) already held by "
+                f"invoice id {holder}; unique (company_id, move_type, name) kept",
+                row["raw"],
+            ))
+            continue
+        if key:
+            holders[key] = row["id"]
+        kept.append(row)
+    return kept, rejected
+
+
+def _without_unchanged_archived(
+    tx: WarehouseTransaction, spec: ModelSpec, rows: list[dict[str, Any]], report: SyncReport
+) -> list[dict[str, Any]]:
+    """Skip records archived by the archive job and unchanged since; un-archive changed ones."""
+    if not rows:
+        return rows
+    archive = tx.table(spec.archive_table)
+    ids = [r["id"] for r in rows]
+    archived: dict[int, Any] = {}
+    for i in range(0, len(ids), 500):
+        query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(ids[i : i + 500]))
+        archived.update({rid: _naive_utc(wd) for rid, wd in tx.execute(query)})
+    if not archived:
+        return rows
+    kept, back = [], []
+    for row in rows:
+        if row["id"] in archived and archived[row["id"]] == _naive_utc(row["write_date"]):
+            report.skipped_archived += 1
+            continue
+        if row["id"] in archived:
+            back.append(row["id"])  # changed in Odoo since archived: live again
+        kept.append(row)
+    if back:
+        tx.execute(archive.delete().where(archive.c.id.in_(back)))
+    return kept
+
+
+def _retry_open_rejects(
+    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None
+) -> None:
+    """Re-read records with open rejects by id: fixed in Odoo (or freed name) -> they land now."""
+    keys = sorted(int(r["record_key"]) for r in warehouse.rejects(SOURCE, spec.entity) if r["record_key"].isdigit())
+    for i in range(0, len(keys), 200):
+        chunk = keys[i : i + 200]
+        batch = client.search_read(
+            spec.model, [("id", "in", chunk), *spec.domain], [*spec.fields, "write_date"],
+            order=KEYSET_ORDER, context=spec.context,
+        )
+        report.fetched += len(batch)
+        report.retried_rejects += len(chunk)
+        with warehouse.transaction() as tx:
+            seen = _process_batch(tx, spec, batch, report, run_id)
+            # Gone from Odoo (or no longer in scope): nothing left to fix.
+            report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, set(chunk) - seen)
+
+
+def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report: SyncReport) -> None:
+    """After a full read: rows Odoo no longer has get ``deleted_at`` (their rejects are dropped)."""
+    table = warehouse.table(spec.table)
+    with warehouse.transaction() as tx:
+        live = {rid for (rid,) in tx.execute(sa.select(table.c.id).where(table.c.deleted_at.is_(None)))}
+        gone = sorted(live - seen)
+        if live and not seen:
+            raise RuntimeError(
+                f"Odoo returned no {spec.model} records at all in a full sync, but {len(live)} rows are live in "
+                f"{spec.table}: refusing to mark them all deleted (wrong database or user lacking access rights?)"
+            )
+        now = utcnow()
+        for i in range(0, len(gone), 500):
+            tx.execute(
+                table.update().where(table.c.id.in_(gone[i : i + 500])).values(deleted_at=now, synced_at=now)
+            )
+        report.deleted = len(gone)
+        rejects = tx.table("sync_rejects")
+        open_keys = [
+            k for (k,) in tx.execute(
+                sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == spec.entity)
+            )
+        ]
+        report.resolved_rejects += tx.resolve_rejects(
+            SOURCE, spec.entity, [k for k in open_keys if k.isdigit() and int(k) not in seen]
+        )
