@@ -1,0 +1,73 @@
+"""The JSON-RPC client against the sandboxed Odoo: login, keyset paging, fault mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from sync_pipelines.odoo.client import (
+    OdooAccessDeniedError,
+    OdooClient,
+    OdooError,
+    OdooModelMissingError,
+)
+from sync_pipelines.odoo.resources import OdooConfigError, OdooResource
+from sync_pipelines.odoo.settings import INVOICES, PRODUCTS
+from sync_pipelines.sandbox.vendors.odoo import API_KEY
+
+
+@pytest.fixture
+def client(sandbox):
+    with OdooResource().get_client() as c:
+        yield c
+
+
+def test_login_and_keyset_paging_reads_every_record_once(client, sandbox):
+    assert client.login() == 2
+    seen = []
+    for batch in client.iter_batches(INVOICES.model, INVOICES.fields, domain=list(INVOICES.domain), batch_size=4):
+        assert len(batch) <= 4
+        seen.extend((r["write_date"], r["id"]) for r in batch)
+    assert seen == sorted(seen)
+    assert len(seen) == len({i for _, i in seen})
+    expected = client.search_count(INVOICES.model, list(INVOICES.domain))
+    assert len(seen) == expected > 0
+    record = next(r for b in client.iter_batches(INVOICES.model, INVOICES.fields, batch_size=100) for r in b)
+    assert isinstance(record["partner_id"], list) or record["partner_id"] is False
+
+
+def test_archived_products_only_with_active_test_false(client):
+    visible = client.search_count(PRODUCTS.model, [])
+    everything = client.search_count(PRODUCTS.model, [], context={"active_test": False})
+    assert everything > visible
+
+
+def test_wrong_api_key_is_a_clear_access_denied_without_the_key(sandbox):
+    bad = OdooClient(url=sandbox.url("odoo"), db="sandbox", username="sync@example.com", api_key="wrong-key-123456")
+    with pytest.raises(OdooAccessDeniedError) as err:
+        bad.login()
+    assert "access denied" in str(err.value).lower()
+    assert "wrong-key-123456" not in str(err.value)
+
+
+def test_access_denied_fault_maps_without_debug_or_key(client, sandbox):
+    client.login()
+    sandbox.vendors["odoo"].control("access_denied", {"on": True})
+    with pytest.raises(OdooAccessDeniedError) as err:
+        client.search_count(INVOICES.model, [])
+    text = str(err.value)
+    assert "access denied" in text.lower()
+    assert API_KEY not in text
+    assert "Traceback" not in text
+
+
+def test_missing_model_and_other_faults(client):
+    with pytest.raises(OdooModelMissingError, match="mrp.production"):
+        client.search_count("mrp.production", [])
+    with pytest.raises(OdooError, match="Invalid field"):
+        client.search_read(INVOICES.model, [], ["no_such_field"], limit=1)
+
+
+def test_missing_settings_name_the_variable(monkeypatch, sandbox):
+    monkeypatch.delenv("ODOO_API_KEY")
+    with pytest.raises(OdooConfigError, match="ODOO_API_KEY"):
+        OdooResource().get_client()

@@ -1,0 +1,217 @@
+"""Issue 4 acceptance, against the sandboxed Odoo, on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sync_pipelines.odoo.settings import (
+    INVOICES,
+    MODEL_SPECS,
+    PRODUCTS,
+    PURCHASE_ORDER_LINES,
+    SOURCE,
+)
+from sync_pipelines.sandbox.vendors.odoo import API_KEY
+
+OTHER_SPECS = [s for s in MODEL_SPECS if s is not PURCHASE_ORDER_LINES]
+
+
+def test_initial_sync_lands_every_record_of_the_five_models_exactly_once(odoo):
+    run = odoo.sync()  # no cursor yet: an incremental run reads everything
+    assert run.success
+    for spec in MODEL_SPECS:
+        rows = odoo.rows(spec.table)
+        ids = [r["id"] for r in rows]
+        assert len(ids) == len(set(ids))
+        assert set(ids) == odoo.odoo_ids(spec), spec.table
+        meta = run.meta(spec)
+        assert meta["inserted"] == len(ids) and meta["fetched"] == len(ids)
+        assert meta["updated"] == meta["rejected"] == meta["deleted"] == 0
+        assert odoo.warehouse.get_cursor(SOURCE, spec.entity)["write_date"] == max(
+            r["write_date"] for r in odoo.vendor.records[spec.model].values() if r["id"] in set(ids)
+        )
+    # every move type and state is there (cancellations propagate), journal entries are not
+    invoices = odoo.rows(INVOICES.table)
+    assert {r["state"] for r in invoices} == {"draft", "posted", "cancel"}
+    assert "entry" not in {r["move_type"] for r in invoices}
+    assert len({r["move_type"] for r in invoices}) == 6
+    assert not all(r["active"] for r in odoo.rows(PRODUCTS.table))  # archived products too
+    line = odoo.rows(PURCHASE_ORDER_LINES.table)[0]
+    assert line["order_id"] and line["product_name"] and line["qty_received"] is not None
+    # a second run finds nothing new and writes nothing
+    again = odoo.sync()
+    for spec in MODEL_SPECS:
+        meta = again.meta(spec)
+        assert meta["inserted"] == meta["updated"] == 0
+
+
+def test_qty_received_change_on_an_old_po_line_updates_only_that_row(odoo):
+    odoo.sync()
+    oldest = min(odoo.vendor.records["purchase.order.line"].values(), key=lambda r: (r["write_date"], r["id"]))
+    new_qty = oldest["product_qty"] + 3
+    before = {s.table: odoo.rows(s.table) for s in OTHER_SPECS}
+    odoo.control("set_qty_received", line_id=oldest["id"], qty=new_qty)
+
+    run = odoo.sync()
+    lines = run.meta(PURCHASE_ORDER_LINES)
+    assert (lines["updated"], lines["inserted"], lines["rejected"]) == (1, 0, 0)
+    assert float(odoo.row(PURCHASE_ORDER_LINES.table, oldest["id"])["qty_received"]) == new_qty
+    for spec in OTHER_SPECS:
+        meta = run.meta(spec)
+        assert meta["inserted"] == meta["updated"] == meta["deleted"] == 0, spec.table
+        assert odoo.rows(spec.table) == before[spec.table]
+
+
+def test_records_written_in_the_same_second_across_a_batch_boundary_are_all_synced(odoo):
+    odoo.sync()
+    ids = sorted(odoo.vendor.records["account.move"])[::7][:5]  # five invoices, one write, same second
+    stamp = odoo.control("touch", model="account.move", ids=ids, values={"ref": "same-second"})
+    run = odoo.sync(types="invoices", batch_size=2)
+    meta = run.meta(INVOICES)
+    assert meta["updated"] == 5 and meta["batches"] >= 3
+    assert {r["id"] for r in odoo.rows(INVOICES.table, "ref = 'same-second'")} == set(ids)
+    assert odoo.warehouse.get_cursor(SOURCE, INVOICES.entity) == {"write_date": stamp, "id": ids[-1]}
+
+
+def test_overlap_catches_a_lower_id_written_in_the_cursor_second_after_a_run(odoo):
+    """Odoo stamps write_date at transaction start: a record can show up after the sync read
+    a later id of the same second. The overlap re-read catches it."""
+    odoo.sync()
+    odoo.sandbox.clock.freeze()
+    ids = sorted(odoo.vendor.records["account.move"])
+    odoo.control("write", model="account.move", id=ids[-1], values={"ref": "first"})
+    odoo.sync(types="invoices")
+    odoo.control("write", model="account.move", id=ids[0], values={"ref": "late, same second, lower id"})
+    run = odoo.sync(types="invoices")
+    assert run.meta(INVOICES)["updated"] == 1
+    assert odoo.row(INVOICES.table, ids[0])["ref"] == "late, same second, lower id"
+
+
+def test_a_record_modified_while_the_run_pages_is_neither_skipped_nor_duplicated(odoo):
+    first = min(odoo.vendor.records["account.move"].values(), key=lambda r: (r["write_date"], r["id"]))
+    # after the 2nd search_read the first invoice (already read) is written again: with
+    # offset paging every later record would shift one place and one would be skipped.
+    odoo.control("bump_after_calls", model="account.move", id=first["id"], after=2, values={"amount_total": 999.0})
+    run = odoo.sync(types="invoices", batch_size=5)
+    assert run.success
+    rows = odoo.rows(INVOICES.table)
+    assert sorted(r["id"] for r in rows) == sorted(odoo.odoo_ids(INVOICES))
+    assert float(odoo.row(INVOICES.table, first["id"])["amount_total"]) == 999.0
+    meta = run.meta(INVOICES)
+    assert meta["fetched"] == len(rows) + 1  # the modified one was read twice, stored once
+    assert meta["inserted"] == len(rows) and meta["updated"] == 1
+
+
+def test_cancelled_invoice_becomes_cancel_and_deleted_one_gets_deleted_at_after_full(odoo):
+    odoo.sync()
+    posted = [r["id"] for r in odoo.vendor.records["account.move"].values()
+              if r["state"] == "posted" and r["move_type"] != "entry"]
+    cancelled, deleted = posted[0], posted[1]
+    odoo.control("cancel_invoice", id=cancelled)
+    odoo.control("delete", model="account.move", id=deleted)
+
+    odoo.sync()
+    assert odoo.row(INVOICES.table, cancelled)["state"] == "cancel"
+    assert odoo.row(INVOICES.table, deleted)["deleted_at"] is None  # incremental cannot see deletions
+
+    run = odoo.sync(mode="full")
+    assert run.meta(INVOICES)["deleted"] == 1
+    assert odoo.row(INVOICES.table, deleted)["deleted_at"] is not None
+    assert odoo.rows(INVOICES.table, "deleted_at IS NOT NULL")[0]["id"] == deleted
+    assert odoo.row(INVOICES.table, cancelled)["deleted_at"] is None
+    assert sum(run.meta(s)["deleted"] for s in MODEL_SPECS) == 1
+
+
+def test_access_denied_fault_fails_the_run_with_a_clear_message_and_no_secret(odoo):
+    odoo.control("access_denied", on=True)
+    run = odoo.sync(types="invoices", raise_on_error=False)
+    assert not run.success
+    text = run.failure_text()
+    assert "access denied" in text.lower()
+    assert API_KEY not in text
+    assert odoo.rows(INVOICES.table) == []
+
+
+def test_duplicate_name_and_malformed_records_go_to_rejects_and_the_check_fails(odoo):
+    odoo.sync()
+    posted = next(r for r in odoo.vendor.records["account.move"].values()
+                  if r["state"] == "posted" and r["move_type"] != "entry")
+    duplicate = odoo.control("duplicate_invoice_name", id=posted["id"])
+    malformed = next(r["id"] for r in odoo.vendor.records["account.move"].values()
+                     if r["id"] != posted["id"] and r["move_type"] != "entry")
+    odoo.control("wrong_type", model="account.move", id=malformed, field="amount_total", value="12,50 EUR")
+    fine = odoo.control("cancel_invoice", id=max(odoo.odoo_ids(INVOICES) - {duplicate, malformed}))["id"]
+
+    run = odoo.sync(types="invoices")
+    assert run.success  # the rest of the batch landed
+    meta = run.meta(INVOICES)
+    assert meta["rejected"] == 2 and meta["updated"] == 1
+    assert odoo.row(INVOICES.table, fine)["state"] == "cancel"
+    assert odoo.row(INVOICES.table, duplicate) is None
+    reasons = {r["record_key"]: r["reason"] for r in odoo.rejects(INVOICES.entity)}
+    assert "duplicate invoice name" in reasons[str(duplicate)] and str(posted["id"]) in reasons[str(duplicate)]
+    assert "amount_total must be a number" in reasons[str(malformed)]
+    checks = run.checks()
+    assert checks[("odoo_invoices", "no_open_rejects")] is False
+    assert checks[("odoo_invoices", "no_duplicate_invoice_names")] is True
+
+    # fixed in Odoo: the next runs retry open rejects by id and clear them
+    odoo.control("write", model="account.move", id=malformed, values={"amount_total": 12.5})
+    odoo.control("delete", model="account.move", id=duplicate)
+    run = odoo.sync(types="invoices")
+    assert odoo.rejects(INVOICES.entity) == []
+    assert float(odoo.row(INVOICES.table, malformed)["amount_total"]) == 12.5
+    assert run.checks()[("odoo_invoices", "no_open_rejects")] is True
+
+
+def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_none(odoo):
+    odoo.sync()
+    now = odoo.sandbox.clock.now()
+    posted = [r["id"] for r in odoo.vendor.records["account.move"].values()
+              if r["state"] == "posted" and r["move_type"] != "entry"]
+    odoo.control("cancel_invoice", id=posted[0])
+    odoo.control("delete", model="account.move", id=posted[1])
+    odoo.sync(mode="full")
+
+    def due(cutoff: dt.datetime) -> dict[str, set[int]]:
+        out = {}
+        for spec in MODEL_SPECS:
+            rows = odoo.rows(spec.table)
+            out[spec.table] = {
+                r["id"] for r in rows
+                if (r["deleted_at"] is not None and _utc(r["deleted_at"]) < cutoff)
+                or (spec.cancellable and r["state"] == "cancel" and _utc(r["write_date"]) < cutoff)
+            }
+        return out
+
+    # 10 days on: the seeded cancellations (a month old) are due, today's are not
+    as_of = now + dt.timedelta(days=10)
+    expected = due(as_of - dt.timedelta(days=30))
+    assert expected[INVOICES.table] and posted[0] not in expected[INVOICES.table]
+    result = odoo.archive(as_of=as_of.isoformat(), retention_days=30)
+    assert result.success
+    for table, ids in expected.items():
+        archived = {r["id"] for r in odoo.rows(f"{table}_archive")}
+        assert archived == ids, table
+        assert not ids & {r["id"] for r in odoo.rows(table)}
+    assert odoo.archive(as_of=as_of.isoformat(), retention_days=30).output_for_node("odoo_archive_rows") == {
+        spec.table: 0 for spec in MODEL_SPECS
+    }
+
+    # a full sync does not bring unchanged archived (cancelled) records back
+    live_before = len(odoo.rows(INVOICES.table))
+    run = odoo.sync(mode="full", types="invoices")
+    assert run.meta(INVOICES)["skipped_archived"] == len(expected[INVOICES.table])
+    assert len(odoo.rows(INVOICES.table)) == live_before
+
+    # 31 days on: today's cancelled and deleted invoices are due too
+    later = now + dt.timedelta(days=31)
+    moved = odoo.archive(as_of=later.isoformat()).output_for_node("odoo_archive_rows")
+    assert moved[INVOICES.table] == 2
+    archived = {r["id"] for r in odoo.rows(f"{INVOICES.table}_archive")}
+    assert {posted[0], posted[1]} <= archived
+    assert odoo.archive(as_of=later.isoformat()).output_for_node("odoo_archive_rows")[INVOICES.table] == 0
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
