@@ -1,0 +1,73 @@
+"""Schedule (00:00 full, else incremental; AUTO_SYNC_TYPES) and the "smart" changes sensor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from dagster import (
+    AssetKey,
+    SensorResult,
+    SkipReason,
+    build_schedule_context,
+    build_sensor_context,
+    instance_for_test,
+)
+
+from sync_pipelines.odoo.resources import OdooResource
+from sync_pipelines.odoo.schedules import odoo_sync_schedule
+from sync_pipelines.odoo.sensors import odoo_changes_sensor
+from sync_pipelines.odoo.settings import MODEL_SPECS, PURCHASE_ORDER_LINES
+from sync_pipelines.warehouse import WarehouseResource
+
+
+def _tick(hour: int):
+    when = dt.datetime(2026, 11, 23, hour, 0, tzinfo=dt.timezone.utc)
+    return odoo_sync_schedule(build_schedule_context(scheduled_execution_time=when))
+
+
+def test_schedule_runs_full_at_midnight_and_incremental_otherwise(monkeypatch):
+    monkeypatch.delenv("AUTO_SYNC_TYPES", raising=False)
+    midnight, two = _tick(0), _tick(2)
+    modes = {op["config"]["mode"] for op in midnight.run_config["ops"].values()}
+    assert modes == {"full"} and len(midnight.run_config["ops"]) == len(MODEL_SPECS)
+    assert {op["config"]["mode"] for op in two.run_config["ops"].values()} == {"incremental"}
+    assert midnight.tags["sync_pipelines/source"] == "odoo"
+    assert len(two.asset_selection) == len(MODEL_SPECS)
+
+
+def test_auto_sync_types_selects_what_scheduled_runs_sync(monkeypatch):
+    monkeypatch.setenv("AUTO_SYNC_TYPES", "invoices,purchases")
+    request = _tick(4)
+    assert {k.path[-1] for k in request.asset_selection} == {
+        "odoo_invoices", "odoo_purchase_orders", "odoo_purchase_order_lines"
+    }
+    assert set(request.run_config["ops"]) == {k.path[-1] for k in request.asset_selection}
+
+
+def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(odoo):
+    odoo.sync()
+    resources = {"odoo": OdooResource(), "warehouse": WarehouseResource()}
+    with instance_for_test() as instance:
+        quiet = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(quiet, SkipReason)
+
+        line = next(iter(odoo.vendor.records["purchase.order.line"].values()))
+        odoo.control("set_qty_received", line_id=line["id"], qty=line["product_qty"])
+        result = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(result, SensorResult)
+        [request] = result.run_requests
+        assert request.asset_selection == [AssetKey(PURCHASE_ORDER_LINES.asset_name)]
+        assert request.tags["sync_pipelines/source"] == "odoo"
+        assert json.loads(result.cursor)[PURCHASE_ORDER_LINES.entity][1] == line["id"]
+
+        # the requested run is not requested again while it waits in the queue
+        again = odoo_changes_sensor(
+            build_sensor_context(cursor=result.cursor, instance=instance, resources=resources)
+        )
+        assert isinstance(again, SkipReason)
+
+        # once the run synced the change, the sensor stays quiet
+        odoo.sync(types=PURCHASE_ORDER_LINES.entity)
+        after = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(after, SkipReason)
