@@ -71,3 +71,25 @@ def test_missing_settings_name_the_variable(monkeypatch, sandbox):
     monkeypatch.delenv("ODOO_API_KEY")
     with pytest.raises(OdooConfigError, match="ODOO_API_KEY"):
         OdooResource().get_client()
+
+
+def test_transient_503_is_retried(client, sandbox):
+    sandbox.faults.add("status", vendor="odoo", status=503, retry_after=0, times=2, path="/jsonrpc")
+    assert client.search_count(INVOICES.model, list(INVOICES.domain)) > 0
+    assert client.stats.retries == 2
+
+
+def test_wrong_type_fault_record_is_rejected_while_the_rest_lands(odoo):
+    # skip the login call; the first search_read answer gets a text amount in one record
+    odoo.sandbox.faults.add("wrong_type", vendor="odoo", path="/jsonrpc", skip=1, field="amount_total")
+    run = odoo.sync(types="invoices")
+    assert run.success
+    meta = run.meta(INVOICES)
+    assert meta["rejected"] == 1 and meta["inserted"] == meta["fetched"] - 1
+    [reject] = odoo.rejects(INVOICES.entity)
+    assert "amount_total must be a number" in reject["reason"]
+    assert run.checks()[("odoo_invoices", "no_open_rejects")] is False
+    # the next run re-reads the rejected record by id and lands it
+    odoo.sync(types="invoices")
+    assert odoo.rejects(INVOICES.entity) == []
+    assert {r["id"] for r in odoo.rows(INVOICES.table)} == odoo.odoo_ids(INVOICES)

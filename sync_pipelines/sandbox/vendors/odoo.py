@@ -78,10 +78,11 @@ class OdooVendor(SandboxVendor):
         self.access_denied_mode = False
         self.sequence: dict[tuple, int] = {}
         now = self.clock.now().replace(microsecond=0)
-        # Seeded history: records spread over the last 30 days, in groups that share a
+        # Seeded history: records spread from about 60 to 25 days ago (so some cancelled
+        # ones are past the archive's 30-day retention), in groups of three that share a
         # second (Odoo stamps a whole transaction with one write_date).
-        base = now - dt.timedelta(days=30)
-        stamps = iter(base + dt.timedelta(minutes=37 * (i // 3)) for i in range(10_000))
+        base = now - dt.timedelta(days=60)
+        stamps = iter(base + dt.timedelta(minutes=16 * 60 + 7, seconds=0) * (i // 3) for i in range(10_000))
 
         for i in range(24):
             self._create("product.product", next(stamps), {
