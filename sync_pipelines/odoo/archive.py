@@ -10,7 +10,7 @@ A later sync does not bring an archived record back unless Odoo changed it since
 import datetime as dt
 
 import sqlalchemy as sa
-from dagster import Config, OpExecutionContext, Output, in_process_executor, job, op
+from dagster import Config, Nothing, OpExecutionContext, Out, Output, in_process_executor, job, op
 from pydantic import Field
 
 from sync_pipelines.archive import archive_rows
@@ -48,7 +48,9 @@ def archive_condition(spec: ModelSpec, cutoff: dt.datetime):
     return where
 
 
-@op(description="Move Odoo rows deleted or cancelled for more than retention_days to *_archive tables.")
+@op(
+    out=Out(Nothing),  # counts go to the output metadata; nothing is pickled by an IO manager
+    description="Move Odoo rows deleted or cancelled for more than retention_days to *_archive tables.")
 def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, warehouse: WarehouseResource):
     if config.retention_days < 0:
         raise ValueError("retention_days must be >= 0")
@@ -67,7 +69,7 @@ def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, wa
             context.log.info(f"archived {result.moved} row(s) of {spec.table}, e.g. ids {result.keys_sample[:10]}")
     total = sum(moved.values())
     yield Output(
-        moved,
+        None,
         metadata={"moved": total, **{f"moved_{t}": n for t, n in moved.items()}, "cutoff": cutoff.isoformat()},
     )
 

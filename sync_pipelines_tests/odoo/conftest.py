@@ -61,11 +61,18 @@ class OdooHarness:
         )
         return SyncRun(result)
 
-    def archive(self, **config: Any):
+    def archive(self, **config: Any) -> dict[str, int]:
+        """Run odoo_archive_job; returns the rows moved per table (from the output metadata)."""
         job = defs.resolve_job_def("odoo_archive_job")
-        return job.execute_in_process(
+        result = job.execute_in_process(
             run_config={"ops": {"odoo_archive_rows": {"config": config}}}, instance=self.instance
         )
+        assert result.success
+        [output] = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
+        metadata = output.event_specific_data.metadata
+        return {
+            spec.table: metadata[f"moved_{spec.table}"].value for spec in MODEL_SPECS
+        }
 
     def rows(self, table: str, where: str | None = None, **params: Any) -> list[dict[str, Any]]:
         # Through the reflected table, so values come back typed (datetimes on SQLite too).

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from sync_pipelines.instance import prepare_dagster_home
-from sync_pipelines.odoo.settings import INVOICES, PRODUCTS
+from sync_pipelines.odoo.settings import INVOICES, MODEL_SPECS, PRODUCTS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,10 +20,17 @@ def _dagster(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
-def test_cli_materialize_full_then_incremental(odoo, database_url, tmp_path):
+def test_cli_refresh_all_then_full_invoices_then_access_denied(odoo, database_url, tmp_path):
     home = tmp_path / "dagster_home"
     prepare_dagster_home(home)
     env = {**os.environ, **odoo.sandbox.env(), "SYNC_DATABASE_URL": database_url, "DAGSTER_HOME": str(home)}
+    # "Refresh all": one launch of the job
+    refresh = _dagster(["job", "execute", "-m", "sync_pipelines.definitions", "-j", "odoo_sync_job"], env)
+    assert refresh.returncode == 0, refresh.stdout[-3000:] + refresh.stderr[-3000:]
+    for spec in MODEL_SPECS:
+        assert {r["id"] for r in odoo.rows(spec.table)} == odoo.odoo_ids(spec), spec.table
+
+    odoo.control("delete", model="account.move", id=min(odoo.odoo_ids(INVOICES)))
     select = f"{INVOICES.asset_name},{PRODUCTS.asset_name}"
     full = {"ops": {name: {"config": {"mode": "full", "batch_size": 10}} for name in select.split(",")}}
     result = _dagster(
@@ -32,7 +39,7 @@ def test_cli_materialize_full_then_incremental(odoo, database_url, tmp_path):
         env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert {r["id"] for r in odoo.rows(INVOICES.table)} == odoo.odoo_ids(INVOICES)
+    assert len(odoo.rows(INVOICES.table, "deleted_at IS NOT NULL")) == 1  # full mode found the deletion
     assert {r["id"] for r in odoo.rows(PRODUCTS.table)} == odoo.odoo_ids(PRODUCTS)
     assert odoo.sandbox.env()["ODOO_API_KEY"] not in result.stdout + result.stderr
 
