@@ -9,6 +9,7 @@ from sync_pipelines.odoo.client import (
     OdooClient,
     OdooError,
     OdooModelMissingError,
+    OdooSessionExpiredError,
 )
 from sync_pipelines.odoo.resources import OdooConfigError, OdooResource
 from sync_pipelines.odoo.settings import INVOICES, PRODUCTS
@@ -93,3 +94,28 @@ def test_wrong_type_fault_record_is_rejected_while_the_rest_lands(odoo):
     odoo.sync(types="invoices")
     assert odoo.rejects(INVOICES.entity) == []
     assert {r["id"] for r in odoo.rows(INVOICES.table)} == odoo.odoo_ids(INVOICES)
+
+
+def test_session_expired_is_cured_by_one_relogin_else_a_clear_error(client, sandbox):
+    vendor = sandbox.vendors["odoo"]
+    expired = {"code": 100, "name": "odoo.http.SessionExpiredException", "message": "Session expired"}
+    vendor.control("fault", {**expired, "times": 1})
+    assert client.search_count(INVOICES.model, []) > 0
+    vendor.control("fault", {**expired, "times": 2})
+    with pytest.raises(OdooSessionExpiredError, match="session expired"):
+        client.search_count(INVOICES.model, [])
+
+
+def test_other_faults_carry_odoo_message(client, sandbox):
+    sandbox.vendors["odoo"].control(
+        "fault", {"name": "odoo.exceptions.UserError", "message": "Fiscal year locked", "times": 1}
+    )
+    with pytest.raises(OdooError, match="Fiscal year locked"):
+        client.search_count(INVOICES.model, [])
+
+
+def test_sandbox_controls_over_http(sandbox):
+    import requests
+
+    response = requests.post(f"{sandbox.base_url}/_sandbox/odoo/cancel_invoice", json={"id": 1}, timeout=5)
+    assert response.status_code == 200 and response.json()["result"]["state"] == "cancel"

@@ -15,7 +15,8 @@ Controls (``POST /_sandbox/odoo/<action>`` or ``vendor.control(action, payload)`
 ``delete`` {model, id} (hard delete), ``touch`` {model, ids} (one write, same second),
 ``bump_after_calls`` {model, id, after} (a write after N search_read calls on the model),
 ``duplicate_invoice_name`` {id} (a new invoice reusing that invoice's name),
-``wrong_type`` {model, id, field, value}, ``access_denied`` {on}, ``evolve`` {steps}, ``stats``.
+``wrong_type`` {model, id, field, value}, ``fault`` {code, name, message, times} (the next
+execute_kw calls answer that JSON-RPC fault), ``access_denied`` {on}, ``evolve`` {steps}, ``stats``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class OdooVendor(SandboxVendor):
         self.search_read_calls = {m: 0 for m in MODELS}
         self.hooks: list[dict[str, Any]] = []
         self.access_denied_mode = False
+        self.pending_faults: list[dict[str, Any]] = []
         self.sequence: dict[tuple, int] = {}
         now = self.clock.now().replace(microsecond=0)
         # Seeded history: records spread from about 60 to 25 days ago (so some cancelled
@@ -270,6 +272,11 @@ class OdooVendor(SandboxVendor):
                 return self._create("account.move", self.clock.now(), clone)["id"]
             if action == "wrong_type":
                 return self.write(payload["model"], payload["id"], {payload["field"]: payload.get("value", "not-a-number")})
+            if action == "fault":
+                # the next `times` execute_kw calls answer this JSON-RPC fault, e.g.
+                # {"code": 100, "name": "odoo.http.SessionExpiredException", "message": "Session expired"}
+                self.pending_faults.append({"code": 200, "times": 1, **payload})
+                return len(self.pending_faults)
             if action == "access_denied":
                 self.access_denied_mode = bool(payload.get("on", True))
                 return self.access_denied_mode
@@ -351,6 +358,12 @@ class OdooVendor(SandboxVendor):
             kwargs = args[6] if len(args) > 6 else {}
             if self.access_denied_mode or db != DB or uid != UID or key != API_KEY:
                 raise access_denied()
+            for fault in self.pending_faults:
+                if fault["times"] > 0:
+                    fault["times"] -= 1
+                    message = "Odoo Session Expired" if fault["code"] == 100 else "Odoo Server Error"
+                    raise OdooFault(fault["code"], message, fault.get("name", "odoo.exceptions.UserError"),
+                                    fault.get("message", "sandbox fault"))
             if model not in self.records:
                 raise OdooFault(200, "Odoo Server Error", "builtins.KeyError", repr(model))
             return self._execute(model, model_method, call_args, kwargs or {})
