@@ -108,6 +108,7 @@ def test_cancelled_invoice_becomes_cancel_and_deleted_one_gets_deleted_at_after_
               if r["state"] == "posted" and r["move_type"] != "entry"]
     cancelled, deleted = posted[0], posted[1]
     odoo.control("cancel_invoice", id=cancelled)
+    gone = dict(odoo.vendor.records["account.move"][deleted])
     odoo.control("delete", model="account.move", id=deleted)
 
     odoo.sync()
@@ -120,6 +121,12 @@ def test_cancelled_invoice_becomes_cancel_and_deleted_one_gets_deleted_at_after_
     assert odoo.rows(INVOICES.table, "deleted_at IS NOT NULL")[0]["id"] == deleted
     assert odoo.row(INVOICES.table, cancelled)["deleted_at"] is None
     assert sum(run.meta(s)["deleted"] for s in MODEL_SPECS) == 1
+
+    # a record that reappears (restored from a backup, say) is live again
+    odoo.vendor.records["account.move"][deleted] = gone
+    odoo.control("write", model="account.move", id=deleted, values={})
+    odoo.sync(types="invoices")
+    assert odoo.row(INVOICES.table, deleted)["deleted_at"] is None
 
 
 def test_access_denied_fault_fails_the_run_with_a_clear_message_and_no_secret(odoo):
