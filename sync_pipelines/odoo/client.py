@@ -66,9 +66,14 @@ class OdooClient:
     api_key: str = field(repr=False)
     timeout: tuple[float, float] = (5.0, 60.0)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # "jsonrpc" (every Odoo version up to 21) or "json2" (Odoo 19+: POST /json/2/<model>/<method>
+    # with the API key as bearer token; each call its own transaction, real HTTP errors).
+    protocol: str = "jsonrpc"
     sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
+        if self.protocol not in ("jsonrpc", "json2"):
+            raise ValueError(f"Odoo protocol must be 'jsonrpc' or 'json2', got {self.protocol!r}")
         self.http = VendorHTTPClient(
             vendor=VENDOR,
             base_url=self.url,
@@ -159,6 +164,9 @@ class OdooClient:
         return self._uid if self._uid is not None else self.login()
 
     def execute_kw(self, model: str, method: str, args: list, kwargs: dict | None = None) -> Any:
+        if self.protocol == "json2":
+            return self._json2(model, method, args, kwargs or {})
+
         def once() -> Any:
             return self.call("object", "execute_kw", self.db, self.uid, self.api_key, model, method, args, kwargs or {})
 
@@ -169,6 +177,46 @@ class OdooClient:
             # so: log in again once, then give up with the clear error.
             self._uid = None
             return once()
+
+    # -- JSON-2 (Odoo 19+) ----------------------------------------------------------------
+
+    # The positional arguments of the methods this client calls, by name (JSON-2 takes
+    # named arguments only).
+    _JSON2_ARG_NAMES = {"search_read": ("domain", "fields"), "search_count": ("domain",), "read": ("ids", "fields")}
+
+    def _json2(self, model: str, method: str, args: list, kwargs: dict) -> Any:
+        body = dict(kwargs)
+        for name, value in zip(self._JSON2_ARG_NAMES.get(method, ()), args, strict=False):
+            body[name] = value
+        endpoint = f"POST /json/2/{model}/{method}"
+        response = self.http.post(
+            f"json/2/{model}/{method}",
+            json_body=body,
+            headers={"Authorization": f"bearer {self.api_key}", "X-Odoo-Database": self.db},
+            ok_statuses=(400, 401, 403, 404, 422),
+        )
+        if response.status_code < 300:
+            return self.http.decode_json(response)
+        try:
+            error = response.json()
+        except ValueError:
+            error = {}
+        error = error if isinstance(error, dict) else {}
+        name = str(error.get("name") or "")
+        detail = f"{error.get('message') or 'no message'} (HTTP {response.status_code}{', ' + name if name else ''})"
+        if response.status_code in (401, 403) or name.endswith(("AccessDenied", "AccessError")):
+            return_error: OdooError = OdooAccessDeniedError(
+                VENDOR, endpoint,
+                f"Odoo access denied on {model}.{method} on database {self.db!r}: {detail}. "
+                "Check ODOO_API_KEY (API keys expire) and the user's access rights.",
+            )
+        elif response.status_code == 404:
+            return_error = OdooModelMissingError(
+                VENDOR, endpoint, f"Odoo model {model!r} or method {method!r} missing on database {self.db!r}: {detail}"
+            )
+        else:
+            return_error = OdooError(VENDOR, endpoint, f"Odoo fault on {model}.{method}: {detail}")
+        raise return_error
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The ``odoo`` resource: where Odoo is and who we are, read from the environment at run time."""
 
-from __future__ import annotations
+from typing import Literal
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -25,6 +25,10 @@ class OdooResource(ConfigurableResource):
     url: str | None = Field(default=None, description="Odoo base URL; default ODOO_URL")
     db: str | None = Field(default=None, description="Odoo database; default ODOO_DB")
     username: str | None = Field(default=None, description="Odoo login; default ODOO_USERNAME")
+    protocol: Literal["jsonrpc", "json2"] = Field(
+        default="jsonrpc",
+        description="jsonrpc (POST /jsonrpc, every version) or json2 (POST /json/2/..., Odoo 19+)",
+    )
 
     def get_client(self) -> OdooClient:
         api_key = env("ODOO_API_KEY")
@@ -46,4 +50,5 @@ class OdooResource(ConfigurableResource):
             db=settings["ODOO_DB"],
             username=settings["ODOO_USERNAME"],
             api_key=api_key,
+            protocol=self.protocol,
         )

@@ -119,3 +119,20 @@ def test_sandbox_controls_over_http(sandbox):
 
     response = requests.post(f"{sandbox.base_url}/_sandbox/odoo/cancel_invoice", json={"id": 1}, timeout=5)
     assert response.status_code == 200 and response.json()["result"]["state"] == "cancel"
+
+
+def test_json2_protocol_reads_the_same_records_and_maps_errors(sandbox, client):
+    json2 = OdooResource(protocol="json2").get_client()
+    domain = list(INVOICES.domain)
+    assert json2.search_count(INVOICES.model, domain) == client.search_count(INVOICES.model, domain)
+    paged = [r["id"] for b in json2.iter_batches(INVOICES.model, INVOICES.fields, domain=domain, batch_size=7) for r in b]
+    assert paged == [r["id"] for b in client.iter_batches(INVOICES.model, INVOICES.fields, domain=domain) for r in b]
+    assert json2.search_count(PRODUCTS.model, [], context={"active_test": False}) > json2.search_count(PRODUCTS.model, [])
+    with pytest.raises(OdooModelMissingError):
+        json2.search_count("mrp.production", [])
+    with pytest.raises(OdooError, match="Invalid field"):
+        json2.search_read(INVOICES.model, [], ["no_such_field"], limit=1)
+    bad = OdooClient(url=sandbox.url("odoo"), db="sandbox", username="x", api_key="json2-wrong-key", protocol="json2")
+    with pytest.raises(OdooAccessDeniedError) as err:
+        bad.search_count(INVOICES.model, [])
+    assert "json2-wrong-key" not in str(err.value) and "access denied" in str(err.value).lower()

@@ -311,6 +311,24 @@ class OdooVendor(SandboxVendor):
     def web_version(self, request: SandboxRequest) -> SandboxResponse:
         return json_response({"version_info": [17, 0, 0, "final", 0, ""], "version": "17.0"})
 
+    @route("POST", r"/json/2/(?P<model>[\w.]+)/(?P<method>\w+)")
+    def json2(self, request: SandboxRequest, model: str, method: str) -> SandboxResponse:
+        """Odoo 19's JSON-2 API: named arguments, bearer API key, real HTTP error statuses."""
+        auth = request.header("Authorization") or ""
+        key = auth[7:] if auth.lower().startswith("bearer ") else None
+        if self.access_denied_mode or key != API_KEY:
+            return json_response({"name": "werkzeug.exceptions.Unauthorized", "message": "Invalid apikey",
+                                  "arguments": [], "context": {}, "debug": ""}, 401)
+        if model not in self.records:
+            return json_response({"name": "werkzeug.exceptions.NotFound", "message": f"Model {model!r} not found",
+                                  "arguments": [], "context": {}, "debug": ""}, 404)
+        try:
+            body = request.json() or {}
+            return json_response(self._execute(model, method, [], body))
+        except OdooFault as fault:
+            return json_response({"name": fault.name, "message": fault.data_message, "arguments": [],
+                                  "context": {}, "debug": "Traceback ..."}, 422)
+
     @route("POST", r"/jsonrpc")
     def jsonrpc(self, request: SandboxRequest) -> SandboxResponse:
         try:
