@@ -130,13 +130,24 @@ def test_cancelled_invoice_becomes_cancel_and_deleted_one_gets_deleted_at_after_
 
 
 def test_access_denied_fault_fails_the_run_with_a_clear_message_and_no_secret(odoo):
+    # login succeeds, then execute_kw answers odoo.exceptions.AccessDenied (HTTP 200, JSON-RPC
+    # error whose debug traceback echoes the request, API key included)
+    odoo.control("fault", name="odoo.exceptions.AccessDenied", message="Access Denied", times=1)
+    run = odoo.sync(types="invoices", raise_on_error=False)
+    assert not run.success
+    text = run.failure_text()
+    assert "access denied" in text.lower() and "odoo.exceptions.AccessDenied" in text
+    assert API_KEY not in text
+    assert "request: {" not in text  # Odoo's debug member is never shown
+    assert odoo.rows(INVOICES.table) == []
+
+    # and when the key is refused at login
     odoo.control("access_denied", on=True)
     run = odoo.sync(types="invoices", raise_on_error=False)
     assert not run.success
     text = run.failure_text()
-    assert "access denied" in text.lower()
+    assert "access denied" in text.lower() and "ODOO_API_KEY" in text
     assert API_KEY not in text
-    assert odoo.rows(INVOICES.table) == []
 
 
 def test_duplicate_name_and_malformed_records_go_to_rejects_and_the_check_fails(odoo):
