@@ -10,11 +10,11 @@ imported as modules (``from sync_pipelines import cars``), never as ``... import
 
 from dagster import Definitions
 
-from sync_pipelines import odoo
+from sync_pipelines import cars, odoo
 from sync_pipelines.warehouse import WarehouseResource
 
 # Source subpackages, one line each (sources without an issue are not built yet):
-SOURCE_MODULES: list = [odoo]
+SOURCE_MODULES: list = [cars, odoo]
 
 
 def build_definitions() -> Definitions:

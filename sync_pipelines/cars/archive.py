@@ -1,0 +1,80 @@
+"""Archive: cars ``sold`` for more than N days (default 7) move from ``cars`` to ``cars_archive``.
+
+Copy-then-delete in one transaction per batch (:func:`sync_pipelines.archive.archive_rows`):
+a crash midway rolls the batch back, so a car is always in exactly one of the two tables,
+and re-running is safe. Used by the ``cars`` asset (so it runs after every successful
+sync, from the schedule, the Launchpad or the CLI) and by ``cars_archive_job`` (alone).
+"""
+
+
+import datetime as dt
+
+import sqlalchemy as sa
+from dagster import Config, OpExecutionContext, Output, in_process_executor, job, op
+from pydantic import Field
+
+from sync_pipelines.archive import ArchiveResult, archive_rows
+from sync_pipelines.cars.settings import CARS_ARCHIVE_TABLE, CARS_TABLE, DEFAULT_ARCHIVE_AFTER_DAYS
+from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
+
+
+class CarsArchiveConfig(Config):
+    older_than_days: float = Field(
+        default=DEFAULT_ARCHIVE_AFTER_DAYS, description="archive cars sold for more than this many days"
+    )
+    as_of: str | None = Field(
+        default=None, description="ISO date-time the age is measured from (default: now, UTC); for backfills/tests"
+    )
+
+
+def parse_as_of(value: str | None) -> dt.datetime:
+    if not value:
+        return utcnow()
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def archive_cutoff(config: CarsArchiveConfig) -> dt.datetime:
+    if config.older_than_days < 0:
+        raise ValueError("older_than_days must be >= 0")
+    return parse_as_of(config.as_of) - dt.timedelta(days=config.older_than_days)
+
+
+def archive_sold_cars(wh: Warehouse, cutoff: dt.datetime) -> ArchiveResult:
+    """Move every car sold before ``cutoff`` into ``cars_archive``."""
+
+    def sold_before_cutoff(table: sa.Table):
+        return sa.and_(table.c.sale_status == "sold", table.c.sold_at.is_not(None), table.c.sold_at < cutoff)
+
+    return archive_rows(wh, table=CARS_TABLE, archive_table=CARS_ARCHIVE_TABLE, where=sold_before_cutoff)
+
+
+@op(description="Move cars sold for more than older_than_days (default 7) from cars to cars_archive.")
+def archive_sold_cars_op(context: OpExecutionContext, config: CarsArchiveConfig, warehouse: WarehouseResource):
+    cutoff = archive_cutoff(config)
+    wh = warehouse.get_warehouse()
+    result = archive_sold_cars(wh, cutoff)
+    context.log.info(f"archived {result.moved} sold car(s) (sold before {cutoff.isoformat()}), e.g. {result.keys_sample[:10]}")
+    yield Output(
+        result.moved,
+        metadata={
+            "archived": result.moved,
+            "batches": result.batches,
+            "cars_remaining": wh.count(CARS_TABLE),
+            "cars_archive_total": wh.count(CARS_ARCHIVE_TABLE),
+            "cutoff": cutoff.isoformat(),
+        },
+    )
+
+
+@job(
+    name="cars_archive_job",
+    tags={"sync_pipelines/source": "cars"},
+    executor_def=in_process_executor,
+    description="Move cars sold for more than 7 days (configurable) to cars_archive. Also runs inside every sync.",
+)
+def cars_archive_job():
+    archive_sold_cars_op()

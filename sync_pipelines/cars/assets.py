@@ -1,0 +1,172 @@
+"""Assets of group ``cars`` and ``cars_sync_job``.
+
+* ``encar_listings`` (pool ``encar``) and ``kbchachacha_listings`` (pool ``kbchachacha``):
+  read one vendor's listing into the unified ``cars`` table and confirm sales per car
+  (see ``sync.py``). Config ``mode`` (incremental = first page, full = up to ``max_pages``).
+* ``cars``: the unified table after both listings landed: archives cars sold for more
+  than ``older_than_days`` (the old "sync then archive") and reports the totals.
+
+Each returns numeric metadata, which replaces the old ``cars_sync_log`` table.
+"""
+
+
+import datetime as dt
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSelection,
+    FreshnessPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    define_asset_job,
+)
+from pydantic import Field
+
+from sync_pipelines.cars.archive import CarsArchiveConfig, archive_cutoff, archive_sold_cars
+from sync_pipelines.cars.resources import EncarResource, KBChachachaResource
+from sync_pipelines.cars.settings import (
+    CARS_ARCHIVE_TABLE,
+    CARS_TABLE,
+    DEFAULT_INCREMENTAL_PAGES,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_STATUS_CHECKS_PER_RUN,
+    FRESHNESS_WINDOW,
+    VENDORS,
+)
+from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, SourceReport, sync_source
+from sync_pipelines.sync_config import SyncConfig
+from sync_pipelines.warehouse import WarehouseResource
+
+SOURCE_TAGS = {"sync_pipelines/source": "cars"}
+
+
+class CarsListingConfig(SyncConfig):
+    """Run config of ``encar_listings`` / ``kbchachacha_listings`` (all optional)."""
+
+    max_pages: int = Field(default=DEFAULT_MAX_PAGES, description="full mode reads at most this many list pages")
+    incremental_pages: int = Field(
+        default=DEFAULT_INCREMENTAL_PAGES, description="incremental mode reads this many list pages (newest first)"
+    )
+    status_checks_per_run: int = Field(
+        default=DEFAULT_STATUS_CHECKS_PER_RUN,
+        description="per-car status calls for least-recently-checked active/reserved cars, every run",
+    )
+
+
+def _result(context: AssetExecutionContext, report: SourceReport, http: dict, destination: str) -> MaterializeResult:
+    context.log.info(
+        f"{report.source} ({report.mode}): {report.pages_fetched} page(s), {report.fetched} card(s); "
+        f"inserted {report.counts.inserted}, updated {report.counts.updated}, unchanged {report.counts.unchanged}, "
+        f"rejected {report.rejected}; status checked {report.status_checked}, newly sold {report.newly_sold}, "
+        f"newly reserved {report.newly_reserved}, reactivated {report.reactivated}"
+    )
+    for line in report.status_samples:
+        context.log.info(f"{report.source} status change: {line}")
+    metadata: dict = {**report.as_metadata(), **http, "destination": destination}
+    if report.reject_samples:
+        metadata["reject_samples"] = MetadataValue.md("\n".join(f"- {s}" for s in report.reject_samples))
+    return MaterializeResult(metadata=metadata)
+
+
+def _run(adapter, config: CarsListingConfig, wh, context) -> SourceReport:
+    return sync_source(
+        adapter,
+        wh,
+        mode=config.mode,
+        max_pages=config.max_pages,
+        incremental_pages=config.incremental_pages,
+        status_checks_per_run=config.status_checks_per_run,
+        run_id=context.run.run_id,
+        log=context.log,
+    )
+
+
+@asset(
+    group_name="cars",
+    pool="encar",
+    kinds={"encar"},
+    description="Encar listing (sorted by ModifiedDate) into table `cars` (source='encar'); sales confirmed "
+    "through the vehicle detail.",
+    metadata={"table": CARS_TABLE, "source": "encar"},
+)
+def encar_listings(
+    context: AssetExecutionContext, config: CarsListingConfig, encar: EncarResource, warehouse: WarehouseResource
+) -> MaterializeResult:
+    wh = warehouse.get_warehouse()
+    with encar.get_client() as client:
+        adapter = EncarAdapter(client)
+        report = _run(adapter, config, wh, context)
+        return _result(context, report, adapter.http_metadata(), wh.location)
+
+
+@asset(
+    group_name="cars",
+    pool="kbchachacha",
+    kinds={"kbchachacha"},
+    description="KB Chachacha listing (HTML, sorted by -orderDate) into table `cars` (source='kbchachacha'); "
+    "sales confirmed through the per-car JSON.",
+    metadata={"table": CARS_TABLE, "source": "kbchachacha"},
+)
+def kbchachacha_listings(
+    context: AssetExecutionContext,
+    config: CarsListingConfig,
+    kbchachacha: KBChachachaResource,
+    warehouse: WarehouseResource,
+) -> MaterializeResult:
+    wh = warehouse.get_warehouse()
+    with kbchachacha.get_client() as client:
+        adapter = KBChachachaAdapter(client)
+        report = _run(adapter, config, wh, context)
+        return _result(context, report, adapter.http_metadata(), wh.location)
+
+
+@asset(
+    group_name="cars",
+    deps=[encar_listings, kbchachacha_listings],
+    description="The unified `cars` table after both listings landed: archives cars sold for more than "
+    "older_than_days (default 7) to `cars_archive`, and reports totals per source and status.",
+    metadata={"table": CARS_TABLE, "archive_table": CARS_ARCHIVE_TABLE},
+    freshness_policy=FreshnessPolicy.time_window(fail_window=FRESHNESS_WINDOW, warn_window=dt.timedelta(hours=6)),
+)
+def cars(context: AssetExecutionContext, config: CarsArchiveConfig, warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get_warehouse()
+    cutoff = archive_cutoff(config)
+    archived = archive_sold_cars(wh, cutoff)
+    context.log.info(f"archived {archived.moved} car(s) sold before {cutoff.isoformat()}")
+    totals: dict[str, int] = {}
+    for source in VENDORS:
+        for status in ("active", "reserved", "sold"):
+            totals[f"{source}_{status}"] = wh.count(
+                CARS_TABLE, "source = :source AND sale_status = :status", {"source": source, "status": status}
+            )
+        totals[f"{source}_cars"] = sum(totals[f"{source}_{s}"] for s in ("active", "reserved", "sold"))
+    return MaterializeResult(
+        metadata={
+            "cars_total": wh.count(CARS_TABLE),
+            **totals,
+            "archived": archived.moved,
+            "cars_archive_total": wh.count(CARS_ARCHIVE_TABLE),
+            "archive_cutoff": cutoff.isoformat(),
+        }
+    )
+
+
+CARS_ASSETS = [encar_listings, kbchachacha_listings, cars]
+LISTING_ASSET_KEYS = [AssetKey("encar_listings"), AssetKey("kbchachacha_listings")]
+
+cars_sync_job = define_asset_job(
+    "cars_sync_job",
+    selection=AssetSelection.assets(*CARS_ASSETS),
+    tags=SOURCE_TAGS,
+    description="Encar and KB Chachacha listings into `cars` (in parallel), then archive cars sold > 7 days.",
+)
+
+
+def run_config_for(mode: str = "incremental", archive: dict | None = None, **listing: object) -> dict:
+    """Run config of ``cars_sync_job``: ``mode`` (and e.g. ``max_pages``) on both listings."""
+    ops = {name: {"config": {"mode": mode, **listing}} for name in ("encar_listings", "kbchachacha_listings")}
+    if archive:
+        ops["cars"] = {"config": archive}
+    return {"ops": ops}

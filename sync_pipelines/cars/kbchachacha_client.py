@@ -1,0 +1,175 @@
+"""KB Chachacha client: the HTML list fragment (parsed with BeautifulSoup + lxml) and the
+per-car JSON used to confirm a sale.
+
+The public site binds the JSON calls to a session cookie, which the client keeps in its
+``requests`` cookie jar (seeded from ``KBCHACHACHA_COOKIE`` when given). The site sometimes
+answers with a JavaScript challenge page instead of the list: that is a
+:class:`KBChallengeError`, never "zero cars".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bs4 import BeautifulSoup
+
+from sync_pipelines.cars.models import (
+    CarRecord,
+    RecordError,
+    StatusAnswer,
+    kb_status_from_list,
+    parse_kb_card,
+)
+from sync_pipelines.cars.settings import KB_CAR_STATUS_PATH, KB_LIST_PATH, KB_LIST_SORT, KBCHACHACHA
+from sync_pipelines.http_client import RetryPolicy, VendorError, VendorHTTPClient
+from sync_pipelines.redaction import register_secret
+
+# Markup that is present on a genuine list answer even when it holds no car.
+LIST_CONTAINER_SELECTORS = ("div.generalRegist", "div.list-empty", "div.nodata")
+AJAX_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
+
+
+class KBChallengeError(VendorError):
+    """KB Chachacha answered with a page that is not the list (a JavaScript/bot challenge)."""
+
+
+@dataclass
+class CardResult:
+    """A parsed card, or why it could not be parsed (``record`` None, ``error`` set)."""
+
+    key: str
+    record: CarRecord | None
+    error: str | None
+    html: str
+
+
+@dataclass
+class KBListPage:
+    number: int
+    cards: list[CardResult]
+    last: bool
+
+
+def parse_cookie_header(value: str) -> dict[str, str]:
+    """``"cha-cid=abc; JSESSIONID=x"`` -> ``{"cha-cid": "abc", "JSESSIONID": "x"}``."""
+    cookies = {}
+    for part in value.split(";"):
+        name, sep, val = part.strip().partition("=")
+        if sep and name:
+            cookies[name.strip()] = val.strip()
+    return cookies
+
+
+def parse_list_html(html: str, base_url: str, *, page: int, endpoint: str) -> list[CardResult]:
+    """Cards of one list fragment. Raises :class:`KBChallengeError` when the page holds no
+    card and no list container (a challenge or error page, not an empty result)."""
+    soup = BeautifulSoup(html, "lxml")
+    areas = soup.select("div.area[data-car-seq]")
+    if not areas:
+        if any(soup.select_one(selector) for selector in LIST_CONTAINER_SELECTORS):
+            return []
+        scripts = len(soup.find_all("script"))
+        raise KBChallengeError(
+            KBCHACHACHA,
+            endpoint,
+            f"page {page} is not a car list (no div.area[data-car-seq], no list container; {scripts} script tag(s)): "
+            "likely a JavaScript challenge. Not treating it as zero cars; retry later or set KBCHACHACHA_COOKIE "
+            "to a browser session cookie",
+        )
+    cards = []
+    for index, area in enumerate(areas):
+        seq = (area.get("data-car-seq") or "").strip()
+        key = seq or f"page{page}#{index}"
+        title = area.select_one("strong.tit")
+        price = area.select_one("span.price")
+        link = area.select_one("a.link")
+        data_line = [s.get_text(" ", strip=True) for s in area.select("div.data-line span")]
+        try:
+            record = parse_kb_card(
+                seq,
+                title.get_text(" ", strip=True) if title else None,
+                data_line,
+                price.get_text("", strip=True) if price else None,
+                link.get("href") if link else None,
+                base_url,
+            )
+            cards.append(CardResult(key, record, None, ""))
+        except RecordError as exc:
+            cards.append(CardResult(key, None, str(exc), str(area)[:2000]))
+    return cards
+
+
+@dataclass
+class KBChachachaClient:
+    base_url: str
+    cookie: str | None = None
+    requests_per_second: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        self.http = VendorHTTPClient(
+            vendor=KBCHACHACHA,
+            base_url=self.base_url,
+            timeout=(5.0, 30.0),
+            retry=self.retry,
+            rate_limit_per_second=self.requests_per_second,
+            headers={"Referer": f"{self.base_url}/public/search/main.kbc"},
+            secrets=[self.cookie] if self.cookie else [],
+        )
+        if self.cookie:
+            for name, value in parse_cookie_header(self.cookie).items():
+                register_secret(value)
+                self.http.session.cookies.set(name, value)
+        self.page_size: int | None = None
+        self._previous_keys: list[str] = []
+
+    @property
+    def stats(self):
+        return self.http.stats
+
+    def list_page(self, number: int) -> KBListPage:
+        """Page ``number`` (1-based). The URL sets no page size, so the first page's size is
+        the page size: a shorter or empty page is the last; so is a page that repeats the
+        previous one (some sites serve the last page again past the end)."""
+        endpoint = f"GET {KB_LIST_PATH}"
+        response = self.http.get(KB_LIST_PATH, params={"page": number, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+        cards = parse_list_html(response.text, self.base_url, page=number, endpoint=endpoint)
+        keys = [c.key for c in cards]
+        if number == 1 or self.page_size is None:
+            self.page_size = len(cards)
+        if cards and number > 1 and keys == self._previous_keys:
+            return KBListPage(number=number, cards=[], last=True)
+        self._previous_keys = keys
+        return KBListPage(number=number, cards=cards, last=not cards or len(cards) < self.page_size)
+
+    def ensure_session(self) -> None:
+        """The per-car JSON wants the site's session cookie: get one from the list if needed."""
+        if not self.http.session.cookies:
+            self.http.get(KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+
+    def car_status(self, car_seq: str) -> StatusAnswer:
+        self.ensure_session()
+        endpoint = f"POST {KB_CAR_STATUS_PATH}"
+        response = self.http.post(
+            KB_CAR_STATUS_PATH,
+            data={"gotoPage": "1", "pageSize": "1", "carSeqVal": car_seq},
+            headers=AJAX_HEADERS,
+        )
+        content_type = response.headers.get("Content-Type", "")
+        if "html" in content_type or response.text.lstrip().startswith("<"):
+            raise KBChallengeError(
+                KBCHACHACHA, endpoint,
+                "answered HTML instead of JSON (likely a JavaScript challenge or an expired session); "
+                "retry later or set KBCHACHACHA_COOKIE",
+                status=response.status_code,
+            )
+        return kb_status_from_list(self.http.decode_json(response))
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> KBChachachaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,269 @@
+"""Typed, normalised car records and the parsing that turns vendor answers into them.
+
+Every parser raises :class:`RecordError` with a reason a person can act on when a record
+is not what the contract says (a wrong type, a missing id); the sync sets that record
+aside in ``sync_rejects`` and lands the rest of the page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sync_pipelines.cars.settings import ENCAR, ENCAR_CAR_URL, ENCAR_PHOTO_BASE, KBCHACHACHA, KST
+
+MAN_WON = 10_000  # both vendors quote prices in 만원 (10,000 KRW)
+
+
+class RecordError(ValueError):
+    """One vendor record is unusable; ``reason`` says why."""
+
+
+@dataclass(frozen=True)
+class CarRecord:
+    """One car as a listing shows it, normalised (what goes into the ``cars`` table)."""
+
+    source: str
+    source_id: str
+    manufacturer: str | None
+    model: str | None
+    badge: str | None
+    badge_detail: str | None
+    title: str | None
+    year_month: int | None  # YYYYMM
+    mileage_km: int | None
+    price_krw: int | None
+    fuel_type: str | None = None
+    transmission: str | None = None
+    region: str | None = None
+    url: str | None = None
+    photo_url: str | None = None
+    vendor_modified_at: dt.datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- value normalisation ------------------------------------------------------------------------
+
+
+def _number(value: Any, field: str) -> float:
+    """A JSON number (not a bool, not NaN); strings of digits are tolerated."""
+    if isinstance(value, bool) or value is None:
+        raise RecordError(f"{field} must be a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.replace(",", "").strip())
+        except ValueError:
+            raise RecordError(f"{field} must be a number, got {value[:40]!r}") from None
+    else:
+        raise RecordError(f"{field} must be a number, got {type(value).__name__}")
+    if math.isnan(number) or math.isinf(number):
+        raise RecordError(f"{field} must be a finite number, got {value!r}")
+    return number
+
+
+def price_krw_from_man_won(value: Any, field: str = "price") -> int:
+    """Vendor price in 만원 -> whole KRW (``3199.0`` -> ``31_990_000``)."""
+    number = _number(value, field)
+    if number < 0:
+        raise RecordError(f"{field} must not be negative, got {value!r}")
+    return int(round(number * MAN_WON))
+
+
+def mileage_km(value: Any, field: str = "mileage") -> int:
+    number = _number(value, field)
+    if number < 0:
+        raise RecordError(f"{field} must not be negative, got {value!r}")
+    return int(round(number))
+
+
+def year_month(value: Any, field: str = "year") -> int:
+    """``202108.0`` / ``"202108"`` / ``"2108"`` (KB ``yymm``) -> ``202108``."""
+    number = int(_number(value, field))
+    if 1000 <= number <= 9999:  # YYMM
+        number = (2000 + number // 100 if number // 100 <= 69 else 1900 + number // 100) * 100 + number % 100
+    year, month = divmod(number, 100)
+    if not (1900 <= year <= 2199 and 1 <= month <= 12):
+        raise RecordError(f"{field} must be YYYYMM, got {value!r}")
+    return number
+
+
+_ENCAR_TIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d+)?\s*(?:([+-])(\d{2}):?(\d{2})?)?$"
+)
+
+
+def korean_time(value: Any, field: str = "time") -> dt.datetime | None:
+    """A vendor timestamp as an aware datetime: ``"2023-05-08 21:46:07.000 +09"`` keeps its
+    offset; a naive ``"2023-05-08T21:46:07"`` is Korean local time (KST, UTC+9)."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{field} must be a date-time string, got {value!r}")
+    match = _ENCAR_TIME.match(value.strip())
+    if not match:
+        raise RecordError(f"{field} is not a date-time: {value[:40]!r}")
+    day, clock, fraction, sign, hours, minutes = match.groups()
+    try:
+        naive = dt.datetime.fromisoformat(f"{day}T{clock}{(fraction or '')[:7]}")
+    except ValueError:
+        raise RecordError(f"{field} is not a valid date-time: {value[:40]!r}") from None
+    if sign is None:
+        return naive.replace(tzinfo=KST)
+    offset = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
+    return naive.replace(tzinfo=dt.timezone(offset if sign == "+" else -offset))
+
+
+def _text(value: Any, field: str, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise RecordError(f"{field} is missing")
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise RecordError(f"{field} must be text, got {type(value).__name__}")
+    return str(value).strip() or None
+
+
+# -- Encar ----------------------------------------------------------------------------------------
+
+
+def encar_record_key(item: Any, fallback: str) -> str:
+    if isinstance(item, dict) and isinstance(item.get("Id"), (str, int)) and not isinstance(item.get("Id"), bool):
+        return str(item["Id"])
+    return fallback
+
+
+def parse_encar_item(item: Any) -> CarRecord:
+    """One ``SearchResults`` item of the Encar list."""
+    if not isinstance(item, dict):
+        raise RecordError(f"list item must be an object, got {type(item).__name__}")
+    car_id = _text(item.get("Id"), "Id", required=True)
+    if not car_id.isdigit():
+        raise RecordError(f"Id must be digits, got {car_id[:40]!r}")
+    photo = _text(item.get("Photo"), "Photo")
+    return CarRecord(
+        source=ENCAR,
+        source_id=car_id,
+        manufacturer=_text(item.get("Manufacturer"), "Manufacturer"),
+        model=_text(item.get("Model"), "Model"),
+        badge=_text(item.get("Badge"), "Badge"),
+        badge_detail=_text(item.get("BadgeDetail"), "BadgeDetail"),
+        title=" ".join(
+            str(item[k]) for k in ("Manufacturer", "Model", "Badge") if isinstance(item.get(k), str) and item[k]
+        )
+        or None,
+        year_month=year_month(item.get("Year"), "Year"),
+        mileage_km=mileage_km(item.get("Mileage"), "Mileage"),
+        price_krw=price_krw_from_man_won(item.get("Price"), "Price"),
+        fuel_type=_text(item.get("FuelType"), "FuelType"),
+        transmission=_text(item.get("Transmission"), "Transmission"),
+        region=_text(item.get("OfficeCityState"), "OfficeCityState"),
+        url=ENCAR_CAR_URL.format(id=car_id),
+        photo_url=f"{ENCAR_PHOTO_BASE}{photo}001.jpg" if photo else None,
+        vendor_modified_at=korean_time(item.get("ModifiedDate"), "ModifiedDate"),
+    )
+
+
+@dataclass(frozen=True)
+class StatusAnswer:
+    """What the vendor's per-car call says: ``active``, ``reserved`` or ``sold``, and why."""
+
+    status: str
+    reason: str
+
+
+def encar_status_from_detail(http_status: int, body: Any) -> StatusAnswer:
+    """Encar's rule: 404 or ``advertisement.status != ADVERTISE`` is sold; ``salesStatus ==
+    CONTRACT`` is reserved. A 200 without an ``advertisement`` object is malformed."""
+    if http_status == 404:
+        return StatusAnswer("sold", "detail answered 404")
+    advertisement = body.get("advertisement") if isinstance(body, dict) else None
+    if not isinstance(advertisement, dict) or not isinstance(advertisement.get("status"), str):
+        raise RecordError("vehicle detail has no advertisement.status")
+    if advertisement["status"] != "ADVERTISE":
+        return StatusAnswer("sold", f"advertisement.status {advertisement['status']}")
+    if advertisement.get("salesStatus") == "CONTRACT":
+        return StatusAnswer("reserved", "advertisement.salesStatus CONTRACT")
+    return StatusAnswer("active", "advertisement.status ADVERTISE")
+
+
+# -- KB Chachacha --------------------------------------------------------------------------------
+
+_PRICE_MAN_WON = re.compile(r"^([\d,]+(?:\.\d+)?)\s*만\s*원?$")
+_KB_YEAR = re.compile(r"(\d{2}|\d{4})\s*[/.년]\s*(\d{1,2})")
+_KB_KM = re.compile(r"^([\d,]+)\s*km$", re.IGNORECASE)
+
+
+def kb_price_krw(text: str | None) -> int:
+    """``"1,234만원"`` -> ``12_340_000``."""
+    cleaned = (text or "").strip()
+    match = _PRICE_MAN_WON.match(cleaned)
+    if not match:
+        raise RecordError(f"price is not '<number>만원': {cleaned[:40]!r}")
+    return price_krw_from_man_won(match.group(1), "price")
+
+
+def kb_year_month(text: str) -> int:
+    """``"21/03식"``, ``"2021년03월"`` -> ``202103``."""
+    match = _KB_YEAR.search(text or "")
+    if not match:
+        raise RecordError(f"year is not 'YY/MM식': {(text or '')[:40]!r}")
+    year, month = int(match.group(1)), int(match.group(2))
+    if year < 100:
+        year += 2000 if year <= 69 else 1900
+    return year_month(year * 100 + month, "year")
+
+
+def kb_mileage_km(text: str) -> int:
+    match = _KB_KM.match((text or "").strip())
+    if not match:
+        raise RecordError(f"mileage is not '<number>km': {(text or '')[:40]!r}")
+    return mileage_km(match.group(1), "mileage")
+
+
+def parse_kb_card(car_seq: str, title: str | None, data_line: list[str], price_text: str | None,
+                  href: str | None, base_url: str) -> CarRecord:
+    """One ``div.area[data-car-seq]`` card of the KB list (already pulled apart by the client).
+
+    The card title is one string ("현대 그랜저 IG 2.4 프리미엄"): the first word is the maker,
+    the rest the model; KB's list shows no separate badge.
+    """
+    if not car_seq or not car_seq.isdigit():
+        raise RecordError(f"data-car-seq must be digits, got {car_seq!r}")
+    if not title:
+        raise RecordError("card has no title (strong.tit)")
+    if len(data_line) < 2:
+        raise RecordError(f"card data-line has {len(data_line)} item(s), expected year, mileage, region")
+    maker, _, model = title.partition(" ")
+    url = None
+    if href:
+        url = href if href.startswith(("http://", "https://")) else f"{base_url}/{href.lstrip('/')}"
+    return CarRecord(
+        source=KBCHACHACHA,
+        source_id=car_seq,
+        manufacturer=maker or None,
+        model=model or None,
+        badge=None,
+        badge_detail=None,
+        title=title,
+        year_month=kb_year_month(data_line[0]),
+        mileage_km=kb_mileage_km(data_line[1]),
+        price_krw=kb_price_krw(price_text),
+        region=data_line[2] if len(data_line) > 2 else None,
+        url=url,
+    )
+
+
+def kb_status_from_list(body: Any) -> StatusAnswer:
+    """KB's per-car JSON: a non-empty ``list`` means on sale; an empty one sold or removed."""
+    if not isinstance(body, dict) or not isinstance(body.get("list"), list):
+        raise RecordError("per-car answer has no 'list' array")
+    if not body["list"]:
+        return StatusAnswer("sold", "per-car list is empty")
+    return StatusAnswer("active", "per-car list has the car")

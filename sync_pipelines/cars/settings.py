@@ -1,0 +1,72 @@
+"""Cars source constants: vendor paths, page sizes, defaults (CONTRACT.md sections 2-4).
+
+Run-time knobs come from the environment through :func:`requests_per_second`, read when
+a run starts, never at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sync_pipelines.settings import env
+
+SOURCE = "cars"  # the sync_rejects / sync_state source name
+ENCAR = "encar"
+KBCHACHACHA = "kbchachacha"
+VENDORS = (ENCAR, KBCHACHACHA)
+
+CARS_TABLE = "cars"
+CARS_ARCHIVE_TABLE = "cars_archive"
+
+SALE_STATUSES = ("active", "reserved", "sold")
+
+# Korean local time (no DST) of the vendors' timestamps.
+KST = dt.timezone(dt.timedelta(hours=9), "KST")
+
+# -- Encar ------------------------------------------------------------------------------------
+ENCAR_LIST_PATH = "/search/car/list/general"
+ENCAR_LIST_QUERY = "(And.Hidden.N._.CarType.A.)"  # every visible car, domestic and imported
+ENCAR_SORT = "ModifiedDate"
+ENCAR_DETAIL_PATH = "/v1/readside/vehicle/{id}"
+ENCAR_PAGE_SIZE = 50
+ENCAR_PHOTO_BASE = "https://ci.encar.com"
+ENCAR_CAR_URL = "https://fem.encar.com/cars/detail/{id}"
+# Public scrapers pause 0.3-1.5 s between calls; be at least as polite.
+ENCAR_DEFAULT_REQUESTS_PER_SECOND = 2.0
+
+# -- KB Chachacha -------------------------------------------------------------------------------
+KB_LIST_PATH = "/public/search/list.empty"
+KB_LIST_SORT = "-orderDate"
+KB_CAR_STATUS_PATH = "/public/car/common/recent/car/list.json"
+KB_DEFAULT_REQUESTS_PER_SECOND = 1.0
+
+# -- sync defaults ------------------------------------------------------------------------------
+DEFAULT_MAX_PAGES = 500
+DEFAULT_INCREMENTAL_PAGES = 1
+# Incremental runs re-ask the vendor about this many not-recently-checked active/reserved
+# cars per source, so sales are confirmed without 25,000 detail calls every 6 hours.
+DEFAULT_STATUS_CHECKS_PER_RUN = 300
+# last_seen_at is refreshed at most this often for an unchanged car: a re-run that finds
+# nothing new writes nothing (one write per car per day instead of per run).
+LAST_SEEN_RESOLUTION = dt.timedelta(hours=24)
+DEFAULT_ARCHIVE_AFTER_DAYS = 7
+# Freshness: the schedule runs every 6 hours; allow a grace period for a slow run.
+FRESHNESS_WINDOW = dt.timedelta(hours=6, minutes=30)
+
+# Plausible values (the asset check flags anything outside).
+PRICE_KRW_RANGE = (100_000, 5_000_000_000)  # 10만원 .. 50억원
+MILEAGE_KM_RANGE = (0, 2_000_000)
+YEAR_RANGE = (1950, 2100)
+
+
+def requests_per_second(vendor: str, default: float) -> float | None:
+    """Politeness limit toward a vendor: ``ENCAR_REQUESTS_PER_SECOND`` /
+    ``KBCHACHACHA_REQUESTS_PER_SECOND``; ``0`` means unthrottled (the loopback sandbox)."""
+    raw = env(f"{vendor.upper()}_REQUESTS_PER_SECOND")
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{vendor.upper()}_REQUESTS_PER_SECOND must be a number, got {raw!r}") from None
+    return value if value > 0 else None

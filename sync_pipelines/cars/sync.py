@@ -1,0 +1,343 @@
+"""One source's sync into ``cars``: read the listing, land it, confirm sales per car.
+
+The listing says which cars are on sale and at what price; it never says a car is sold
+(a car can drop off page 1 because another moved ahead, or be skipped when offsets shift
+mid-paging). Sale status therefore only ever changes through the vendor's per-car call
+(Encar vehicle detail, KB per-car JSON), asked for:
+
+* in ``full`` mode, when the listing was read to its end: every active/reserved car the
+  listing did not show ("leavers");
+* in every mode: up to ``status_checks_per_run`` active/reserved cars, least recently
+  checked first (``status_checked_at``, round-robin), plus cars known sold that the
+  listing shows again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from sync_pipelines.cars.encar_client import EncarClient
+from sync_pipelines.cars.kbchachacha_client import KBChachachaClient
+from sync_pipelines.cars.models import (
+    CarRecord,
+    RecordError,
+    StatusAnswer,
+    encar_record_key,
+    parse_encar_item,
+)
+from sync_pipelines.cars.settings import CARS_TABLE, ENCAR, KBCHACHACHA, LAST_SEEN_RESOLUTION, SOURCE
+from sync_pipelines.warehouse import UpsertCounts, Warehouse, utcnow
+
+STATUS_BATCH = 50  # status answers committed per transaction (progress survives a failure)
+KEY_CHUNK = 500
+
+
+@dataclass
+class ParsedCard:
+    key: str
+    record: CarRecord | None
+    error: str | None = None
+    payload: Any = None
+
+
+@dataclass
+class ParsedPage:
+    number: int
+    cards: list[ParsedCard]
+    last: bool
+
+
+class VendorAdapter(Protocol):
+    source: str
+
+    def fetch_page(self, number: int) -> ParsedPage: ...
+
+    def car_status(self, source_id: str) -> StatusAnswer: ...
+
+    def http_metadata(self) -> dict[str, float]: ...
+
+
+class EncarAdapter:
+    source = ENCAR
+
+    def __init__(self, client: EncarClient):
+        self.client = client
+
+    def fetch_page(self, number: int) -> ParsedPage:
+        page = self.client.list_page(number)
+        cards = []
+        for index, item in enumerate(page.items):
+            key = encar_record_key(item, f"page{number}#{index}")
+            try:
+                cards.append(ParsedCard(key, parse_encar_item(item)))
+            except RecordError as exc:
+                cards.append(ParsedCard(key, None, str(exc), item))
+        return ParsedPage(number, cards, page.last)
+
+    def car_status(self, source_id: str) -> StatusAnswer:
+        return self.client.car_status(source_id)
+
+    def http_metadata(self) -> dict[str, float]:
+        return {**self.client.stats.as_metadata(ENCAR), "encar_malformed_page_retries": self.client.malformed_retries}
+
+
+class KBChachachaAdapter:
+    source = KBCHACHACHA
+
+    def __init__(self, client: KBChachachaClient):
+        self.client = client
+
+    def fetch_page(self, number: int) -> ParsedPage:
+        page = self.client.list_page(number)
+        cards = [
+            ParsedCard(c.key, c.record, c.error, {"html": c.html} if c.error else None) for c in page.cards
+        ]
+        return ParsedPage(number, cards, page.last)
+
+    def car_status(self, source_id: str) -> StatusAnswer:
+        return self.client.car_status(source_id)
+
+    def http_metadata(self) -> dict[str, float]:
+        return self.client.stats.as_metadata(KBCHACHACHA)
+
+
+@dataclass
+class SourceReport:
+    source: str
+    mode: str
+    pages_fetched: int = 0
+    fetched: int = 0
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    rejected: int = 0
+    listing_complete: bool = False
+    leavers: int = 0
+    status_checked: int = 0
+    status_check_errors: int = 0
+    newly_sold: int = 0
+    newly_reserved: int = 0
+    reactivated: int = 0
+    last_seen_refreshed: int = 0
+    duration_seconds: float = 0.0
+    status_totals: dict[str, int] = field(default_factory=dict)
+    reject_samples: list[str] = field(default_factory=list)
+    status_samples: list[str] = field(default_factory=list)
+
+    @property
+    def status_changed(self) -> int:
+        return self.newly_sold + self.newly_reserved + self.reactivated
+
+    def as_metadata(self) -> dict[str, float | int]:
+        totals = {f"{s}_cars": self.status_totals.get(s, 0) for s in ("active", "reserved", "sold")}
+        return {
+            "pages_fetched": self.pages_fetched,
+            "fetched": self.fetched,
+            **self.counts.as_metadata(),
+            "rejected": self.rejected,
+            "listing_complete": int(self.listing_complete),
+            "leavers_checked": self.leavers,
+            "status_checked": self.status_checked,
+            "status_check_errors": self.status_check_errors,
+            "newly_sold": self.newly_sold,
+            "newly_reserved": self.newly_reserved,
+            "reactivated": self.reactivated,
+            "last_seen_refreshed": self.last_seen_refreshed,
+            **totals,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+@dataclass
+class Known:
+    sale_status: str
+    sold_at: dt.datetime | None
+
+
+def load_known(wh: Warehouse, source: str) -> dict[str, Known]:
+    cars = wh.table(CARS_TABLE)
+    with wh.engine.connect() as conn:
+        rows = conn.execute(sa.select(cars.c.source_id, cars.c.sale_status, cars.c.sold_at).where(cars.c.source == source))
+        return {r.source_id: Known(r.sale_status, r.sold_at) for r in rows}
+
+
+def listing_row(record: CarRecord, known: Known | None, now: dt.datetime) -> dict[str, Any]:
+    """The ``cars`` row a listing card gives. The listing never changes sale status: a known
+    car keeps its status (a sold car shown again is re-asked, see :func:`sync_source`)."""
+    return {
+        **record.as_row(),
+        "sale_status": known.sale_status if known else "active",
+        "sold_at": known.sold_at if known else None,
+        "first_seen_at": now,
+        "last_seen_at": now,
+    }
+
+
+def _chunks(items: list[str], size: int = KEY_CHUNK) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def sync_source(
+    adapter: VendorAdapter,
+    wh: Warehouse,
+    *,
+    mode: str,
+    max_pages: int,
+    incremental_pages: int,
+    status_checks_per_run: int,
+    run_id: str | None = None,
+    log: Any = None,
+) -> SourceReport:
+    if mode not in ("incremental", "full"):
+        raise ValueError(f"mode must be 'incremental' or 'full', got {mode!r}")
+    if max_pages < 1 or incremental_pages < 1 or status_checks_per_run < 0:
+        raise ValueError("max_pages and incremental_pages must be >= 1, status_checks_per_run >= 0")
+    source = adapter.source
+    started = time.monotonic()
+    now = utcnow()
+    report = SourceReport(source=source, mode=mode)
+    known = load_known(wh, source)
+    seen: list[str] = []
+    seen_set: set[str] = set()
+    relisted: list[str] = []
+
+    # 1. the listing, page by page, each page in one transaction
+    page_limit = max_pages if mode == "full" else min(incremental_pages, max_pages)
+    for number in range(1, page_limit + 1):
+        page = adapter.fetch_page(number)
+        report.pages_fetched += 1
+        report.fetched += len(page.cards)
+        rows, clean_keys, bad = [], [], []
+        for card in page.cards:
+            if card.record is None:
+                bad.append(card)
+                continue
+            if card.key in seen_set:  # shown twice because offsets shifted while paging
+                continue
+            seen_set.add(card.key)
+            seen.append(card.key)
+            clean_keys.append(card.key)
+            current = known.get(card.key)
+            if current is not None and current.sale_status == "sold":
+                relisted.append(card.key)
+            rows.append(listing_row(card.record, current, now))
+        with wh.transaction() as tx:
+            report.counts += tx.upsert(
+                CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=("first_seen_at",), now=now
+            )
+            for card in bad:
+                tx.reject(SOURCE, source, card.key, card.error or "unusable record", card.payload, run_id)
+            tx.resolve_rejects(SOURCE, source, clean_keys)
+        for key in clean_keys:
+            known.setdefault(key, Known("active", None))
+        report.rejected += len(bad)
+        report.reject_samples.extend(f"{c.key}: {c.error}" for c in bad[: max(0, 10 - len(report.reject_samples))])
+        if page.last:
+            report.listing_complete = True
+            break
+
+    # 2. last_seen_at of unchanged cars, at most once per LAST_SEEN_RESOLUTION
+    report.last_seen_refreshed = _refresh_last_seen(wh, source, seen, now)
+
+    # 3. per-car status: leavers (full, complete listing), re-shown sold cars, round-robin
+    candidates: list[str] = []
+    if mode == "full" and report.listing_complete:
+        leavers = [k for k, v in known.items() if v.sale_status in ("active", "reserved") and k not in seen_set]
+        report.leavers = len(leavers)
+        candidates.extend(leavers)
+    candidates.extend(relisted)
+    candidates.extend(_least_recently_checked(wh, source, status_checks_per_run, exclude=set(candidates)))
+    _check_statuses(adapter, wh, source, candidates, known, report, log)
+
+    report.status_totals = _status_totals(wh, source)
+    report.duration_seconds = time.monotonic() - started
+    return report
+
+
+def _refresh_last_seen(wh: Warehouse, source: str, keys: list[str], now: dt.datetime) -> int:
+    cars = wh.table(CARS_TABLE)
+    cutoff = now - LAST_SEEN_RESOLUTION
+    refreshed = 0
+    with wh.transaction() as tx:
+        for chunk in _chunks(keys):
+            refreshed += tx.execute(
+                cars.update()
+                .where(cars.c.source == source, cars.c.source_id.in_(chunk), cars.c.last_seen_at < cutoff)
+                .values(last_seen_at=now)
+            ).rowcount
+    return refreshed
+
+
+def _least_recently_checked(wh: Warehouse, source: str, limit: int, exclude: set[str]) -> list[str]:
+    if limit <= 0:
+        return []
+    cars = wh.table(CARS_TABLE)
+    query = (
+        sa.select(cars.c.source_id)
+        .where(cars.c.source == source, cars.c.sale_status.in_(("active", "reserved")))
+        .order_by(sa.nullsfirst(cars.c.status_checked_at.asc()), cars.c.source_id)
+        .limit(limit + len(exclude))
+    )
+    with wh.engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(query)]
+    return [i for i in ids if i not in exclude][:limit]
+
+
+def _check_statuses(adapter, wh, source, candidates, known, report, log) -> None:
+    cars = wh.table(CARS_TABLE)
+    for batch in _chunks(candidates, STATUS_BATCH):
+        answers: list[tuple[str, StatusAnswer]] = []
+        unanswered: list[str] = []
+        for source_id in batch:
+            try:
+                answers.append((source_id, adapter.car_status(source_id)))
+            except RecordError as exc:  # a malformed per-car answer: leave the car as it is
+                report.status_check_errors += 1
+                unanswered.append(source_id)
+                if log is not None:
+                    log.warning(f"{source} car {source_id}: status unknown ({exc}); left unchanged")
+        checked_at = utcnow()
+        with wh.transaction() as tx:
+            for source_id, answer in answers:
+                current = known.get(source_id) or Known("active", None)
+                if answer.status == current.sale_status:
+                    continue
+                sold_at = (current.sold_at or checked_at) if answer.status == "sold" else None
+                tx.execute(
+                    cars.update()
+                    .where(cars.c.source == source, cars.c.source_id == source_id)
+                    .values(sale_status=answer.status, sold_at=sold_at, synced_at=checked_at)
+                )
+                if answer.status == "sold":
+                    report.newly_sold += 1
+                elif answer.status == "reserved":
+                    report.newly_reserved += 1
+                else:
+                    report.reactivated += 1
+                if len(report.status_samples) < 10:
+                    report.status_samples.append(
+                        f"{source_id}: {current.sale_status} -> {answer.status} ({answer.reason})"
+                    )
+                known[source_id] = Known(answer.status, sold_at)
+            answered = [source_id for source_id, _ in answers]
+            for chunk in _chunks(answered):
+                tx.execute(
+                    cars.update()
+                    .where(cars.c.source == source, cars.c.source_id.in_(chunk))
+                    .values(status_checked_at=checked_at)
+                )
+        report.status_checked += len(answers)
+
+
+def _status_totals(wh: Warehouse, source: str) -> dict[str, int]:
+    cars = wh.table(CARS_TABLE)
+    with wh.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(cars.c.sale_status, sa.func.count()).where(cars.c.source == source).group_by(cars.c.sale_status)
+        )
+        return {status: int(n) for status, n in rows}
