@@ -1,0 +1,220 @@
+"""Issue 3 acceptance against the sandbox, on SQLite and Postgres (the ``warehouse`` fixture)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from sync_pipelines_tests.cars.conftest import days_from_now
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_full_sync_lands_every_listed_car_then_incremental_changes_nothing(cars):
+    run = cars.sync("full")
+    rows = cars.rows()
+    assert set(rows) == cars.listed()
+    encar, kb = run.meta("encar_listings"), run.meta("kbchachacha_listings")
+    assert encar["inserted"] == 120 and encar["pages_fetched"] == 3 and encar["listing_complete"] == 1
+    assert kb["inserted"] == 60 and kb["pages_fetched"] == 4  # 3 full pages, then an empty one and kb["listing_complete"] == 1
+    assert all(isinstance(v, (int, float)) for k, v in encar.items() if k != "destination")
+    assert run.meta("cars")["cars_total"] == 180
+    assert run.checks() == {"no_duplicate_keys": True, "values_in_sane_ranges": True, "freshness_check": True}
+
+    car = rows[("encar", cars.encar.listed_ids()[0])]
+    vendor_car = cars.encar.cars[car["source_id"]]
+    assert car["price_krw"] == int(vendor_car["Price"]) * 10_000
+    assert car["mileage_km"] == int(vendor_car["Mileage"])
+    assert car["year_month"] == int(vendor_car["Year"])
+    assert car["sale_status"] == "active" and car["sold_at"] is None
+    modified = car["vendor_modified_at"]
+    modified = modified if modified.tzinfo else modified.replace(tzinfo=dt.timezone.utc)
+    assert abs(modified - vendor_car["_modified"].replace(microsecond=0)) < dt.timedelta(seconds=1)
+
+    again = cars.sync("incremental")
+    for name in ("encar_listings", "kbchachacha_listings"):
+        meta = again.meta(name)
+        assert (meta["inserted"], meta["updated"], meta["rejected"]) == (0, 0, 0), meta
+        assert meta["newly_sold"] == meta["newly_reserved"] == meta["reactivated"] == 0
+        assert meta["pages_fetched"] == 1
+    assert cars.rows() == {k: {**v, "status_checked_at": cars.rows()[k]["status_checked_at"]} for k, v in rows.items()}
+
+
+def test_25000_cars_land_exactly_once_and_a_rerun_changes_nothing(cars):
+    """500 pages x 50 Encar cars (plus a small KB listing: 25 pages x 20)."""
+    cars.encar.control("set_size", {"count": 25_000})
+    cars.kb.control("set_size", {"count": 500})
+    run = cars.sync("full", status_checks_per_run=50)
+    encar = run.meta("encar_listings")
+    assert encar["pages_fetched"] == 500 and encar["fetched"] == 25_000 and encar["inserted"] == 25_000
+    assert encar["listing_complete"] == 1
+    assert cars.warehouse.count("cars", "source = 'encar'") == 25_000
+    assert cars.warehouse.count("cars") == 25_500
+    assert set(cars.rows()) == cars.listed()
+
+    again = cars.sync("incremental", status_checks_per_run=50)
+    for name in ("encar_listings", "kbchachacha_listings"):
+        meta = again.meta(name)
+        assert (meta["inserted"], meta["updated"], meta["newly_sold"]) == (0, 0, 0), meta
+    assert cars.warehouse.count("cars") == 25_500
+
+
+def test_sold_car_is_sold_after_next_sync_and_archived_8_days_later_reserved_stays(cars):
+    cars.sync("full")
+    encar_ids, kb_ids = cars.encar.listed_ids(), cars.kb.listed_ids()
+    sold_status, sold_404, reserved = encar_ids[3], encar_ids[70], encar_ids[5]
+    kb_sold = kb_ids[30]
+    cars.encar.sell(sold_status, how="status")
+    cars.encar.sell(sold_404, how="404")
+    cars.encar.reserve(reserved)
+    cars.kb.sell(kb_sold)
+
+    run = cars.sync("incremental")  # the schedule's mode: round-robin status checks find them
+    rows = cars.rows()
+    for key in (("encar", sold_status), ("encar", sold_404), ("kbchachacha", kb_sold)):
+        assert rows[key]["sale_status"] == "sold" and rows[key]["sold_at"] is not None, key
+    assert rows[("encar", reserved)]["sale_status"] == "reserved"
+    assert run.meta("encar_listings")["newly_sold"] == 2
+    assert run.meta("encar_listings")["newly_reserved"] == 1
+    assert run.meta("kbchachacha_listings")["newly_sold"] == 1
+    sold_at = rows[("encar", sold_status)]["sold_at"]
+
+    # sold only just now: an archive run today moves nothing, and a re-sync keeps sold_at
+    assert cars.archive().result.output_for_node("archive_sold_cars_op") == 0
+    cars.sync("full")
+    assert cars.rows()[("encar", sold_status)]["sold_at"] == sold_at
+
+    cars.sandbox.clock.advance(days=8)
+    archive = cars.archive(as_of=days_from_now(8))
+    assert archive.result.output_for_node("archive_sold_cars_op") == 3
+    live, archived = cars.rows(), cars.rows("cars_archive")
+    assert set(archived) == {("encar", sold_status), ("encar", sold_404), ("kbchachacha", kb_sold)}
+    assert not set(archived) & set(live)
+    assert archived[("encar", sold_status)]["archived_at"] is not None
+    assert archived[("encar", sold_status)]["price_krw"] == rows[("encar", sold_status)]["price_krw"]
+    assert live[("encar", reserved)]["sale_status"] == "reserved"
+    assert len(live) == 180 - 3
+    # re-running the archive is safe
+    assert cars.archive(as_of=days_from_now(8)).result.output_for_node("archive_sold_cars_op") == 0
+
+
+def test_every_sync_archives_through_the_cars_asset(cars):
+    cars.sync("full")
+    victim = cars.encar.listed_ids()[0]
+    cars.encar.sell(victim)
+    cars.sync("incremental")
+    run = cars.sync("incremental", archive={"as_of": days_from_now(8)})
+    assert run.meta("cars")["archived"] == 1
+    assert ("encar", victim) in cars.rows("cars_archive") and ("encar", victim) not in cars.rows()
+
+
+def test_car_pushed_off_page_1_by_a_price_change_stays_active(cars):
+    cars.sync("full")
+    before = cars.encar.listed_ids()
+    pushed_off = before[49]  # the last car of page 1
+    moved_up = cars.encar.bump(before[60], price=1234)
+    assert cars.encar.listed_ids()[0] == moved_up and cars.encar.listed_ids()[50] == pushed_off
+
+    run = cars.sync("incremental", status_checks_per_run=0)  # page 1 only, no status calls
+    rows = cars.rows()
+    assert rows[("encar", pushed_off)]["sale_status"] == "active"
+    assert rows[("encar", moved_up)]["price_krw"] == 12_340_000
+    assert run.meta("encar_listings")["updated"] == 1 and run.meta("encar_listings")["newly_sold"] == 0
+    assert len(rows) == 180
+
+
+def test_car_skipped_by_an_offset_shift_mid_paging_is_not_marked_sold(cars):
+    cars.sync("full")
+    ids = cars.encar.listed_ids()
+    sold, skipped = ids[10], ids[50]
+    # while page 2 is served, a page-1 car is sold: every later car moves up one place, so
+    # the first car of page 2 slides onto page 1 (already read) and the full listing misses it
+    cars.encar.control("on_page", {"page": 2, "action": "sell", "id": sold})
+    run = cars.sync("full", status_checks_per_run=0)
+    meta = run.meta("encar_listings")
+    # the skipped car is a "leaver" (not in the complete listing): asked through the detail,
+    # which says ADVERTISE, so it stays active. The sold car was read on page 1 before the
+    # sale: this run cannot know, the next status check does.
+    assert meta["leavers_checked"] == 1 and meta["newly_sold"] == 0
+    rows = cars.rows()
+    assert rows[("encar", skipped)]["sale_status"] == "active"
+    assert len(rows) == 180
+
+    cars.sync("full", status_checks_per_run=0)
+    assert cars.rows()[("encar", sold)]["sale_status"] == "sold"  # now a leaver, confirmed by the detail
+
+
+def test_429_and_503_storms_are_ridden_out_with_retry_after(cars):
+    faults = cars.sandbox.faults
+    faults.add("status", vendor="encar", status=429, retry_after=0.2, times=3, path=r"/search/")
+    faults.add("status", vendor="encar", status=503, retry_after=0.1, times=3, path=r"/v1/readside/")
+    faults.add("status", vendor="kbchachacha", status=503, retry_after=0.1, times=2, path=r"list\.empty")
+    faults.add("status", vendor="kbchachacha", status=429, retry_after=0.1, times=2, path=r"list\.json")
+    run = cars.sync("full")
+    assert set(cars.rows()) == cars.listed()
+    assert run.meta("encar_listings")["encar_http_retries"] >= 6
+    assert run.meta("kbchachacha_listings")["kbchachacha_http_retries"] >= 4
+    assert all(f["hits"] == f["times"] for f in faults.list())
+
+
+def test_a_storm_longer_than_the_retries_fails_the_run_clearly_and_marks_nothing_sold(cars):
+    cars.sync("full")
+    cars.sandbox.faults.add("status", vendor="encar", status=503, retry_after=0.05, times=None, path=r"/search/")
+    run = cars.sync("full", raise_on_error=False)
+    assert not run.success
+    assert "encar GET /encar/search/car/list/general: HTTP 503" in run.failure_text()
+    assert cars.warehouse.count("cars", "sale_status = 'sold'") == 0
+
+
+def test_wrong_typed_record_goes_to_sync_rejects_and_the_rest_of_the_page_lands(cars):
+    cars.sandbox.faults.add("wrong_type", vendor="encar", field="Price", times=1, path=r"/search/")
+    first_id = cars.encar.listed_ids()[0]
+    run = cars.sync("full")
+    meta = run.meta("encar_listings")
+    assert meta["rejected"] == 1 and meta["inserted"] == 119
+    [reject] = cars.warehouse.rejects("cars", "encar")
+    assert reject["record_key"] == first_id
+    assert "Price must be a number" in reject["reason"] and "not-a-number" in reject["reason"]
+    assert reject["payload"]["Price"] == "not-a-number"
+    assert ("encar", first_id) not in cars.rows()
+
+    # the next sync reads it clean: it lands and its reject is resolved
+    cars.sync("incremental")
+    assert ("encar", first_id) in cars.rows()
+    assert cars.warehouse.rejects("cars", "encar") == []
+
+
+def test_kb_card_with_an_unreadable_price_is_rejected_with_its_reason(cars):
+    bad = cars.kb.listed_ids()[2]
+    cars.kb.control("corrupt", {"seq": bad, "field": "price", "value": "가격문의"})
+    run = cars.sync("full")
+    assert run.meta("kbchachacha_listings")["rejected"] == 1
+    [reject] = cars.warehouse.rejects("cars", "kbchachacha")
+    assert reject["record_key"] == bad and "price is not '<number>만원'" in reject["reason"]
+    assert "data-car-seq" in reject["payload"]["html"]
+    assert cars.warehouse.count("cars", "source = 'kbchachacha'") == 59
+
+
+def test_malformed_page_is_retried_then_fails_clearly_never_read_as_empty(cars):
+    cars.sandbox.faults.add("malformed", vendor="encar", times=1, path=r"/search/")
+    run = cars.sync("full")
+    assert run.meta("encar_listings")["encar_malformed_page_retries"] == 1
+    assert cars.warehouse.count("cars", "source = 'encar'") == 120
+
+    cars.sandbox.faults.add("malformed", vendor="encar", times=None, path=r"/search/")
+    failed = cars.sync("full", raise_on_error=False)
+    assert not failed.success
+    assert "malformed JSON body" in failed.failure_text()
+    assert cars.warehouse.count("cars", "sale_status = 'sold'") == 0
+
+
+def test_kb_javascript_challenge_is_a_clear_error_not_zero_cars(cars):
+    cars.sync("full")
+    cars.kb.control("challenge", {"times": 1})
+    run = cars.sync("full", raise_on_error=False)
+    assert not run.success
+    text = run.failure_text()
+    assert "likely a JavaScript challenge" in text and "Not treating it as zero cars" in text
+    assert run.meta("encar_listings")["fetched"] == 120  # the other source still landed
+    assert cars.warehouse.count("cars", "source = 'kbchachacha' AND sale_status = 'active'") == 60
