@@ -1,0 +1,41 @@
+"""The cars Dagster definitions carry the contract's names, tags, pools and schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from dagster import AssetKey, DefaultScheduleStatus, DefaultSensorStatus, build_schedule_context
+from dagster._config import process_config
+
+from sync_pipelines.definitions import defs
+
+
+def test_names_groups_pools_and_tags():
+    graph = defs.resolve_asset_graph()
+    for name, pool in (("encar_listings", "encar"), ("kbchachacha_listings", "kbchachacha"), ("cars", None)):
+        node = graph.get(AssetKey(name))
+        assert node.group_name == "cars"
+        assert node.pools == ({pool} if pool else set()) or (pool is None and not node.pools)
+    sync_job = defs.resolve_job_def("cars_sync_job")
+    archive_job = defs.resolve_job_def("cars_archive_job")
+    assert sync_job.tags["sync_pipelines/source"] == "cars"
+    assert archive_job.tags["sync_pipelines/source"] == "cars"
+    check_names = {key.name for key in graph.asset_check_keys if key.asset_key == AssetKey("cars")}
+    assert {"no_duplicate_keys", "values_in_sane_ranges", "freshness_check"} <= check_names
+
+
+def test_schedule_runs_incremental_every_6_hours_utc():
+    schedule = defs.resolve_schedule_def("cars_sync_schedule")
+    assert schedule.cron_schedule == "0 */6 * * *" and schedule.execution_timezone == "UTC"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "cars_sync_job"
+    context = build_schedule_context(scheduled_execution_time=dt.datetime(2026, 1, 1, 6, tzinfo=dt.timezone.utc))
+    [request] = schedule.evaluate_tick(context).run_requests
+    assert request.tags["sync_pipelines/source"] == "cars"
+    assert request.run_config["ops"]["encar_listings"]["config"]["mode"] == "incremental"
+    assert process_config(defs.resolve_job_def("cars_sync_job").run_config_schema.config_type, request.run_config).success
+
+
+def test_freshness_sensor_runs_by_default():
+    sensor = defs.resolve_sensor_def("cars_freshness_sensor")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING

@@ -1,0 +1,123 @@
+"""Parsing and normalisation of vendor records (no network)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from sync_pipelines.cars.kbchachacha_client import KBChallengeError, parse_cookie_header, parse_list_html
+from sync_pipelines.cars.models import (
+    RecordError,
+    encar_status_from_detail,
+    kb_mileage_km,
+    kb_price_krw,
+    kb_status_from_list,
+    kb_year_month,
+    korean_time,
+    mileage_km,
+    parse_encar_item,
+    price_krw_from_man_won,
+    year_month,
+)
+
+ENCAR_ITEM = {
+    "Id": "34777615", "Photo": "/carpicture07/pic3477/34772434_", "Manufacturer": "벤츠", "Model": "A-클래스 W177",
+    "Badge": "A200d 세단", "Transmission": "오토", "FuelType": "디젤", "Year": 202108.0, "FormYear": "2021",
+    "Mileage": 12292.0, "Price": 3199.0, "OfficeCityState": "경기", "ModifiedDate": "2023-05-08 21:46:07.000 +09",
+}
+
+
+def test_encar_item_is_normalised():
+    car = parse_encar_item(ENCAR_ITEM)
+    assert (car.source, car.source_id) == ("encar", "34777615")
+    assert car.price_krw == 31_990_000 and isinstance(car.price_krw, int)
+    assert car.mileage_km == 12_292 and car.year_month == 202108
+    assert (car.manufacturer, car.model, car.badge) == ("벤츠", "A-클래스 W177", "A200d 세단")
+    assert car.vendor_modified_at == dt.datetime(2023, 5, 8, 12, 46, 7, tzinfo=dt.timezone.utc)
+    assert car.photo_url.endswith("/carpicture07/pic3477/34772434_001.jpg")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("Price", "not-a-number", "Price must be a number"),
+        ("Price", None, "Price must be a number"),
+        ("Price", -5, "Price must not be negative"),
+        ("Mileage", True, "Mileage must be a number"),
+        ("Year", 202113.0, "Year must be YYYYMM"),
+        ("Id", None, "Id is missing"),
+        ("Id", "abc", "Id must be digits"),
+        ("ModifiedDate", "yesterday", "ModifiedDate is not a date-time"),
+    ],
+)
+def test_wrong_typed_encar_fields_say_why(field, value, reason):
+    with pytest.raises(RecordError, match=reason):
+        parse_encar_item({**ENCAR_ITEM, field: value})
+
+
+def test_numbers_and_times():
+    assert price_krw_from_man_won(1234) == 12_340_000
+    assert price_krw_from_man_won("1,234") == 12_340_000
+    assert price_krw_from_man_won(0.5) == 5_000
+    assert mileage_km(12292.4) == 12292
+    assert year_month("2108") == 202108 and year_month(199912.0) == 199912
+    assert korean_time("2024-01-01T00:30:00") == dt.datetime(2023, 12, 31, 15, 30, tzinfo=dt.timezone.utc)
+    assert korean_time("2024-01-01 09:00:00.000 +09:00") == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    assert korean_time(None) is None
+    with pytest.raises(RecordError):
+        price_krw_from_man_won(float("nan"))
+
+
+def test_kb_texts():
+    assert kb_price_krw("1,234만원") == 12_340_000
+    assert kb_price_krw(" 990 만원 ") == 9_900_000
+    with pytest.raises(RecordError, match="price is not"):
+        kb_price_krw("가격문의")
+    assert kb_year_month("21/03식") == 202103
+    assert kb_year_month("2019년 11월식(20년형)") == 201911
+    assert kb_mileage_km("35,123km") == 35_123
+    with pytest.raises(RecordError):
+        kb_mileage_km("많음")
+
+
+def test_status_rules():
+    assert encar_status_from_detail(404, None).status == "sold"
+    assert encar_status_from_detail(200, {"advertisement": {"status": "SOLD"}}).status == "sold"
+    assert encar_status_from_detail(200, {"advertisement": {"status": "ADVERTISE", "salesStatus": "CONTRACT"}}).status == "reserved"
+    assert encar_status_from_detail(200, {"advertisement": {"status": "ADVERTISE", "salesStatus": None}}).status == "active"
+    with pytest.raises(RecordError):
+        encar_status_from_detail(200, {"vehicleId": 1})
+    assert kb_status_from_list({"list": []}).status == "sold"
+    assert kb_status_from_list({"list": [{"sellAmt": 1}]}).status == "active"
+    with pytest.raises(RecordError):
+        kb_status_from_list({"result": []})
+
+
+CARD = (
+    '<div class="area" data-car-seq="{seq}"><a class="link" href="/public/car/detail.kbc?carSeq={seq}">'
+    '<strong class="tit">현대 그랜저 IG 2.4 프리미엄</strong></a><div class="data-line"><span>19/05식</span>'
+    '<span>58,000km</span><span>서울</span></div><span class="price">{price}</span></div>'
+)
+
+
+def test_kb_list_html_is_parsed_card_by_card():
+    html = '<div class="generalRegist">' + CARD.format(seq=1, price="2,450만원") + CARD.format(seq=2, price="상담") + "</div>"
+    ok, bad = parse_list_html(html, "https://www.kbchachacha.com", page=1, endpoint="GET /list")
+    assert ok.record.price_krw == 24_500_000 and ok.record.year_month == 201905 and ok.record.mileage_km == 58_000
+    assert (ok.record.manufacturer, ok.record.model, ok.record.region) == ("현대", "그랜저 IG 2.4 프리미엄", "서울")
+    assert ok.record.url == "https://www.kbchachacha.com/public/car/detail.kbc?carSeq=1"
+    assert bad.record is None and bad.key == "2" and "price is not" in bad.error
+
+
+def test_kb_empty_list_is_empty_but_a_script_only_page_is_a_challenge():
+    assert parse_list_html('<div class="generalRegist"><div class="list-in"></div></div>', "", page=9, endpoint="e") == []
+    challenge = "<html><head><script>document.cookie='x';location.reload()</script></head><body></body></html>"
+    with pytest.raises(KBChallengeError, match="likely a JavaScript challenge"):
+        parse_list_html(challenge, "", page=1, endpoint="GET /public/search/list.empty")
+    with pytest.raises(KBChallengeError):
+        parse_list_html("", "", page=1, endpoint="e")
+
+
+def test_cookie_header_parsing():
+    assert parse_cookie_header("cha-cid=abc; JSESSIONID=x=y; junk") == {"cha-cid": "abc", "JSESSIONID": "x=y"}
