@@ -32,10 +32,16 @@ from sync_pipelines.cars.models import (
     parse_encar_item,
 )
 from sync_pipelines.cars.settings import CARS_TABLE, ENCAR, KBCHACHACHA, LAST_SEEN_RESOLUTION, SOURCE
+from sync_pipelines.http_client import VendorResponseError
 from sync_pipelines.warehouse import UpsertCounts, Warehouse, utcnow
 
+MAX_STATUS_ERRORS = 5  # malformed per-car answers tolerated before a run stops (if most are bad)
 STATUS_BATCH = 50  # status answers committed per transaction (progress survives a failure)
 KEY_CHUNK = 500
+
+
+class StatusCheckError(RuntimeError):
+    """Most per-car status answers were unusable: the run stops instead of guessing."""
 
 
 @dataclass
@@ -296,7 +302,7 @@ def _check_statuses(adapter, wh, source, candidates, known, report, log) -> None
         for source_id in batch:
             try:
                 answers.append((source_id, adapter.car_status(source_id)))
-            except RecordError as exc:  # a malformed per-car answer: leave the car as it is
+            except (RecordError, VendorResponseError) as exc:  # a malformed answer: leave the car as it is
                 report.status_check_errors += 1
                 unanswered.append(source_id)
                 if log is not None:
@@ -332,6 +338,12 @@ def _check_statuses(adapter, wh, source, candidates, known, report, log) -> None
                     .values(status_checked_at=checked_at)
                 )
         report.status_checked += len(answers)
+        attempted = report.status_checked + report.status_check_errors
+        if report.status_check_errors >= MAX_STATUS_ERRORS and report.status_check_errors * 2 > attempted:
+            raise StatusCheckError(
+                f"{source}: {report.status_check_errors} of {attempted} per-car status answers were malformed; "
+                "stopping (the vendor may have changed its answer format). Cars already confirmed are saved."
+            )
 
 
 def _status_totals(wh: Warehouse, source: str) -> dict[str, int]:

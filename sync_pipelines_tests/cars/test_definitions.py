@@ -39,3 +39,42 @@ def test_schedule_runs_incremental_every_6_hours_utc():
 def test_freshness_sensor_runs_by_default():
     sensor = defs.resolve_sensor_def("cars_freshness_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING
+
+
+def _store_cars_materialization(instance, age_hours: float) -> None:
+    """A `cars` materialization recorded ``age_hours`` ago (the check reads the event log)."""
+    import time
+
+    from dagster import AssetMaterialization
+    from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+
+    event = DagsterEvent(
+        DagsterEventType.ASSET_MATERIALIZATION.value,
+        "cars_sync_job",
+        event_specific_data=StepMaterializationData(AssetMaterialization(asset_key="cars")),
+    )
+    instance.store_event(
+        EventLogEntry(error_info=None, level="debug", user_message="", run_id="backdated",
+                      timestamp=time.time() - age_hours * 3600, dagster_event=event)
+    )
+
+
+def test_freshness_check_is_late_after_6_hours_plus_grace():
+    from dagster import DagsterInstance
+
+    from sync_pipelines.cars.checks import cars_freshness_checks
+
+    instance = DagsterInstance.ephemeral()
+    keys = {key for checks in cars_freshness_checks for key in checks.check_keys}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(), asset_check_selection=keys)
+
+    def evaluate() -> bool:
+        [evaluation] = job.execute_in_process(instance=instance, raise_on_error=False).get_asset_check_evaluations()
+        return evaluation.passed
+
+    assert not evaluate()  # never materialized
+    _store_cars_materialization(instance, age_hours=7)
+    assert not evaluate()  # 7 h > 6 h 30 min
+    _store_cars_materialization(instance, age_hours=5)
+    assert evaluate()

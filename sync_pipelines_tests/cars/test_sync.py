@@ -218,3 +218,35 @@ def test_kb_javascript_challenge_is_a_clear_error_not_zero_cars(cars):
     assert "likely a JavaScript challenge" in text and "Not treating it as zero cars" in text
     assert run.meta("encar_listings")["fetched"] == 120  # the other source still landed
     assert cars.warehouse.count("cars", "source = 'kbchachacha' AND sale_status = 'active'") == 60
+
+
+def test_sandbox_evolution_is_mirrored_after_an_incremental_sync(cars):
+    cars.sync("full")
+    changes = cars.sandbox.evolve(steps=3)
+    cars.sync("incremental", incremental_pages=2)
+    rows = cars.rows()
+    for car_id, car in cars.encar.cars.items():
+        expected = "sold" if car["_removed"] or car["_status"] != "ADVERTISE" else (
+            "reserved" if car["_sales_status"] == "CONTRACT" else "active")
+        row = rows[("encar", car_id)]
+        assert row["sale_status"] == expected, (car_id, changes)
+        if expected != "sold":
+            assert row["price_krw"] == int(car["Price"]) * 10_000
+    for seq, car in cars.kb.cars.items():
+        row = rows[("kbchachacha", seq)]
+        assert row["sale_status"] == ("sold" if car["sold"] else "active")
+        if not car["sold"]:
+            assert row["price_krw"] == car["price"] * 10_000
+
+
+def test_a_malformed_detail_answer_leaves_the_car_unchanged(cars):
+    cars.sync("full")
+    cars.sandbox.faults.add("malformed", vendor="encar", times=2, path=r"/v1/readside/")
+    run = cars.sync("incremental")
+    meta = run.meta("encar_listings")
+    assert meta["status_check_errors"] == 2 and meta["status_checked"] == 118
+    assert cars.warehouse.count("cars", "sale_status <> 'active'") == 0
+
+    cars.sandbox.faults.add("malformed", vendor="encar", times=None, path=r"/v1/readside/")
+    failed = cars.sync("incremental", raise_on_error=False)
+    assert not failed.success and "per-car status answers were malformed" in failed.failure_text()
