@@ -7,9 +7,11 @@ mid-paging). Sale status therefore only ever changes through the vendor's per-ca
 
 * in ``full`` mode, when the listing was read to its end: every active/reserved car the
   listing did not show ("leavers");
-* in every mode: up to ``status_checks_per_run`` active/reserved cars, least recently
-  checked first (``status_checked_at``, round-robin), plus cars known sold that the
-  listing shows again.
+* in every mode: the cars that were on the first page(s) last run (``sync_state`` cursor
+  ``cars``/``<source>_head``) and are nowhere in this run's listing (sold, or pushed down
+  by others); cars known sold that the listing shows again; then up to
+  ``status_checks_per_run`` active/reserved cars, least recently checked first
+  (``status_checked_at``, round-robin).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ class SourceReport:
     rejected: int = 0
     listing_complete: bool = False
     leavers: int = 0
+    left_head: int = 0
     status_checked: int = 0
     status_check_errors: int = 0
     newly_sold: int = 0
@@ -147,6 +150,7 @@ class SourceReport:
             "rejected": self.rejected,
             "listing_complete": int(self.listing_complete),
             "leavers_checked": self.leavers,
+            "left_head_checked": self.left_head,
             "status_checked": self.status_checked,
             "status_check_errors": self.status_check_errors,
             "newly_sold": self.newly_sold,
@@ -210,6 +214,7 @@ def sync_source(
     known = load_known(wh, source)
     seen: list[str] = []
     seen_set: set[str] = set()
+    head: list[str] = []  # cars on the first incremental_pages pages: what the next incremental reads
     relisted: list[str] = []
 
     # 1. the listing, page by page, each page in one transaction
@@ -228,6 +233,8 @@ def sync_source(
             seen_set.add(card.key)
             seen.append(card.key)
             clean_keys.append(card.key)
+            if number <= incremental_pages:
+                head.append(card.key)
             current = known.get(card.key)
             if current is not None and current.sale_status == "sold":
                 relisted.append(card.key)
@@ -250,15 +257,24 @@ def sync_source(
     # 2. last_seen_at of unchanged cars, at most once per LAST_SEEN_RESOLUTION
     report.last_seen_refreshed = _refresh_last_seen(wh, source, seen, now)
 
-    # 3. per-car status: leavers (full, complete listing), re-shown sold cars, round-robin
+    # 3. per-car status: leavers (full, complete listing), cars that left the head of the
+    # list since the last run, re-shown sold cars, then the round-robin
     candidates: list[str] = []
+    unsold = ("active", "reserved")
     if mode == "full" and report.listing_complete:
-        leavers = [k for k, v in known.items() if v.sale_status in ("active", "reserved") and k not in seen_set]
+        leavers = [k for k, v in known.items() if v.sale_status in unsold and k not in seen_set]
         report.leavers = len(leavers)
         candidates.extend(leavers)
+    previous_head = wh.get_cursor(SOURCE, f"{source}_head") or []
+    left_head = [k for k in previous_head if k not in seen_set and k in known and known[k].sale_status in unsold]
+    report.left_head = len(left_head)
     candidates.extend(relisted)
+    candidates.extend(left_head)
+    candidates = list(dict.fromkeys(candidates))
     candidates.extend(_least_recently_checked(wh, source, status_checks_per_run, exclude=set(candidates)))
     _check_statuses(adapter, wh, source, candidates, known, report, log)
+    with wh.transaction() as tx:
+        tx.set_cursor(SOURCE, f"{source}_head", head, run_id)
 
     report.status_totals = _status_totals(wh, source)
     report.duration_seconds = time.monotonic() - started

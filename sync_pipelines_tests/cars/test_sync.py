@@ -38,7 +38,11 @@ def test_full_sync_lands_every_listed_car_then_incremental_changes_nothing(cars)
         assert (meta["inserted"], meta["updated"], meta["rejected"]) == (0, 0, 0), meta
         assert meta["newly_sold"] == meta["newly_reserved"] == meta["reactivated"] == 0
         assert meta["pages_fetched"] == 1
-    assert cars.rows() == {k: {**v, "status_checked_at": cars.rows()[k]["status_checked_at"]} for k, v in rows.items()}
+    after = cars.rows()
+    # nothing written but the bookkeeping of the round-robin status checks
+    assert {k: {**v, "status_checked_at": None} for k, v in after.items()} == {
+        k: {**v, "status_checked_at": None} for k, v in rows.items()
+    }
 
 
 def test_25000_cars_land_exactly_once_and_a_rerun_changes_nothing(cars):
@@ -116,12 +120,30 @@ def test_car_pushed_off_page_1_by_a_price_change_stays_active(cars):
     moved_up = cars.encar.bump(before[60], price=1234)
     assert cars.encar.listed_ids()[0] == moved_up and cars.encar.listed_ids()[50] == pushed_off
 
-    run = cars.sync("incremental", status_checks_per_run=0)  # page 1 only, no status calls
+    run = cars.sync("incremental", status_checks_per_run=0)  # page 1 only, no round-robin
+    meta = run.meta("encar_listings")
     rows = cars.rows()
+    # it left page 1: asked through the detail (ADVERTISE), so still active, not lost
+    assert meta["left_head_checked"] == 1 and meta["status_checked"] == 1
     assert rows[("encar", pushed_off)]["sale_status"] == "active"
     assert rows[("encar", moved_up)]["price_krw"] == 12_340_000
-    assert run.meta("encar_listings")["updated"] == 1 and run.meta("encar_listings")["newly_sold"] == 0
+    assert meta["updated"] == 1 and meta["newly_sold"] == 0
     assert len(rows) == 180
+
+
+def test_a_page_1_car_sold_is_confirmed_by_the_next_incremental_run(cars):
+    cars.sync("full")
+    sold = cars.encar.listed_ids()[4]
+    kb_sold = cars.kb.listed_ids()[0]
+    cars.encar.sell(sold, how="404")
+    cars.kb.sell(kb_sold)
+    run = cars.sync("incremental", status_checks_per_run=0)
+    rows = cars.rows()
+    assert rows[("encar", sold)]["sale_status"] == "sold"
+    assert rows[("kbchachacha", kb_sold)]["sale_status"] == "sold"
+    # the car that slid up onto page 1 was seen; the one that left page 1 was the sold one
+    assert run.meta("encar_listings")["left_head_checked"] == 1
+    assert run.meta("encar_listings")["newly_sold"] == 1
 
 
 def test_car_skipped_by_an_offset_shift_mid_paging_is_not_marked_sold(cars):
