@@ -12,6 +12,9 @@ mid-paging). Sale status therefore only ever changes through the vendor's per-ca
   by others); cars known sold that the listing shows again; then up to
   ``status_checks_per_run`` active/reserved cars, least recently checked first
   (``status_checked_at``, round-robin).
+
+A car archived as sold that a listing shows again is first moved back from ``cars_archive``
+(:func:`_restore_archived`), so it is never in both tables.
 """
 
 from __future__ import annotations
@@ -33,9 +36,16 @@ from sync_pipelines.cars.models import (
     encar_record_key,
     parse_encar_item,
 )
-from sync_pipelines.cars.settings import CARS_TABLE, ENCAR, KBCHACHACHA, LAST_SEEN_RESOLUTION, SOURCE
+from sync_pipelines.cars.settings import (
+    CARS_ARCHIVE_TABLE,
+    CARS_TABLE,
+    ENCAR,
+    KBCHACHACHA,
+    LAST_SEEN_RESOLUTION,
+    SOURCE,
+)
 from sync_pipelines.http_client import VendorResponseError
-from sync_pipelines.warehouse import UpsertCounts, Warehouse, utcnow
+from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, utcnow
 
 MAX_STATUS_ERRORS = 5  # malformed per-car answers tolerated before a run stops (if most are bad)
 STATUS_BATCH = 50  # status answers committed per transaction (progress survives a failure)
@@ -131,6 +141,7 @@ class SourceReport:
     newly_sold: int = 0
     newly_reserved: int = 0
     reactivated: int = 0
+    unarchived: int = 0
     last_seen_refreshed: int = 0
     duration_seconds: float = 0.0
     status_totals: dict[str, int] = field(default_factory=dict)
@@ -156,6 +167,7 @@ class SourceReport:
             "newly_sold": self.newly_sold,
             "newly_reserved": self.newly_reserved,
             "reactivated": self.reactivated,
+            "unarchived": self.unarchived,
             "last_seen_refreshed": self.last_seen_refreshed,
             **totals,
             "duration_seconds": round(self.duration_seconds, 3),
@@ -223,23 +235,25 @@ def sync_source(
         page = adapter.fetch_page(number)
         report.pages_fetched += 1
         report.fetched += len(page.cards)
-        rows, clean_keys, bad = [], [], []
-        for card in page.cards:
-            if card.record is None:
-                bad.append(card)
-                continue
-            if card.key in seen_set:  # shown twice because offsets shifted while paging
-                continue
-            seen_set.add(card.key)
-            seen.append(card.key)
-            clean_keys.append(card.key)
-            if number <= incremental_pages:
-                head.append(card.key)
-            current = known.get(card.key)
-            if current is not None and current.sale_status == "sold":
-                relisted.append(card.key)
-            rows.append(listing_row(card.record, current, now))
         with wh.transaction() as tx:
+            unknown = [c.key for c in page.cards if c.record is not None and c.key not in known]
+            report.unarchived += _restore_archived(tx, source, unknown, known)
+            rows, clean_keys, bad = [], [], []
+            for card in page.cards:
+                if card.record is None:
+                    bad.append(card)
+                    continue
+                if card.key in seen_set:  # shown twice because offsets shifted while paging
+                    continue
+                seen_set.add(card.key)
+                seen.append(card.key)
+                clean_keys.append(card.key)
+                if number <= incremental_pages:
+                    head.append(card.key)
+                current = known.get(card.key)
+                if current is not None and current.sale_status == "sold":
+                    relisted.append(card.key)
+                rows.append(listing_row(card.record, current, now))
             report.counts += tx.upsert(
                 CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=("first_seen_at",), now=now
             )
@@ -279,6 +293,32 @@ def sync_source(
     report.status_totals = _status_totals(wh, source)
     report.duration_seconds = time.monotonic() - started
     return report
+
+
+def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]) -> int:
+    """Bring cars the listing shows again back from ``cars_archive`` into ``cars``, in the page's
+    transaction, so a car is always in exactly one of the two tables (never both, never neither).
+
+    A car archived as sold that reappears under the same id (relisted, or a sale that fell
+    through) keeps its history (``first_seen_at``, ``sold_at``) and its ``sold`` status: the
+    listing row then updates it, and the per-car call decides whether it is on sale again, as
+    for any sold car the listing shows again."""
+    if not keys:
+        return 0
+    cars, archive = tx.table(CARS_TABLE), tx.table(CARS_ARCHIVE_TABLE)
+    columns = [archive.c[c.name] for c in cars.columns if c.name in archive.c]
+    rows = [
+        dict(r._mapping)
+        for r in tx.execute(sa.select(*columns).where(archive.c.source == source, archive.c.source_id.in_(keys)))
+    ]
+    if not rows:
+        return 0
+    tx.upsert(CARS_TABLE, rows, stamp_column=None)
+    restored = [r["source_id"] for r in rows]
+    tx.execute(archive.delete().where(archive.c.source == source, archive.c.source_id.in_(restored)))
+    for row in rows:
+        known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
+    return len(rows)
 
 
 def _refresh_last_seen(wh: Warehouse, source: str, keys: list[str], now: dt.datetime) -> int:

@@ -113,6 +113,30 @@ def test_every_sync_archives_through_the_cars_asset(cars):
     assert ("encar", victim) in cars.rows("cars_archive") and ("encar", victim) not in cars.rows()
 
 
+def test_archived_car_listed_again_comes_back_from_the_archive_once(cars):
+    """A sold, archived car advertised again under its id lives in `cars` only, with its history."""
+    cars.sync("full")
+    victim = cars.encar.listed_ids()[10]
+    first_seen = cars.rows()[("encar", victim)]["first_seen_at"]
+    cars.encar.sell(victim)
+    cars.sync("incremental")
+    cars.sandbox.clock.advance(days=8)
+    assert cars.archive(as_of=days_from_now(8)).result.output_for_node("archive_sold_cars_op") == 1
+    assert ("encar", victim) in cars.rows("cars_archive") and ("encar", victim) not in cars.rows()
+
+    cars.encar.relist(victim)  # back on page 1
+    run = cars.sync("incremental")
+    meta = run.meta("encar_listings")
+    assert meta["unarchived"] == 1 and meta["reactivated"] == 1 and meta["inserted"] == 0
+    live = cars.rows()
+    assert ("encar", victim) not in cars.rows("cars_archive")
+    assert live[("encar", victim)]["sale_status"] == "active" and live[("encar", victim)]["sold_at"] is None
+    assert live[("encar", victim)]["first_seen_at"] == first_seen
+    assert run.checks()["no_duplicate_keys"] is True
+    # and a re-run finds nothing more to restore
+    assert cars.sync("incremental").meta("encar_listings")["unarchived"] == 0
+
+
 def test_car_pushed_off_page_1_by_a_price_change_stays_active(cars):
     cars.sync("full")
     before = cars.encar.listed_ids()

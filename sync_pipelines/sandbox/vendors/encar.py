@@ -6,7 +6,8 @@ get sold (they leave the list; the detail answers ``status: SOLD`` or 404).
 
 Controls (``POST /_sandbox/encar/<action>`` with a JSON body, or ``vendor.control(action,
 payload)`` from Python): ``sell`` {id, how: "status"|"404"}, ``reserve`` {id},
-``unreserve`` {id}, ``bump`` {id, price?} (price in 만원), ``add`` {count},
+``unreserve`` {id}, ``relist`` {id} (a sold or removed car advertised again under its
+id), ``bump`` {id, price?} (price in 만원), ``add`` {count},
 ``set_size`` {count} (re-seed with that many cars), ``on_page`` {page, action, id}
 (apply a control when that list page is served: a change in the middle of paging), ``ids``
 (listed ids, page order).
@@ -147,6 +148,12 @@ class EncarVendor(SandboxVendor):
         car["_sales_status"] = "CONTRACT" if on else None
         return car["Id"]
 
+    def relist(self, car_id: Any) -> str:
+        car = self._car(car_id)
+        car.update(_status="ADVERTISE", _sales_status=None, _removed=False)
+        self._touch(car)
+        return car["Id"]
+
     def bump(self, car_id: Any, price: float | None = None) -> str:
         car = self._car(car_id)
         car["Price"] = float(price) if price is not None else max(100.0, car["Price"] - self.rng.randint(10, 200))
@@ -176,6 +183,8 @@ class EncarVendor(SandboxVendor):
                 return self.reserve(payload["id"])
             if action == "unreserve":
                 return self.reserve(payload["id"], on=False)
+            if action == "relist":
+                return self.relist(payload["id"])
             if action == "bump":
                 return self.bump(payload["id"], payload.get("price"))
             if action == "add":
