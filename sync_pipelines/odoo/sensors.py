@@ -2,7 +2,10 @@
 
 Every 5 minutes it asks Odoo, per model, ``search_count`` of records after the newer of
 (a) the warehouse cursor in ``sync_state`` (what was synced) and (b) the sensor's own
-cursor (what a run was already requested for, so a queued run is not requested twice).
+cursor (what a run was already requested for), so a queued run is not requested twice.
+(b) only counts while an ``odoo_sync_job`` run is queued or running: once none is, the
+warehouse cursor alone decides, so changes a failed run did not sync (after Dagster's run
+retries gave up) are requested again on the next tick instead of waiting for the schedule.
 If some model changed, it requests one ``odoo_sync_job`` run (incremental) for the
 changed models only and moves its cursor to their newest (write_date, id).
 """
@@ -12,8 +15,10 @@ import json
 
 from dagster import (
     AssetKey,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
@@ -27,6 +32,15 @@ from sync_pipelines.odoo.settings import SOURCE, auto_sync_specs
 from sync_pipelines.odoo.sync import parse_cursor
 from sync_pipelines.warehouse import WarehouseResource
 
+# A run in one of these states will still sync what it was requested for.
+PENDING_RUN_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+]
+REQUESTS_KEY = "_requests"  # cursor entry counting requests, so each run_key is new
+
 
 @sensor(
     name="odoo_changes_sensor",
@@ -39,12 +53,15 @@ def odoo_changes_sensor(
     context: SensorEvaluationContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> SensorResult | SkipReason:
     requested: dict = json.loads(context.cursor) if context.cursor else {}
+    pending = context.instance.get_runs(
+        RunsFilter(job_name=odoo_sync_job.name, statuses=PENDING_RUN_STATUSES), limit=1
+    )
     wh = warehouse.get_warehouse()
     changed, counts, marks = [], {}, dict(requested)
     with odoo.get_client() as client:
         for spec in auto_sync_specs():
             synced = parse_cursor(wh.get_cursor(SOURCE, spec.entity))
-            asked = tuple(requested[spec.entity]) if spec.entity in requested else None
+            asked = tuple(requested[spec.entity]) if pending and spec.entity in requested else None
             baseline = max((p for p in (synced, asked) if p), default=None)
             domain = [*keyset_domain(baseline), *spec.domain]
             count = client.search_count(spec.model, domain, context=spec.context)
@@ -59,6 +76,7 @@ def odoo_changes_sensor(
             counts[spec.entity] = count
     if not changed:
         return SkipReason("no Odoo changes since the last sync")
+    marks[REQUESTS_KEY] = int(requested.get(REQUESTS_KEY, 0)) + 1
     new_cursor = json.dumps(marks, sort_keys=True)
     context.log.info(f"Odoo changes: {counts}; requesting a sync of {[s.entity for s in changed]}")
     return SensorResult(

@@ -7,6 +7,7 @@ import json
 
 from dagster import (
     AssetKey,
+    DagsterRunStatus,
     SensorResult,
     SkipReason,
     build_schedule_context,
@@ -14,6 +15,7 @@ from dagster import (
     instance_for_test,
 )
 
+from sync_pipelines.definitions import defs
 from sync_pipelines.odoo.resources import OdooResource
 from sync_pipelines.odoo.schedules import odoo_sync_schedule
 from sync_pipelines.odoo.sensors import odoo_changes_sensor
@@ -62,10 +64,26 @@ def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(od
         assert json.loads(result.cursor)[PURCHASE_ORDER_LINES.entity][1] == line["id"]
 
         # the requested run is not requested again while it waits in the queue
+        queued = instance.create_run_for_job(
+            job_def=defs.resolve_job_def("odoo_sync_job"),
+            run_config=request.run_config,
+            status=DagsterRunStatus.NOT_STARTED,  # created, not yet launched (QUEUED needs a code location)
+            tags=request.tags,
+        )
         again = odoo_changes_sensor(
             build_sensor_context(cursor=result.cursor, instance=instance, resources=resources)
         )
         assert isinstance(again, SkipReason)
+
+        # the run failed (and its retries too): the next tick asks for the changes again
+        instance.report_run_failed(queued)
+        retry = odoo_changes_sensor(
+            build_sensor_context(cursor=result.cursor, instance=instance, resources=resources)
+        )
+        assert isinstance(retry, SensorResult)
+        [retried] = retry.run_requests
+        assert retried.asset_selection == [AssetKey(PURCHASE_ORDER_LINES.asset_name)]
+        assert retried.run_key != request.run_key  # a new key, or Dagster would drop it as a duplicate
 
         # once the run synced the change, the sensor stays quiet
         odoo.sync(types=PURCHASE_ORDER_LINES.entity)
