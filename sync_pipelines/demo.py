@@ -16,6 +16,10 @@ from pathlib import Path
 
 from sync_pipelines import settings
 
+# The console shows what each step did (INFO), not Dagster's DEBUG engine events; those are
+# all in the run history (`dagster dev`).
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
 
 def _sync_job_names(defs) -> list[str]:
     names = sorted(job.name for job in defs.resolve_all_job_defs() if job.name.endswith("_sync_job"))
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 if job is None:
                     continue
                 started = time.monotonic()
-                run_config = _run_config_for(job, args.mode) if job_name == name else None
+                run_config = {**(_run_config_for(job, args.mode) if job_name == name else {}), **QUIET_LOGS}
                 result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
                 status = "succeeded" if result.success else "FAILED"
                 failures += 0 if result.success else 1
@@ -83,7 +87,7 @@ def _job_or_none(defs, name: str):
         return None
 
 
-def _run_config_for(job, mode: str) -> dict | None:
+def _run_config_for(job, mode: str) -> dict:
     """Set ``mode`` on every op of the job whose config schema has it."""
     ops = {}
     for node in job.graph.node_dict.values():
@@ -91,7 +95,7 @@ def _run_config_for(job, mode: str) -> dict | None:
         fields = getattr(getattr(schema, "config_type", None), "fields", {}) or {}
         if "mode" in fields:
             ops[node.name] = {"config": {"mode": mode}}
-    return {"ops": ops} if ops else None
+    return {"ops": ops} if ops else {}
 
 
 def _table_counts(warehouse) -> list[tuple[str, int]]:
