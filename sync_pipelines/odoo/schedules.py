@@ -7,12 +7,13 @@ from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
+    SkipReason,
     schedule,
 )
 
 from sync_pipelines.odoo.archive import odoo_archive_job
 from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
-from sync_pipelines.odoo.settings import auto_sync_specs
+from sync_pipelines.odoo.settings import auto_sync_enabled, auto_sync_specs
 
 
 def sync_run_request(tick: dt.datetime) -> RunRequest:
@@ -35,7 +36,9 @@ def sync_run_request(tick: dt.datetime) -> RunRequest:
     default_status=DefaultScheduleStatus.RUNNING,
     description="Odoo sync every 2 hours (UTC); the 00:00 run is full (finds deletions), the others incremental.",
 )
-def odoo_sync_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+def odoo_sync_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+    if not auto_sync_enabled():
+        return SkipReason("AUTO_SYNC_ENABLED is false: scheduled Odoo syncs are paused")
     return sync_run_request(context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc))
 
 

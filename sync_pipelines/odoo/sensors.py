@@ -28,7 +28,7 @@ from dagster import (
 from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
 from sync_pipelines.odoo.client import keyset_domain
 from sync_pipelines.odoo.resources import OdooResource
-from sync_pipelines.odoo.settings import SOURCE, auto_sync_specs
+from sync_pipelines.odoo.settings import SOURCE, auto_sync_enabled, auto_sync_specs
 from sync_pipelines.odoo.sync import parse_cursor
 from sync_pipelines.warehouse import WarehouseResource
 
@@ -52,6 +52,8 @@ REQUESTS_KEY = "_requests"  # cursor entry counting requests, so each run_key is
 def odoo_changes_sensor(
     context: SensorEvaluationContext, odoo: OdooResource, warehouse: WarehouseResource
 ) -> SensorResult | SkipReason:
+    if not auto_sync_enabled():
+        return SkipReason("AUTO_SYNC_ENABLED is false: automatic Odoo syncs are paused")
     requested: dict = json.loads(context.cursor) if context.cursor else {}
     pending = context.instance.get_runs(
         RunsFilter(job_name=odoo_sync_job.name, statuses=PENDING_RUN_STATUSES), limit=1

@@ -160,6 +160,18 @@ def auto_sync_specs() -> list[ModelSpec]:
     return specs_for_types(env("AUTO_SYNC_TYPES"))
 
 
+def auto_sync_enabled() -> bool:
+    """``AUTO_SYNC_ENABLED`` (the old setup's switch, default on): ``false`` makes the schedule
+    and the changes sensor skip their ticks (with a reason in the UI) without a code change;
+    manual launches still run. Stopping them in the UI does the same per deployment."""
+    raw = (env("AUTO_SYNC_ENABLED") or "true").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"AUTO_SYNC_ENABLED must be true or false, got {raw!r}")
+
+
 def _int_env(name: str, default: int) -> int:
     raw = env(name)
     if raw is None:

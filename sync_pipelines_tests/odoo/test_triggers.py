@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from dagster import (
     AssetKey,
     DagsterRunStatus,
+    RunRequest,
     SensorResult,
     SkipReason,
     build_schedule_context,
@@ -89,3 +91,22 @@ def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(od
         odoo.sync(types=PURCHASE_ORDER_LINES.entity)
         after = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
         assert isinstance(after, SkipReason)
+
+
+def test_auto_sync_enabled_false_pauses_schedule_and_sensor(odoo, monkeypatch):
+    odoo.sync()
+    line = next(iter(odoo.vendor.records["purchase.order.line"].values()))
+    odoo.control("set_qty_received", line_id=line["id"], qty=line["product_qty"])
+    resources = {"odoo": OdooResource(), "warehouse": WarehouseResource()}
+    monkeypatch.setenv("AUTO_SYNC_ENABLED", "false")
+    assert "AUTO_SYNC_ENABLED" in _tick(2).skip_message
+    with instance_for_test() as instance:
+        paused = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(paused, SkipReason) and "AUTO_SYNC_ENABLED" in paused.skip_message
+        monkeypatch.setenv("AUTO_SYNC_ENABLED", "true")
+        assert isinstance(_tick(2), RunRequest)
+        resumed = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(resumed, SensorResult)
+    monkeypatch.setenv("AUTO_SYNC_ENABLED", "maybe")
+    with pytest.raises(ValueError, match="AUTO_SYNC_ENABLED"):
+        _tick(2)
