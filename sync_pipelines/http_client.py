@@ -39,10 +39,13 @@ _TRANSPORT_ERRORS = (
 class VendorError(Exception):
     """Base of every error a vendor client raises. Its message is always redacted."""
 
-    def __init__(self, vendor: str, endpoint: str, message: str, *, status: int | None = None):
+    def __init__(
+        self, vendor: str, endpoint: str, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
         self.vendor = vendor
         self.endpoint = endpoint
         self.status = status
+        self.retry_after = retry_after  # seconds the vendor asked to wait, when it said so
         text = f"{vendor} {endpoint}: {message}"
         super().__init__(redact(text))
 
@@ -264,6 +267,7 @@ class VendorHTTPClient:
                     f"HTTP {status}; vendor asks to wait {wait:.0f}s, more than the {self.retry.max_wait:.0f}s "
                     "a run waits; the next run will pick up from the saved cursor",
                     status=status,
+                    retry_after=wait,
                 )
             if wait is None:
                 wait = self.retry.backoff(attempt)
@@ -331,7 +335,8 @@ class VendorHTTPClient:
         suffix = f" (gave up after {attempt} attempts)" if gave_up else ""
         message = f"HTTP {status}{': ' + detail if detail else ''}{suffix}"
         cls = VendorAuthError if status in (401, 403) else VendorHTTPError
-        return cls(self.vendor, endpoint, message, status=status)
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return cls(self.vendor, endpoint, message, status=status, retry_after=retry_after)
 
 
 def _describe_transport_error(exc: Exception, timeout: tuple[float, float]) -> str:

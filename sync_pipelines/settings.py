@@ -43,3 +43,26 @@ def database_url() -> str:
 def vendor_url(name: str) -> str:
     """A vendor base URL from its variable, falling back to the real vendor host."""
     return (env(name) or DEFAULT_VENDOR_URLS[name]).rstrip("/")
+
+
+def _number(name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def step_retries() -> int:
+    """``SYNC_STEP_RETRIES``: how often a step failing for a transient reason is retried (3)."""
+    return int(_number("SYNC_STEP_RETRIES", 3))
+
+
+def step_retry_seconds() -> float:
+    """``SYNC_STEP_RETRY_SECONDS``: the first step retry's wait, doubled each time (30 s)."""
+    return _number("SYNC_STEP_RETRY_SECONDS", 30.0)

@@ -110,5 +110,7 @@ def sandbox(monkeypatch) -> Iterator[Sandbox]:
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch) -> None:
-    """Never write the developer's .sync_data from a test."""
+    """Never write the developer's .sync_data from a test; short step-retry waits."""
     monkeypatch.setenv("SYNC_DATA_DIR", str(tmp_path / "sync_data"))
+    # Step retries wait 30 s, 1 min, 2 min in production; tests keep their count, not their wait.
+    monkeypatch.setenv("SYNC_STEP_RETRY_SECONDS", "0.01")

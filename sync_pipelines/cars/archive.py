@@ -15,6 +15,7 @@ from pydantic import Field
 
 from sync_pipelines.archive import ArchiveResult, archive_rows
 from sync_pipelines.cars.settings import CARS_ARCHIVE_TABLE, CARS_TABLE, DEFAULT_ARCHIVE_AFTER_DAYS
+from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
 
 
@@ -55,19 +56,18 @@ def archive_sold_cars(wh: Warehouse, cutoff: dt.datetime) -> ArchiveResult:
 @op(description="Move cars sold for more than older_than_days (default 7) from cars to cars_archive.")
 def archive_sold_cars_op(context: OpExecutionContext, config: CarsArchiveConfig, warehouse: WarehouseResource):
     cutoff = archive_cutoff(config)
-    wh = warehouse.get_warehouse()
-    result = archive_sold_cars(wh, cutoff)
-    context.log.info(f"archived {result.moved} sold car(s) (sold before {cutoff.isoformat()}), e.g. {result.keys_sample[:10]}")
-    yield Output(
-        result.moved,
-        metadata={
+    with retry_transient_failures(context):
+        wh = warehouse.get_warehouse()
+        result = archive_sold_cars(wh, cutoff)
+        metadata = {
             "archived": result.moved,
             "batches": result.batches,
             "cars_remaining": wh.count(CARS_TABLE),
             "cars_archive_total": wh.count(CARS_ARCHIVE_TABLE),
             "cutoff": cutoff.isoformat(),
-        },
-    )
+        }
+    context.log.info(f"archived {result.moved} sold car(s) (sold before {cutoff.isoformat()}), e.g. {result.keys_sample[:10]}")
+    yield Output(result.moved, metadata=metadata)
 
 
 @job(

@@ -36,6 +36,7 @@ from sync_pipelines.cars.settings import (
     VENDORS,
 )
 from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, SourceReport, sync_source
+from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
 
@@ -94,8 +95,8 @@ def _run(adapter, config: CarsListingConfig, wh, context) -> SourceReport:
 def encar_listings(
     context: AssetExecutionContext, config: CarsListingConfig, encar: EncarResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
-    wh = warehouse.get_warehouse()
-    with encar.get_client() as client:
+    with retry_transient_failures(context), encar.get_client() as client:
+        wh = warehouse.get_warehouse()
         adapter = EncarAdapter(client)
         report = _run(adapter, config, wh, context)
         return _result(context, report, adapter.http_metadata(), wh.location)
@@ -115,8 +116,8 @@ def kbchachacha_listings(
     kbchachacha: KBChachachaResource,
     warehouse: WarehouseResource,
 ) -> MaterializeResult:
-    wh = warehouse.get_warehouse()
-    with kbchachacha.get_client() as client:
+    with retry_transient_failures(context), kbchachacha.get_client() as client:
+        wh = warehouse.get_warehouse()
         adapter = KBChachachaAdapter(client)
         report = _run(adapter, config, wh, context)
         return _result(context, report, adapter.http_metadata(), wh.location)
@@ -131,26 +132,27 @@ def kbchachacha_listings(
     freshness_policy=FreshnessPolicy.time_window(fail_window=FRESHNESS_WINDOW, warn_window=dt.timedelta(hours=6)),
 )
 def cars(context: AssetExecutionContext, config: CarsArchiveConfig, warehouse: WarehouseResource) -> MaterializeResult:
-    wh = warehouse.get_warehouse()
     cutoff = archive_cutoff(config)
-    archived = archive_sold_cars(wh, cutoff)
-    context.log.info(f"archived {archived.moved} car(s) sold before {cutoff.isoformat()}")
-    totals: dict[str, int] = {}
-    for source in VENDORS:
-        for status in ("active", "reserved", "sold"):
-            totals[f"{source}_{status}"] = wh.count(
-                CARS_TABLE, "source = :source AND sale_status = :status", {"source": source, "status": status}
-            )
-        totals[f"{source}_cars"] = sum(totals[f"{source}_{s}"] for s in ("active", "reserved", "sold"))
-    return MaterializeResult(
-        metadata={
-            "cars_total": wh.count(CARS_TABLE),
-            **totals,
-            "archived": archived.moved,
-            "cars_archive_total": wh.count(CARS_ARCHIVE_TABLE),
-            "archive_cutoff": cutoff.isoformat(),
-        }
-    )
+    with retry_transient_failures(context):
+        wh = warehouse.get_warehouse()
+        archived = archive_sold_cars(wh, cutoff)
+        context.log.info(f"archived {archived.moved} car(s) sold before {cutoff.isoformat()}")
+        totals: dict[str, int] = {}
+        for source in VENDORS:
+            for status in ("active", "reserved", "sold"):
+                totals[f"{source}_{status}"] = wh.count(
+                    CARS_TABLE, "source = :source AND sale_status = :status", {"source": source, "status": status}
+                )
+            totals[f"{source}_cars"] = sum(totals[f"{source}_{s}"] for s in ("active", "reserved", "sold"))
+        return MaterializeResult(
+            metadata={
+                "cars_total": wh.count(CARS_TABLE),
+                **totals,
+                "archived": archived.moved,
+                "cars_archive_total": wh.count(CARS_ARCHIVE_TABLE),
+                "archive_cutoff": cutoff.isoformat(),
+            }
+        )
 
 
 CARS_ASSETS = [encar_listings, kbchachacha_listings, cars]

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from sync_pipelines.archive import archive_rows
 from sync_pipelines.odoo.settings import DEFAULT_ARCHIVE_RETENTION_DAYS, MODEL_SPECS, ModelSpec
+from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.warehouse import WarehouseResource, utcnow
 
 
@@ -56,17 +57,18 @@ def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, wa
         raise ValueError("retention_days must be >= 0")
     as_of = parse_as_of(config.as_of)
     cutoff = as_of - dt.timedelta(days=config.retention_days)
-    wh = warehouse.get_warehouse()
     archived_at = utcnow()
     moved: dict[str, int] = {}
-    for spec in MODEL_SPECS:
-        result = archive_rows(
-            wh, table=spec.table, archive_table=spec.archive_table,
-            where=archive_condition(spec, cutoff), archived_at=archived_at,
-        )
-        moved[spec.table] = result.moved
-        if result.moved:
-            context.log.info(f"archived {result.moved} row(s) of {spec.table}, e.g. ids {result.keys_sample[:10]}")
+    with retry_transient_failures(context):
+        wh = warehouse.get_warehouse()
+        for spec in MODEL_SPECS:
+            result = archive_rows(
+                wh, table=spec.table, archive_table=spec.archive_table,
+                where=archive_condition(spec, cutoff), archived_at=archived_at,
+            )
+            moved[spec.table] = result.moved
+            if result.moved:
+                context.log.info(f"archived {result.moved} row(s) of {spec.table}, e.g. ids {result.keys_sample[:10]}")
     total = sum(moved.values())
     yield Output(
         None,

@@ -21,6 +21,7 @@ from sync_pipelines.odoo import settings
 from sync_pipelines.odoo.resources import OdooResource
 from sync_pipelines.odoo.settings import MODEL_SPECS, PURCHASE_ORDER_LINES, PURCHASE_ORDERS, ModelSpec
 from sync_pipelines.odoo.sync import sync_model
+from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
 
@@ -61,8 +62,8 @@ def build_sync_asset(spec: ModelSpec) -> AssetsDefinition:
         delay_ms = config.delay_ms if config.delay_ms is not None else settings.default_delay_ms()
         if batch_size < 1 or delay_ms < 0 or config.overlap_seconds < 0:
             raise ValueError("batch_size must be >= 1, delay_ms and overlap_seconds >= 0")
-        wh = warehouse.get_warehouse()
-        with odoo.get_client() as client:
+        with retry_transient_failures(context), odoo.get_client() as client:
+            wh = warehouse.get_warehouse()
             report = sync_model(
                 spec,
                 client,

@@ -19,7 +19,15 @@ from sync_pipelines.warehouse.upsert import UpsertCounts, upsert_rows
 
 
 class WarehouseUnavailableError(RuntimeError):
-    """The destination database cannot be reached or refused the work (message redacted)."""
+    """The destination database cannot be reached or refused the work (message redacted).
+
+    ``transient`` says whether trying again later may help (a server restarting, a lock
+    timeout) or not (a missing table): :mod:`sync_pipelines.retries` retries only the former.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
 
 
 def utcnow() -> dt.datetime:
@@ -189,7 +197,8 @@ class Warehouse:
                 except sa.exc.NoSuchTableError:
                     raise WarehouseUnavailableError(
                         f"table {name!r} does not exist in {self.safe_url}: run the migrations "
-                        "(python -m sync_pipelines.warehouse upgrade)"
+                        "(python -m sync_pipelines.warehouse upgrade)",
+                        transient=False,
                     ) from None
                 self._tables[name] = table
             return table

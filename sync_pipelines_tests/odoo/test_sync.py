@@ -150,6 +150,17 @@ def test_access_denied_fault_fails_the_run_with_a_clear_message_and_no_secret(od
     assert API_KEY not in text
 
 
+def test_an_outage_longer_than_the_http_retries_is_ridden_out_by_a_step_retry(odoo):
+    # the client tries each call 6 times; 8 answers of 503 outlast that, the step retry does not
+    odoo.sandbox.faults.add("status", vendor="odoo", status=503, retry_after=0, times=8)
+    run = odoo.sync(types="products")
+    assert run.success
+    retried = [e for e in run.result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert [e.step_key for e in retried] == [PRODUCTS.asset_name]
+    assert {r["id"] for r in odoo.rows(PRODUCTS.table)} == odoo.odoo_ids(PRODUCTS)
+    assert run.meta(PRODUCTS)["inserted"] == len(odoo.odoo_ids(PRODUCTS))
+
+
 def test_duplicate_name_and_malformed_records_go_to_rejects_and_the_check_fails(odoo):
     odoo.sync()
     posted = next(r for r in odoo.vendor.records["account.move"].values()
