@@ -29,14 +29,14 @@ def build_rejects_check(spec: ModelSpec) -> AssetChecksDefinition:
 @asset_check(
     asset=INVOICES.asset_name,
     name="no_duplicate_invoice_names",
-    description="Fails if two invoices share (company_id, move_type, name), drafts named '/' excepted.",
+    description="Fails if two live invoices share (company_id, move_type, name), drafts named '/' excepted.",
 )
 def no_duplicate_invoice_names(warehouse: WarehouseResource) -> AssetCheckResult:
     wh = warehouse.get_warehouse()
     table = wh.table(INVOICES.table)
     query = (
         sa.select(table.c.company_id, table.c.move_type, table.c.name, sa.func.count().label("n"))
-        .where(table.c.name != "/")
+        .where(table.c.name != "/", table.c.deleted_at.is_(None))
         .group_by(table.c.company_id, table.c.move_type, table.c.name)
         .having(sa.func.count() > 1)
     )

@@ -53,6 +53,7 @@ class SyncReport:
     batches: int = 0
     cursor: Position | None = None
     reject_samples: list[str] = field(default_factory=list)
+    name_holders: set[int] = field(default_factory=set)  # invoices whose names others were refused
 
     @property
     def cursor_text(self) -> str:
@@ -137,6 +138,8 @@ def sync_model(
             on_batch(report)
     if mode == "full":
         _mark_deleted(spec, warehouse, seen, report)
+    if report.name_holders:
+        _release_names_of_deleted_holders(spec, client, warehouse, report, run_id, logger)
     if report.rejected:
         logger.warning(
             f"odoo {spec.entity}: {report.rejected} record(s) set aside in sync_rejects, e.g. "
@@ -169,7 +172,7 @@ def _process_batch(
         except RecordRejected as exc:
             rejects.append((key, f"malformed record: {exc}", record))
     if spec.entity == INVOICES.entity:
-        rows, duplicates = _split_duplicate_names(tx, rows)
+        rows, duplicates = _split_duplicate_names(tx, rows, report.name_holders)
         rejects.extend(duplicates)
     rows = _without_unchanged_archived(tx, spec, rows, report)
     counts = tx.upsert(spec.table, rows)
@@ -186,12 +189,13 @@ def _process_batch(
 
 
 def _split_duplicate_names(
-    tx: WarehouseTransaction, rows: list[dict[str, Any]]
+    tx: WarehouseTransaction, rows: list[dict[str, Any]], name_holders: set[int]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str, Any]]]:
     """Keep rows whose (company, move type, name) is free; reject those another invoice holds.
 
-    Mirrors the partial unique index: names ``/`` and rows with a NULL part never conflict.
-    The holder already in the table wins; within a batch, the first (oldest write) wins.
+    Mirrors the partial unique index: names ``/``, rows with a NULL part and rows deleted in
+    Odoo (``deleted_at``) never conflict. The live holder already in the table wins; within
+    a batch, the first (oldest write) wins.
     """
     def name_key(row: dict[str, Any]) -> tuple | None:
         if row.get("name") in (None, "/") or row.get("company_id") is None or row.get("move_type") is None:
@@ -205,7 +209,7 @@ def _split_duplicate_names(
     table = tx.table(INVOICES.table)
     for i in range(0, len(names), 500):
         query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
-            table.c.name.in_(names[i : i + 500])
+            table.c.name.in_(names[i : i + 500]), table.c.deleted_at.is_(None)
         )
         for rid, company_id, move_type, name in tx.execute(query):
             # A row being re-landed in this batch releases its old name (it may be renamed).
@@ -216,6 +220,7 @@ def _split_duplicate_names(
     for key, row in keyed:
         holder = holders.get(key) if key else None
         if key and holder is not None and holder != row["id"]:
+            name_holders.add(holder)
             company_id, move_type, name = key
             rejected.append((
                 str(row["id"]),
@@ -274,6 +279,38 @@ def _retry_open_rejects(
             seen = _process_batch(tx, spec, batch, report, run_id)
             # Gone from Odoo (or no longer in scope): nothing left to fix.
             report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, set(chunk) - seen)
+
+
+def _release_names_of_deleted_holders(
+    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, logger: Any
+) -> None:
+    """Free the names held by invoices Odoo has deleted since they were synced, and land the
+    invoices that were refused those names, in this run.
+
+    Odoo hands the number of a deleted draft to the next invoice, so "another invoice holds
+    this name" often means "the holder is gone". Hard deletes are otherwise only seen by the
+    nightly full read; asking Odoo about just the holders settles it now, so the newest
+    invoice is not missing until midnight (the old setup's top complaint)."""
+    holders = sorted(report.name_holders)
+    report.name_holders.clear()
+    existing: set[int] = set()
+    for i in range(0, len(holders), 200):
+        found = client.search_read(
+            spec.model, [("id", "in", holders[i : i + 200]), *spec.domain], ["id"], context=spec.context
+        )
+        existing.update(r["id"] for r in found)
+    gone = [h for h in holders if h not in existing]
+    if not gone:
+        return
+    table = warehouse.table(spec.table)
+    now = utcnow()
+    with warehouse.transaction() as tx:
+        marked = tx.execute(
+            table.update().where(table.c.id.in_(gone), table.c.deleted_at.is_(None)).values(deleted_at=now, synced_at=now)
+        ).rowcount
+    report.deleted += marked
+    logger.info(f"odoo {spec.entity}: ids {gone[:10]} were deleted in Odoo; their names are free again")
+    _retry_open_rejects(spec, client, warehouse, report, run_id)
 
 
 def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report: SyncReport) -> None:

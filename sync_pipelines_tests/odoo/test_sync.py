@@ -193,6 +193,34 @@ def test_duplicate_name_and_malformed_records_go_to_rejects_and_the_check_fails(
     assert run.checks()[("odoo_invoices", "no_open_rejects")] is True
 
 
+def test_an_invoice_taking_the_number_of_a_deleted_one_lands_in_the_same_run(odoo):
+    """Odoo reuses a deleted invoice's number: the new invoice is not refused until midnight."""
+    odoo.sync()
+    old = next(r for r in odoo.vendor.records["account.move"].values()
+               if r["state"] == "posted" and r["move_type"] != "entry")
+    new_id = odoo.control("duplicate_invoice_name", id=old["id"])
+    odoo.control("delete", model="account.move", id=old["id"])
+
+    run = odoo.sync(types="invoices")  # incremental: no full read to notice the delete
+    assert run.success
+    assert odoo.row(INVOICES.table, new_id)["name"] == old["name"]
+    assert odoo.row(INVOICES.table, old["id"])["deleted_at"] is not None
+    assert odoo.rejects(INVOICES.entity) == []
+    meta = run.meta(INVOICES)
+    assert meta["deleted"] == 1 and meta["inserted"] == 1
+    checks = run.checks()
+    assert checks[("odoo_invoices", "no_open_rejects")] is True
+    assert checks[("odoo_invoices", "no_duplicate_invoice_names")] is True
+
+    # a holder that still exists keeps its name: the newcomer waits in sync_rejects
+    holder = next(r for r in odoo.vendor.records["account.move"].values()
+                  if r["state"] == "posted" and r["move_type"] != "entry" and r["id"] != new_id)
+    refused = odoo.control("duplicate_invoice_name", id=holder["id"])
+    run = odoo.sync(types="invoices")
+    assert odoo.row(INVOICES.table, refused) is None and odoo.row(INVOICES.table, holder["id"])["deleted_at"] is None
+    assert [r["record_key"] for r in odoo.rejects(INVOICES.entity)] == [str(refused)]
+
+
 def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_none(odoo):
     odoo.sync()
     now = odoo.sandbox.clock.now()
