@@ -45,24 +45,38 @@ def vendor_url(name: str) -> str:
     return (env(name) or DEFAULT_VENDOR_URLS[name]).rstrip("/")
 
 
-def _number(name: str, default: float, *, minimum: float = 0) -> float:
+def env_number(name: str, default: float, *, minimum: float = 0, integer: bool = False) -> float:
+    """A numeric knob from the environment; a clear error naming the variable when it is not one."""
     raw = env(name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = int(raw) if integer else float(raw)
     except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a number'}, got {raw!r}") from None
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off knob: true/false, 1/0, yes/no, on/off."""
+    raw = env(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 def step_retries() -> int:
     """``SYNC_STEP_RETRIES``: how often a step failing for a transient reason is retried (3)."""
-    return int(_number("SYNC_STEP_RETRIES", 3))
+    return int(env_number("SYNC_STEP_RETRIES", 3, integer=True))
 
 
 def step_retry_seconds() -> float:
     """``SYNC_STEP_RETRY_SECONDS``: the first step retry's wait, doubled each time (30 s)."""
-    return _number("SYNC_STEP_RETRY_SECONDS", 30.0)
+    return env_number("SYNC_STEP_RETRY_SECONDS", 30.0)

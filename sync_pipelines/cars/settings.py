@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sync_pipelines.settings import env
+from sync_pipelines.settings import env_number
 
 SOURCE = "cars"  # the sync_rejects / sync_state source name
 ENCAR = "encar"
@@ -62,11 +62,5 @@ YEAR_RANGE = (1950, 2100)
 def requests_per_second(vendor: str, default: float) -> float | None:
     """Politeness limit toward a vendor: ``ENCAR_REQUESTS_PER_SECOND`` /
     ``KBCHACHACHA_REQUESTS_PER_SECOND``; ``0`` means unthrottled (the loopback sandbox)."""
-    raw = env(f"{vendor.upper()}_REQUESTS_PER_SECOND")
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{vendor.upper()}_REQUESTS_PER_SECOND must be a number, got {raw!r}") from None
+    value = env_number(f"{vendor.upper()}_REQUESTS_PER_SECOND", default)
     return value if value > 0 else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sync_pipelines.settings import env
+from sync_pipelines.settings import env, env_flag, env_number
 
 SOURCE = "odoo"
 
@@ -164,32 +164,14 @@ def auto_sync_enabled() -> bool:
     """``AUTO_SYNC_ENABLED`` (the old setup's switch, default on): ``false`` makes the schedule
     and the changes sensor skip their ticks (with a reason in the UI) without a code change;
     manual launches still run. Stopping them in the UI does the same per deployment."""
-    raw = (env("AUTO_SYNC_ENABLED") or "true").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"AUTO_SYNC_ENABLED must be true or false, got {raw!r}")
-
-
-def _int_env(name: str, default: int) -> int:
-    raw = env(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}")
-    return value
+    return env_flag("AUTO_SYNC_ENABLED", True)
 
 
 def default_batch_size() -> int:
     """Records per search_read batch: ``ODOO_INVOICE_BATCH_SIZE`` (the old setup's knob), default 100."""
-    return max(1, _int_env("ODOO_INVOICE_BATCH_SIZE", DEFAULT_BATCH_SIZE))
+    return int(env_number("ODOO_INVOICE_BATCH_SIZE", DEFAULT_BATCH_SIZE, minimum=1, integer=True))
 
 
 def default_delay_ms() -> int:
     """Pause between batches: ``ODOO_INVOICE_DELAY_MS`` (the old setup's knob), default 100 ms."""
-    return _int_env("ODOO_INVOICE_DELAY_MS", DEFAULT_DELAY_MS)
+    return int(env_number("ODOO_INVOICE_DELAY_MS", DEFAULT_DELAY_MS, integer=True))

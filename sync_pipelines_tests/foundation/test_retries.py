@@ -39,7 +39,7 @@ def test_backoff_doubles_is_capped_and_honours_the_vendors_wait(monkeypatch):
     assert step_retry_wait(10) == 900
     assert step_retry_wait(0, hint=200) == 200
     monkeypatch.setenv("SYNC_STEP_RETRIES", "many")
-    with pytest.raises(ValueError, match="SYNC_STEP_RETRIES must be a number"):
+    with pytest.raises(ValueError, match="SYNC_STEP_RETRIES must be an integer"):
         step_retries()
 
 
