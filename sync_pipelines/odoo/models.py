@@ -111,6 +111,11 @@ def _m2o(row: dict, record: dict, field: str, *, with_name: bool = True) -> None
         row[field.removesuffix("_id") + "_name"] = ref_name
 
 
+def _currency(row: dict, record: dict) -> None:
+    """``currency_id`` -> ``currency_id`` and ``currency`` (the code, e.g. ``EUR``)."""
+    row["currency_id"], row["currency"] = parse_many2one(record.get("currency_id"), "currency_id")
+
+
 def _common(record: dict) -> dict[str, Any]:
     return {
         "id": record_id(record),
@@ -141,8 +146,7 @@ def map_invoice(record: dict) -> dict[str, Any]:
     if row["move_type"] is None or row["state"] is None:
         raise RecordRejected("move_type and state are required")
     _m2o(row, record, "partner_id")
-    _m2o(row, record, "currency_id", with_name=False)
-    row["currency"] = parse_many2one(record.get("currency_id"), "currency_id")[1]
+    _currency(row, record)
     _m2o(row, record, "company_id", with_name=False)
     return row
 
@@ -158,8 +162,7 @@ def map_purchase_order(record: dict) -> dict[str, Any]:
         amount_total=_money(record, "amount_total"),
     )
     _m2o(row, record, "partner_id")
-    _m2o(row, record, "currency_id", with_name=False)
-    row["currency"] = parse_many2one(record.get("currency_id"), "currency_id")[1]
+    _currency(row, record)
     _m2o(row, record, "company_id", with_name=False)
     return row
 
@@ -193,8 +196,7 @@ def map_sale_order(record: dict) -> dict[str, Any]:
         amount_total=_money(record, "amount_total"),
     )
     _m2o(row, record, "partner_id")
-    _m2o(row, record, "currency_id", with_name=False)
-    row["currency"] = parse_many2one(record.get("currency_id"), "currency_id")[1]
+    _currency(row, record)
     _m2o(row, record, "company_id", with_name=False)
     return row
 
