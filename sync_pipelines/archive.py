@@ -13,8 +13,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from dagster import Config
+from pydantic import Field
 
 from sync_pipelines.warehouse import Warehouse, utcnow
+
+
+class ArchiveConfig(Config):
+    """Run config every archive op shares; each source adds its retention field."""
+
+    as_of: str | None = Field(
+        default=None, description="ISO date-time the retention is measured from (default: now, UTC); for backfills"
+    )
+
+    def as_of_time(self) -> dt.datetime:
+        return parse_as_of(self.as_of)
+
+
+def parse_as_of(value: str | None) -> dt.datetime:
+    """An ISO date or date-time (UTC when it names no zone); now when empty."""
+    if not value:
+        return utcnow()
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclass

@@ -6,42 +6,28 @@ and re-running is safe. Used by the ``cars`` asset (so it runs after every succe
 sync, from the schedule, the Launchpad or the CLI) and by ``cars_archive_job`` (alone).
 """
 
-
 import datetime as dt
 
 import sqlalchemy as sa
-from dagster import Config, OpExecutionContext, Output, in_process_executor, job, op
+from dagster import OpExecutionContext, Output, in_process_executor, job, op
 from pydantic import Field
 
-from sync_pipelines.archive import ArchiveResult, archive_rows
+from sync_pipelines.archive import ArchiveConfig, ArchiveResult, archive_rows
 from sync_pipelines.cars.settings import CARS_ARCHIVE_TABLE, CARS_TABLE, DEFAULT_ARCHIVE_AFTER_DAYS
 from sync_pipelines.retries import retry_transient_failures
-from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
+from sync_pipelines.warehouse import Warehouse, WarehouseResource
 
 
-class CarsArchiveConfig(Config):
+class CarsArchiveConfig(ArchiveConfig):
     older_than_days: float = Field(
         default=DEFAULT_ARCHIVE_AFTER_DAYS, description="archive cars sold for more than this many days"
     )
-    as_of: str | None = Field(
-        default=None, description="ISO date-time the age is measured from (default: now, UTC); for backfills/tests"
-    )
-
-
-def parse_as_of(value: str | None) -> dt.datetime:
-    if not value:
-        return utcnow()
-    try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def archive_cutoff(config: CarsArchiveConfig) -> dt.datetime:
     if config.older_than_days < 0:
         raise ValueError("older_than_days must be >= 0")
-    return parse_as_of(config.as_of) - dt.timedelta(days=config.older_than_days)
+    return config.as_of_time() - dt.timedelta(days=config.older_than_days)
 
 
 def archive_sold_cars(wh: Warehouse, cutoff: dt.datetime) -> ArchiveResult:

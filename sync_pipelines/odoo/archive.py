@@ -10,33 +10,20 @@ A later sync does not bring an archived record back unless Odoo changed it since
 import datetime as dt
 
 import sqlalchemy as sa
-from dagster import Config, Nothing, OpExecutionContext, Out, Output, in_process_executor, job, op
+from dagster import Nothing, OpExecutionContext, Out, Output, in_process_executor, job, op
 from pydantic import Field
 
-from sync_pipelines.archive import archive_rows
+from sync_pipelines.archive import ArchiveConfig, archive_rows
 from sync_pipelines.odoo.settings import DEFAULT_ARCHIVE_RETENTION_DAYS, MODEL_SPECS, ModelSpec
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.warehouse import WarehouseResource, utcnow
 
 
-class OdooArchiveConfig(Config):
+class OdooArchiveConfig(ArchiveConfig):
     retention_days: int = Field(
         default=DEFAULT_ARCHIVE_RETENTION_DAYS,
         description="move rows deleted in Odoo, or cancelled, for more than this many days",
     )
-    as_of: str | None = Field(
-        default=None, description="ISO date-time to compute the retention from (default: now, UTC)"
-    )
-
-
-def parse_as_of(value: str | None) -> dt.datetime:
-    if not value:
-        return utcnow()
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def archive_condition(spec: ModelSpec, cutoff: dt.datetime):
@@ -55,7 +42,7 @@ def archive_condition(spec: ModelSpec, cutoff: dt.datetime):
 def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, warehouse: WarehouseResource):
     if config.retention_days < 0:
         raise ValueError("retention_days must be >= 0")
-    as_of = parse_as_of(config.as_of)
+    as_of = config.as_of_time()
     cutoff = as_of - dt.timedelta(days=config.retention_days)
     archived_at = utcnow()
     moved: dict[str, int] = {}
