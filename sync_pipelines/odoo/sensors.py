@@ -3,15 +3,18 @@
 Every 5 minutes it asks Odoo, per model, ``search_count`` of records after the newer of
 (a) the warehouse cursor in ``sync_state`` (what was synced) and (b) the sensor's own
 cursor (what a run was already requested for), so a queued run is not requested twice.
-(b) only counts while an ``odoo_sync_job`` run is queued or running: once none is, the
-warehouse cursor alone decides, so changes a failed run did not sync (after Dagster's run
-retries gave up) are requested again on the next tick instead of waiting for the schedule.
+(b) only counts while an ``odoo_sync_job`` run is queued or running, or one failed less
+than 30 minutes ago: after that the warehouse cursor alone decides, so changes a failed run
+did not sync (after Dagster's run retries gave up) are requested again instead of waiting
+for the schedule, but a broken Odoo is not hammered every 5 minutes.
 If some model changed, it requests one ``odoo_sync_job`` run (incremental) for the
 changed models only and moves its cursor to their newest (write_date, id).
 """
 
+import datetime as dt
 import hashlib
 import json
+import time
 
 from dagster import (
     AssetKey,
@@ -40,6 +43,20 @@ PENDING_RUN_STATUSES = [
     DagsterRunStatus.STARTED,
 ]
 REQUESTS_KEY = "_requests"  # cursor entry counting requests, so each run_key is new
+# After a failed run, changes are requested again only this much later.
+FAILED_RUN_BACKOFF = dt.timedelta(minutes=30)
+
+
+def _sync_in_flight_or_recently_failed(instance) -> bool:
+    if instance.get_runs(RunsFilter(job_name=odoo_sync_job.name, statuses=PENDING_RUN_STATUSES), limit=1):
+        return True
+    failed = instance.get_run_records(
+        RunsFilter(job_name=odoo_sync_job.name, statuses=[DagsterRunStatus.FAILURE]), limit=1
+    )
+    if not failed:
+        return False
+    ended = failed[0].end_time or failed[0].update_timestamp.timestamp()
+    return time.time() - ended < FAILED_RUN_BACKOFF.total_seconds()
 
 
 @sensor(
@@ -55,9 +72,7 @@ def odoo_changes_sensor(
     if not auto_sync_enabled():
         return SkipReason("AUTO_SYNC_ENABLED is false: automatic Odoo syncs are paused")
     requested: dict = json.loads(context.cursor) if context.cursor else {}
-    pending = context.instance.get_runs(
-        RunsFilter(job_name=odoo_sync_job.name, statuses=PENDING_RUN_STATUSES), limit=1
-    )
+    pending = _sync_in_flight_or_recently_failed(context.instance)
     wh = warehouse.get_warehouse()
     changed, counts, marks = [], {}, dict(requested)
     with odoo.get_client() as client:

@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from sync_pipelines.definitions import defs
+from sync_pipelines.odoo import sensors
 from sync_pipelines.odoo.resources import OdooResource
 from sync_pipelines.odoo.schedules import odoo_sync_schedule
 from sync_pipelines.odoo.sensors import odoo_changes_sensor
@@ -49,7 +50,7 @@ def test_auto_sync_types_selects_what_scheduled_runs_sync(monkeypatch):
     assert set(request.run_config["ops"]) == {k.path[-1] for k in request.asset_selection}
 
 
-def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(odoo):
+def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(odoo, monkeypatch):
     odoo.sync()
     resources = {"odoo": OdooResource(), "warehouse": WarehouseResource()}
     with instance_for_test() as instance:
@@ -77,8 +78,14 @@ def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(od
         )
         assert isinstance(again, SkipReason)
 
-        # the run failed (and its retries too): the next tick asks for the changes again
+        # the run failed (and its retries too): not asked again at once (Odoo may be down)...
         instance.report_run_failed(queued)
+        backing_off = odoo_changes_sensor(
+            build_sensor_context(cursor=result.cursor, instance=instance, resources=resources)
+        )
+        assert isinstance(backing_off, SkipReason)
+        # ...but once the backoff has passed, the changes are requested again
+        monkeypatch.setattr(sensors, "FAILED_RUN_BACKOFF", dt.timedelta(0))
         retry = odoo_changes_sensor(
             build_sensor_context(cursor=result.cursor, instance=instance, resources=resources)
         )
