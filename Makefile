@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo ui test lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m sync_pipelines.demo
+
+# the demo, then the Dagster UI and daemon on its run history, the sandbox kept up (Ctrl-C stops)
+ui: $(STAMP)
+	$(PY) -m sync_pipelines.demo --ui
 
 test: $(STAMP)
 	$(PY) -m ruff check sync_pipelines sync_pipelines_tests bench

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sync_pipelines.demo")
     parser.add_argument("--mode", choices=["incremental", "full"], default="full")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--ui", action="store_true", help="then keep the sandbox up and serve the Dagster UI (and daemon) on these runs"
+    )
+    parser.add_argument("--port", type=int, default=3000, help="Dagster UI port with --ui")
     args = parser.parse_args(argv)
 
     data_dir = settings.data_dir()
@@ -73,11 +79,32 @@ def main(argv: list[str] | None = None) -> int:
         for table, count in _table_counts(warehouse):
             print(f"  {table:32s} {count:>8d} rows")
         print(f"run history (Dagster, SQLite): {os.environ['DAGSTER_HOME']}")
-        print(f"browse it: DAGSTER_HOME={os.environ['DAGSTER_HOME']} .venv/bin/dagster dev")
+        if args.ui:
+            return _serve_ui(args.port) or failures
+        print("browse it: make ui   (the Dagster UI on this history, with the sandbox kept up)")
     finally:
         sandbox.stop()
         instance.dispose()
     return 1 if failures else 0
+
+
+def _serve_ui(port: int) -> int:
+    """``dagster dev`` on this instance, with the sandbox's variables, until Ctrl-C.
+
+    SIGINT is reset to its default in the child: a ``dagster dev`` that inherits an ignored
+    SIGINT (non-interactive shells) would never stop."""
+    print(f"Dagster UI: http://127.0.0.1:{port}  (schedules and sensors run against the sandbox; Ctrl-C stops)")
+    command = [sys.executable, "-m", "dagster", "dev", "-m", "sync_pipelines.definitions", "-p", str(port)]
+    ui = subprocess.Popen(command, env=os.environ.copy(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        return ui.wait()
+    except KeyboardInterrupt:
+        ui.send_signal(signal.SIGINT)
+        try:
+            return ui.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            ui.kill()
+            return ui.wait()
 
 
 def _job_or_none(defs, name: str):
