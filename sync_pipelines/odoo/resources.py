@@ -30,16 +30,23 @@ class OdooResource(ConfigurableResource):
         description="jsonrpc (POST /jsonrpc, every version) or json2 (POST /json/2/..., Odoo 19+)",
     )
 
-    def get_client(self) -> OdooClient:
-        api_key = env("ODOO_API_KEY")
-        register_secret(api_key)
-        settings = {
+    def _settings(self) -> dict[str, str | None]:
+        return {
             "ODOO_URL": self.url or env("ODOO_URL"),
             "ODOO_DB": self.db or env("ODOO_DB"),
             "ODOO_USERNAME": self.username or env("ODOO_USERNAME"),
-            "ODOO_API_KEY": api_key,
+            "ODOO_API_KEY": env("ODOO_API_KEY"),
         }
-        missing = [name for name, value in settings.items() if not value]
+
+    def missing_settings(self) -> list[str]:
+        """The variables still to set; empty when Odoo is configured."""
+        return [name for name, value in self._settings().items() if not value]
+
+    def get_client(self) -> OdooClient:
+        settings = self._settings()
+        api_key = settings["ODOO_API_KEY"]
+        register_secret(api_key)
+        missing = self.missing_settings()
         if missing:
             raise OdooConfigError(
                 f"Odoo is not configured: set {', '.join(missing)} "

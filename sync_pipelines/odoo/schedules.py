@@ -13,6 +13,7 @@ from dagster import (
 
 from sync_pipelines.odoo.archive import odoo_archive_job
 from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
+from sync_pipelines.odoo.resources import OdooResource
 from sync_pipelines.odoo.settings import auto_sync_enabled, auto_sync_specs
 
 
@@ -36,9 +37,12 @@ def sync_run_request(tick: dt.datetime) -> RunRequest:
     default_status=DefaultScheduleStatus.RUNNING,
     description="Odoo sync every 2 hours (UTC); the 00:00 run is full (finds deletions), the others incremental.",
 )
-def odoo_sync_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+def odoo_sync_schedule(context: ScheduleEvaluationContext, odoo: OdooResource) -> RunRequest | SkipReason:
     if not auto_sync_enabled():
         return SkipReason("AUTO_SYNC_ENABLED is false: scheduled Odoo syncs are paused")
+    if missing := odoo.missing_settings():
+        # A deployment that does not use Odoo gets a skipped tick saying so, not a failed run every 2 h.
+        return SkipReason(f"Odoo is not configured: set {', '.join(missing)}")
     return sync_run_request(context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc))
 
 

@@ -71,6 +71,8 @@ def odoo_changes_sensor(
 ) -> SensorResult | SkipReason:
     if not auto_sync_enabled():
         return SkipReason("AUTO_SYNC_ENABLED is false: automatic Odoo syncs are paused")
+    if missing := odoo.missing_settings():
+        return SkipReason(f"Odoo is not configured: set {', '.join(missing)}")
     requested: dict = json.loads(context.cursor) if context.cursor else {}
     pending = _sync_in_flight_or_recently_failed(context.instance)
     wh = warehouse.get_warehouse()

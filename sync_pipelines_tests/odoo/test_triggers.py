@@ -26,9 +26,18 @@ from sync_pipelines.odoo.settings import MODEL_SPECS, PURCHASE_ORDER_LINES
 from sync_pipelines.warehouse import WarehouseResource
 
 
+@pytest.fixture(autouse=True)
+def _odoo_configured(monkeypatch):
+    """Odoo settings for the schedule's configuration check (the sandbox's replace them)."""
+    for name, value in (("ODOO_URL", "http://odoo.invalid"), ("ODOO_DB", "db"), ("ODOO_USERNAME", "sync"),
+                        ("ODOO_API_KEY", "not-a-real-key")):
+        monkeypatch.setenv(name, value)
+
+
 def _tick(hour: int):
     when = dt.datetime(2026, 11, 23, hour, 0, tzinfo=dt.timezone.utc)
-    return odoo_sync_schedule(build_schedule_context(scheduled_execution_time=when))
+    context = build_schedule_context(scheduled_execution_time=when, resources={"odoo": OdooResource()})
+    return odoo_sync_schedule(context)
 
 
 def test_schedule_runs_full_at_midnight_and_incremental_otherwise(monkeypatch):
@@ -117,3 +126,14 @@ def test_auto_sync_enabled_false_pauses_schedule_and_sensor(odoo, monkeypatch):
     monkeypatch.setenv("AUTO_SYNC_ENABLED", "maybe")
     with pytest.raises(ValueError, match="AUTO_SYNC_ENABLED"):
         _tick(2)
+
+
+def test_schedule_and_sensor_skip_saying_what_to_set_when_odoo_is_not_configured(monkeypatch):
+    monkeypatch.delenv("ODOO_URL")
+    monkeypatch.delenv("ODOO_API_KEY")
+    assert _tick(2).skip_message == "Odoo is not configured: set ODOO_URL, ODOO_API_KEY"
+    resources = {"odoo": OdooResource(), "warehouse": WarehouseResource()}
+    with instance_for_test() as instance:
+        skipped = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+    assert isinstance(skipped, SkipReason)
+    assert skipped.skip_message == "Odoo is not configured: set ODOO_URL, ODOO_API_KEY"
