@@ -96,6 +96,12 @@ def _serve_ui(port: int) -> int:
     print(f"Dagster UI: http://127.0.0.1:{port}  (schedules and sensors run against the sandbox; Ctrl-C stops)")
     command = [sys.executable, "-m", "dagster", "dev", "-m", "sync_pipelines.definitions", "-p", str(port)]
     ui = subprocess.Popen(command, env=os.environ.copy(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def stop(signum, frame):  # Ctrl-C, or SIGTERM from a supervisor, even if the shell ignored SIGINT
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         return ui.wait()
     except KeyboardInterrupt:

@@ -1,5 +1,5 @@
 """`make ui` (``python -m sync_pipelines.demo --ui``): the Dagster UI serves the demo's runs,
-and Ctrl-C stops the UI, its daemon and the sandbox."""
+and Ctrl-C or SIGTERM stops the UI, its daemon and the sandbox, leaving no process behind."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_ui_serves_the_demo_runs_and_stops_on_ctrl_c(tmp_path):
         [sys.executable, "-m", "sync_pipelines.demo", "--ui", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
-        # as from a terminal: Ctrl-C (SIGINT) must reach the demo even if this shell ignores it
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        # started the way a non-interactive shell starts background jobs: SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         deadline, runs = time.monotonic() + 150, []
@@ -59,7 +59,7 @@ def test_ui_serves_the_demo_runs_and_stops_on_ctrl_c(tmp_path):
         assert ui.poll() is None, ui.communicate()[0][-3000:]
         demo_jobs = {r["jobName"] for r in runs if r["status"] == "SUCCESS"}
         assert {"cars_sync_job", "cars_archive_job", "odoo_sync_job", "odoo_archive_job"} <= demo_jobs, runs
-        ui.send_signal(signal.SIGINT)
+        ui.send_signal(signal.SIGTERM)  # what a supervisor sends; Ctrl-C takes the same path
         output = ui.communicate(timeout=90)[0]
     finally:
         if ui.poll() is None:
@@ -67,3 +67,5 @@ def test_ui_serves_the_demo_runs_and_stops_on_ctrl_c(tmp_path):
     assert f"Dagster UI: http://127.0.0.1:{port}" in output
     with pytest.raises(OSError):
         _runs(port)  # the UI is gone
+    leftovers = subprocess.run(["pgrep", "-f", "--", f"dagster dev -m sync_pipelines.definitions -p {port}"], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], "dagster dev outlived the demo"
