@@ -71,7 +71,9 @@ class EnvironmentSelectedStorage(DagsterStorage, ConfigurableClass):
         base_dir = config_value.get("sqlite_base_dir")
         if not base_dir:
             # DAGSTER_HOME unset (the CLI's temporary instance): the embedded default's home,
-            # so `dagster dev` from the repository shows the runs `make demo` made.
+            # so `dagster asset materialize` / `job execute` from the repository record their
+            # runs where `make demo` does (`dagster dev` sets a temporary DAGSTER_HOME itself;
+            # `make ui` points it here).
             from sync_pipelines import settings
 
             home = os.environ.get("DAGSTER_HOME") or str(settings.data_dir() / "dagster_home")
