@@ -3,7 +3,8 @@
 Starts the bundled sandbox APIs on a loopback port, points every client at them, and runs
 each source's ``*_sync_job`` (then its ``*_archive_job``) on a SQLite Dagster instance,
 writing into the SQLite destination. Prints where the data and the run history went.
-Runs are recorded in ``$DAGSTER_HOME``, so ``dagster dev`` afterwards shows them.
+Runs are recorded in ``$DAGSTER_HOME``; ``--ui`` (``make ui``) then serves them in the
+Dagster UI, with the sandbox kept up.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from sync_pipelines import settings
 
 # The console shows what each step did (INFO), not Dagster's DEBUG engine events; those are
-# all in the run history (`dagster dev`).
+# all in the run history (`make ui`).
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
