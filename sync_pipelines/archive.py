@@ -31,14 +31,20 @@ class ArchiveConfig(Config):
 
 
 def parse_as_of(value: str | None) -> dt.datetime:
-    """An ISO date or date-time (UTC when it names no zone); now when empty."""
+    """An ISO date or date-time (UTC when it names no zone), as UTC; now when empty.
+
+    Converted to UTC because SQLite compares timestamps as text: an offset kept
+    as given (``+09:00``) would compare against stored UTC values by string.
+    """
     if not value:
         return utcnow()
     try:
         parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"as_of must be an ISO date or date-time, got {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from sync_pipelines.archive import archive_rows
+from sync_pipelines.archive import archive_rows, parse_as_of
 from sync_pipelines.warehouse import Warehouse
 from sync_pipelines.warehouse.types import Timestamp
 
@@ -65,3 +65,14 @@ def test_a_failure_mid_batch_loses_and_duplicates_nothing(tables: Warehouse):
         archive_rows(tables, table="things", archive_table="things_archive", where=old_ended(7))
     assert tables.count("things") == 20
     assert tables.count("things_archive") == 0
+
+
+def test_as_of_is_read_as_utc_whatever_zone_it_names():
+    # SQLite compares timestamps as text, so an as_of kept at +09:00 would be
+    # compared against stored UTC values by string: it must come back in UTC.
+    kst = parse_as_of("2026-11-24T09:00:00+09:00")
+    assert kst == dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+    assert kst.utcoffset() == dt.timedelta(0)
+    assert parse_as_of("2026-11-24") == dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValueError, match="as_of must be an ISO date"):
+        parse_as_of("next tuesday")
