@@ -11,6 +11,7 @@ imported as modules (``from sync_pipelines import cars``), never as ``... import
 from dagster import Definitions
 
 from sync_pipelines import cars, odoo
+from sync_pipelines.alerts import sync_failure_alert_sensor
 from sync_pipelines.warehouse import WarehouseResource
 
 # Source subpackages, one line each (sources without an issue are not built yet):
@@ -18,7 +19,7 @@ SOURCE_MODULES: list = [cars, odoo]
 
 
 def build_definitions() -> Definitions:
-    shared = Definitions(resources={"warehouse": WarehouseResource()})
+    shared = Definitions(resources={"warehouse": WarehouseResource()}, sensors=[sync_failure_alert_sensor])
     return Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES))
 
 
