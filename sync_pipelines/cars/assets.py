@@ -52,7 +52,8 @@ class CarsListingConfig(SyncConfig):
     )
     status_checks_per_run: int = Field(
         default=DEFAULT_STATUS_CHECKS_PER_RUN,
-        description="per-car status calls for least-recently-checked active/reserved cars, every run",
+        description="per-car status calls, every run, for the least recently checked active/reserved cars "
+        "that this run's listing did not show (round-robin)",
     )
 
 

@@ -43,8 +43,11 @@ KB_DEFAULT_REQUESTS_PER_SECOND = 1.0
 # -- sync defaults ------------------------------------------------------------------------------
 DEFAULT_MAX_PAGES = 500
 DEFAULT_INCREMENTAL_PAGES = 1
-# Incremental runs re-ask the vendor about this many not-recently-checked active/reserved
-# cars per source, so sales are confirmed without 25,000 detail calls every 6 hours.
+# Every run re-asks the vendor about this many least recently checked active/reserved cars
+# per source that its listing did not show (round-robin), instead of 25,000 detail calls
+# every 6 hours. A car sold deep in the list is then confirmed within ceil(cars / budget)
+# runs at worst (25,000 / 300 = 84 runs, about 21 days); recent sales are found sooner
+# (previous head, ModifiedDate window leavers; see README "How long until a sale is seen").
 DEFAULT_STATUS_CHECKS_PER_RUN = 300
 # last_seen_at is refreshed at most this often for an unchanged car: a re-run that finds
 # nothing new writes nothing (one write per car per day instead of per run).

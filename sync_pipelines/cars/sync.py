@@ -7,11 +7,15 @@ mid-paging). Sale status therefore only ever changes through the vendor's per-ca
 
 * in ``full`` mode, when the listing was read to its end: every active/reserved car the
   listing did not show ("leavers");
+* otherwise, for a listing sorted by modification time (Encar, ``ModifiedDate`` desc):
+  the known active/reserved cars whose stored ``vendor_modified_at`` falls inside the time
+  window this run read (at or after the oldest ``ModifiedDate`` seen) but which the listing
+  did not show: they left the list (sold) or moved (the detail tells which);
 * in every mode: the cars that were on the first page(s) last run (``sync_state`` cursor
   ``cars``/``<source>_head``) and are nowhere in this run's listing (sold, or pushed down
   by others); cars known sold that the listing shows again; then up to
-  ``status_checks_per_run`` active/reserved cars, least recently checked first
-  (``status_checked_at``, round-robin).
+  ``status_checks_per_run`` active/reserved cars that this run's listing did not show,
+  least recently checked first (``status_checked_at``, round-robin).
 
 A car archived as sold that a listing shows again is first moved back from ``cars_archive``
 (:func:`_restore_archived`), so it is never in both tables.
@@ -73,6 +77,10 @@ class ParsedPage:
 
 class VendorAdapter(Protocol):
     source: str
+    # True when the listing is sorted newest-modified first and records carry
+    # ``vendor_modified_at`` (Encar): the time window a run read then says which known cars
+    # should have been shown.
+    sorted_by_modified: bool
 
     def fetch_page(self, number: int) -> ParsedPage: ...
 
@@ -83,6 +91,7 @@ class VendorAdapter(Protocol):
 
 class EncarAdapter:
     source = ENCAR
+    sorted_by_modified = True
 
     def __init__(self, client: EncarClient):
         self.client = client
@@ -107,6 +116,7 @@ class EncarAdapter:
 
 class KBChachachaAdapter:
     source = KBCHACHACHA
+    sorted_by_modified = False  # KB shows no modification time
 
     def __init__(self, client: KBChachachaClient):
         self.client = client
@@ -178,13 +188,25 @@ class SourceReport:
 class Known:
     sale_status: str
     sold_at: dt.datetime | None
+    vendor_modified_at: dt.datetime | None = None
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite gives timestamps back without a zone; they are stored as UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
 
 
 def load_known(wh: Warehouse, source: str) -> dict[str, Known]:
     cars = wh.table(CARS_TABLE)
+    query = sa.select(cars.c.source_id, cars.c.sale_status, cars.c.sold_at, cars.c.vendor_modified_at).where(
+        cars.c.source == source
+    )
     with wh.engine.connect() as conn:
-        rows = conn.execute(sa.select(cars.c.source_id, cars.c.sale_status, cars.c.sold_at).where(cars.c.source == source))
-        return {r.source_id: Known(r.sale_status, r.sold_at) for r in rows}
+        return {
+            r.source_id: Known(r.sale_status, r.sold_at, _aware(r.vendor_modified_at)) for r in conn.execute(query)
+        }
 
 
 def listing_row(record: CarRecord, known: Known | None, now: dt.datetime) -> dict[str, Any]:
@@ -228,6 +250,7 @@ def sync_source(
     seen_set: set[str] = set()
     head: list[str] = []  # cars on the first incremental_pages pages: what the next incremental reads
     relisted: list[str] = []
+    oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
 
     # 1. the listing, page by page, each page in one transaction
     page_limit = max_pages if mode == "full" else min(incremental_pages, max_pages)
@@ -250,6 +273,9 @@ def sync_source(
                 clean_keys.append(card.key)
                 if number <= incremental_pages:
                     head.append(card.key)
+                modified = card.record.vendor_modified_at
+                if adapter.sorted_by_modified and modified is not None:
+                    oldest_modified = modified if oldest_modified is None else min(oldest_modified, modified)
                 current = known.get(card.key)
                 if current is not None and current.sale_status == "sold":
                     relisted.append(card.key)
@@ -271,21 +297,34 @@ def sync_source(
     # 2. last_seen_at of unchanged cars, at most once per LAST_SEEN_RESOLUTION
     report.last_seen_refreshed = _refresh_last_seen(wh, source, seen, now)
 
-    # 3. per-car status: leavers (full, complete listing), cars that left the head of the
-    # list since the last run, re-shown sold cars, then the round-robin
-    candidates: list[str] = []
+    # 3. per-car status: cars that left the head of the list since the last run, leavers
+    # (every car a complete full listing did not show; otherwise, for Encar, the cars of the
+    # ModifiedDate window this run read that it did not show), re-shown sold cars, then the
+    # round-robin over the cars this run's listing did not show
     unsold = ("active", "reserved")
-    if mode == "full" and report.listing_complete:
-        leavers = [k for k, v in known.items() if v.sale_status in unsold and k not in seen_set]
-        report.leavers = len(leavers)
-        candidates.extend(leavers)
     previous_head = wh.get_cursor(SOURCE, f"{source}_head") or []
     left_head = [k for k in previous_head if k not in seen_set and k in known and known[k].sale_status in unsold]
+    left_head_set = set(left_head)
+    if mode == "full" and report.listing_complete:
+        leavers = [k for k, v in known.items() if v.sale_status in unsold and k not in seen_set]
+    elif oldest_modified is not None:
+        leavers = [
+            k
+            for k, v in known.items()
+            if v.sale_status in unsold
+            and k not in seen_set
+            and v.vendor_modified_at is not None
+            and v.vendor_modified_at >= oldest_modified
+        ]
+    else:
+        leavers = []
+    leavers = [k for k in leavers if k not in left_head_set]
     report.left_head = len(left_head)
-    candidates.extend(relisted)
-    candidates.extend(left_head)
-    candidates = list(dict.fromkeys(candidates))
-    candidates.extend(_least_recently_checked(wh, source, status_checks_per_run, exclude=set(candidates)))
+    report.leavers = len(leavers)
+    candidates = list(dict.fromkeys([*relisted, *left_head, *leavers]))
+    candidates.extend(
+        _least_recently_checked(wh, source, status_checks_per_run, exclude=set(candidates) | seen_set)
+    )
     _check_statuses(adapter, wh, source, candidates, known, report, log)
     with wh.transaction() as tx:
         tx.set_cursor(SOURCE, f"{source}_head", head, run_id)
