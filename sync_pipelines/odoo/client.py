@@ -9,10 +9,13 @@ message, never its ``debug`` traceback and never the API key.
 Reads page by keyset on (``write_date``, ``id``), never by offset: a record whose
 write_date changes while a sync pages through moves *ahead* of the keyset position and is
 read again later, instead of shifting the pages and making the sync skip a neighbour.
+Odoo keeps ``write_date`` with microseconds but answers with whole seconds, so the keyset
+works at whole-second granularity (:func:`keyset_domain`, :meth:`OdooClient.iter_batches`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +33,7 @@ from sync_pipelines.odoo.settings import KEYSET_ORDER
 
 VENDOR = "odoo"
 ENDPOINT = "POST /jsonrpc"
+ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
 
 
 class OdooError(VendorError):
@@ -48,12 +52,57 @@ class OdooModelMissingError(OdooError):
     """The model does not exist on that database (its app is not installed): code 404 or KeyError."""
 
 
-def keyset_domain(after: tuple[str, int] | None) -> list:
-    """Records strictly after (write_date, id) in keyset order."""
+def _second_after(write_date: str) -> str:
+    at = dt.datetime.strptime(write_date, ODOO_DATETIME)
+    return (at + dt.timedelta(seconds=1)).strftime(ODOO_DATETIME)
+
+
+def within_second(write_date: str) -> list:
+    """Records whose write_date falls in that whole second (Odoo keeps microseconds)."""
+    return [("write_date", ">=", write_date), ("write_date", "<", _second_after(write_date))]
+
+
+def keyset_domain(after: tuple[str, int] | None, *, read_ids: Sequence[int] = ()) -> list:
+    """Records after the keyset position ``after`` = (write_date, id).
+
+    Odoo keeps write_date with microseconds and compares domains against that value, but
+    answers with whole seconds. So the position is a whole second S and an id X, and "after"
+    means: a later second (``write_date >= S+1s``), or second S with ``id > X`` (and, while
+    paging, not among ``read_ids``, the ids of second S read already). ``('write_date', '=', S)``
+    or ``('write_date', '>', S)`` would match almost nothing, resp. the rest of second S.
+    """
     if after is None:
         return []
     write_date, record_id = after
-    return ["|", ("write_date", ">", write_date), "&", ("write_date", "=", write_date), ("id", ">", record_id)]
+    if not record_id and not read_ids:
+        return [("write_date", ">=", write_date)]
+    rest = [*within_second(write_date)]
+    if record_id:
+        rest.append(("id", ">", record_id))
+    if read_ids:
+        rest.append(("id", "not in", sorted(read_ids)))
+    return ["|", ("write_date", ">=", _second_after(write_date)), *["&"] * (len(rest) - 1), *rest]
+
+
+def is_odoo_datetime(value: Any) -> bool:
+    """Whether ``value`` is a datetime as Odoo sends it: ``"YYYY-MM-DD HH:MM:SS"``."""
+    if not isinstance(value, str) or len(value) != 19:
+        return False
+    try:
+        dt.datetime.strptime(value, ODOO_DATETIME)
+    except ValueError:
+        return False
+    return True
+
+
+def keyset_position(record: Any) -> tuple[str, int] | None:
+    """(write_date, id) of a record when both are well-formed, else None (never a cursor)."""
+    if not isinstance(record, dict):
+        return None
+    wd, rid = record.get("write_date"), record.get("id")
+    if not is_odoo_datetime(wd) or not isinstance(rid, int) or isinstance(rid, bool) or rid <= 0:
+        return None
+    return (wd, rid)
 
 
 @dataclass
@@ -247,6 +296,18 @@ class OdooClient:
             raise VendorResponseError(VENDOR, ENDPOINT, f"{model}.search_count returned {result!r}, not a number")
         return result
 
+    def newest_position(self, model: str, domain: list, *, context: dict | None = None) -> tuple[str, int] | None:
+        """The keyset position of the last record matching ``domain``: its second, and the
+        highest id within that second (Odoo sorts a second by microseconds, not ids)."""
+        newest = self.search_read(model, domain, ["write_date"], limit=1, order="write_date desc, id desc",
+                                  context=context)
+        position = keyset_position(newest[0]) if newest else None
+        if position is None:
+            return None
+        top = self.search_read(model, [*within_second(position[0]), *domain], ["write_date"], limit=1,
+                               order="id desc", context=context)
+        return keyset_position(top[0]) if top else position
+
     def iter_batches(
         self,
         model: str,
@@ -258,41 +319,81 @@ class OdooClient:
         delay_seconds: float = 0.0,
         context: dict | None = None,
     ) -> Iterator[list[dict]]:
-        """Every record matching ``domain`` after ``after`` = (write_date, id), in keyset order.
+        """Every record matching ``domain`` after ``after`` = (write_date, id), each once.
 
-        Yields one list per ``search_read`` call; the next call starts after the last
-        record of the previous batch. ``delay_seconds`` pauses between calls.
+        Yields one list per ``search_read`` call; ``delay_seconds`` pauses between calls.
+        Calls ask for ``order="write_date asc, id asc"`` after the keyset position (see
+        :func:`keyset_domain`). Odoo sorts by the microsecond write_date, so within one served
+        second records come in write order, not id order: after a batch that ends inside
+        second S, the next call excludes the ids of S already read (at most one batch of them).
+        When a whole batch lies within one second, the rest of that second is paged by id
+        (``order="id asc"``, ``id > last``) before going on. No offset is ever used: a record
+        written while the sync pages moves to a later second and is read again there.
         """
         read_fields = list(dict.fromkeys([*fields, "write_date"]))
-        position = after
+        # Keyset position: everything before `second` is read; of `second`, the ids up to
+        # `last_id` and those in `read_ids`. `by_id`: paging the rest of `second` by id.
+        second: str | None = after[0] if after else None
+        last_id = after[1] if after else 0
+        read_ids: set[int] = set()
+        by_id = False
         first = True
         while True:
             if not first and delay_seconds > 0:
                 self.sleep(delay_seconds)
             first = False
-            batch = self.search_read(
-                model, [*keyset_domain(position), *domain], read_fields,
-                limit=batch_size, order=KEYSET_ORDER, context=context,
-            )
-            if not batch:
-                return
-            next_position = _last_keyset_position(batch)
-            if next_position is None or (position is not None and next_position <= position):
+            if by_id:
+                assert second is not None
+                rest = [*within_second(second), ("id", ">", last_id)]
+                if read_ids:
+                    rest.append(("id", "not in", sorted(read_ids)))
+                batch = self.search_read(
+                    model, [*rest, *domain], read_fields, limit=batch_size, order="id asc", context=context
+                )
+            else:
+                position = (second, last_id) if second is not None else None
+                batch = self.search_read(
+                    model, [*keyset_domain(position, read_ids=sorted(read_ids)), *domain], read_fields,
+                    limit=batch_size, order=KEYSET_ORDER, context=context,
+                )
+            positions = [p for p in map(keyset_position, batch) if p]
+            if batch and not positions:
                 raise VendorResponseError(
                     VENDOR, ENDPOINT,
-                    f"{model}.search_read batch has no usable (write_date, id) to page on after {position}; "
-                    "refusing to page by offset",
+                    f"{model}.search_read batch has no usable (write_date, id) to page on after "
+                    f"{(second, last_id)}; refusing to page by offset",
+                )
+            full = len(batch) >= batch_size
+            if by_id:
+                assert second is not None
+                if positions and (
+                    max(rid for _, rid in positions) <= last_id or any(wd != second for wd, _ in positions)
+                ):
+                    raise VendorResponseError(
+                        VENDOR, ENDPOINT, f"{model}.search_read ignored the id keyset within {second}; refusing to loop"
+                    )
+                if batch:
+                    yield batch
+                if full:
+                    last_id = max(rid for _, rid in positions)
+                    read_ids = {i for i in read_ids if i > last_id}
+                else:  # that second is done: on to the next ones
+                    second, last_id, read_ids, by_id = _second_after(second), 0, set(), False
+                continue
+            if not batch:
+                return
+            newest = positions[-1][0]
+            if second is not None and newest < second:
+                raise VendorResponseError(
+                    VENDOR, ENDPOINT, f"{model}.search_read went back to {newest} after {second}; refusing to page"
                 )
             yield batch
-            if len(batch) < batch_size:
+            if not full:
                 return
-            position = next_position
-
-
-def _last_keyset_position(batch: list[dict]) -> tuple[str, int] | None:
-    """(write_date, id) of the last record that has both well-formed (malformed ones are skipped)."""
-    for record in reversed(batch):
-        wd, rid = record.get("write_date"), record.get("id")
-        if isinstance(wd, str) and len(wd) == 19 and isinstance(rid, int) and not isinstance(rid, bool):
-            return (wd, rid)
-    return None
+            ids_in_newest = {rid for wd, rid in positions if wd == newest}
+            if newest == second:
+                # The whole batch lies in one second: page the rest of that second by id.
+                read_ids |= ids_in_newest
+                by_id = True
+            else:
+                second, last_id, read_ids = newest, 0, ids_in_newest

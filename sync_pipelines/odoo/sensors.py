@@ -1,6 +1,7 @@
 """``odoo_changes_sensor``: request a sync only when Odoo has changes ("smart" sync).
 
-Every 5 minutes it asks Odoo, per model, ``search_count`` of records after the newer of
+Every 5 minutes it asks Odoo, per model, ``search_count`` of records after (keyset at
+whole-second granularity, :func:`~sync_pipelines.odoo.client.keyset_domain`) the newer of
 (a) the warehouse cursor in ``sync_state`` (what was synced) and (b) the sensor's own
 cursor (what a run was already requested for), so a queued run is not requested twice.
 (b) only counts while an ``odoo_sync_job`` run is queued or running, or one failed less
@@ -86,11 +87,9 @@ def odoo_changes_sensor(
             count = client.search_count(spec.model, domain, context=spec.context)
             if not count:
                 continue
-            newest = client.search_read(
-                spec.model, domain, ["write_date"], limit=1, order="write_date desc, id desc", context=spec.context
-            )
+            newest = client.newest_position(spec.model, domain, context=spec.context)
             if newest:
-                marks[spec.entity] = [newest[0]["write_date"], newest[0]["id"]]
+                marks[spec.entity] = list(newest)
             changed.append(spec)
             counts[spec.entity] = count
     if not changed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from sync_pipelines.odoo.client import (
@@ -10,6 +12,7 @@ from sync_pipelines.odoo.client import (
     OdooError,
     OdooModelMissingError,
     OdooSessionExpiredError,
+    keyset_domain,
 )
 from sync_pipelines.odoo.resources import OdooConfigError, OdooResource
 from sync_pipelines.odoo.settings import INVOICES, PRODUCTS
@@ -136,3 +139,45 @@ def test_json2_protocol_reads_the_same_records_and_maps_errors(sandbox, client):
     with pytest.raises(OdooAccessDeniedError) as err:
         bad.search_count(INVOICES.model, [])
     assert "json2-wrong-key" not in str(err.value) and "access denied" in str(err.value).lower()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_keyset_paging_reads_each_record_once_when_many_share_a_second_in_non_id_order(client, sandbox, seed):
+    """Odoo compares and orders write_date by its microsecond value but serves whole seconds:
+    seconds holding up to several batches of records, written in an order unlike their ids,
+    are read completely and without repeats, across every batch boundary."""
+    import random
+
+    vendor = sandbox.vendors["odoo"]
+    rng = random.Random(seed)
+    ids = sorted(vendor.records[PRODUCTS.model])
+    rng.shuffle(ids)
+    start = vendor.clock.now().replace(microsecond=0)
+    groups, taken = [], 0
+    for n in (rng.randint(1, 4), rng.randint(9, 15), rng.randint(0, 3), rng.randint(4, 8)):
+        groups.append(ids[taken:taken + n])
+        taken += n
+    for offset, group in enumerate(groups):
+        stamp = (start + dt.timedelta(seconds=offset)).strftime("%Y-%m-%d %H:%M:%S")
+        micros = rng.sample(range(1_000_000), len(group))  # separate writes, in no id order
+        if group:
+            vendor.control("touch", {"model": PRODUCTS.model, "ids": group, "write_date": stamp, "microseconds": micros})
+    context = PRODUCTS.context
+    everything = {r["id"] for b in client.iter_batches(PRODUCTS.model, ["name"], context=context) for r in b}
+    for batch_size in (1, 2, 3, 4, 5, 7):
+        for after in (None, (start.strftime("%Y-%m-%d %H:%M:%S"), 0)):
+            read = [r["id"] for b in client.iter_batches(
+                PRODUCTS.model, ["name"], after=after, batch_size=batch_size, context=context) for r in b]
+            expected = everything if after is None else set(ids[:taken])
+            assert len(read) == len(set(read)), (batch_size, after)
+            assert set(read) == expected, (batch_size, after)
+
+
+def test_keyset_domain_is_at_whole_second_granularity():
+    assert keyset_domain(None) == []
+    assert keyset_domain(("2026-11-24 10:00:00", 0)) == [("write_date", ">=", "2026-11-24 10:00:00")]
+    assert keyset_domain(("2026-11-24 10:00:59", 7)) == [
+        "|", ("write_date", ">=", "2026-11-24 10:01:00"),
+        "&", "&", ("write_date", ">=", "2026-11-24 10:00:59"), ("write_date", "<", "2026-11-24 10:01:00"),
+        ("id", ">", 7),
+    ]

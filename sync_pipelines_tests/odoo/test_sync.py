@@ -73,6 +73,45 @@ def test_records_written_in_the_same_second_across_a_batch_boundary_are_all_sync
     assert odoo.warehouse.get_cursor(SOURCE, INVOICES.entity) == {"write_date": stamp, "id": ids[-1]}
 
 
+def test_three_batches_written_within_one_second_in_non_id_order_all_land_exactly_once(odoo):
+    """Odoo keeps write_date with microseconds, compares domains with it and sorts by it, but
+    serves whole seconds: 15 invoices written in one second (separate writes, in an order
+    unlike their ids) with batches of 5 are each read once, with neighbours in the seconds
+    before and after, and the cursor ends on the last second's highest id."""
+    odoo.sync()
+    ids = sorted(odoo.odoo_ids(INVOICES))
+    same_second, before, after = ids[:15], ids[15:17], ids[17:19]
+    now = odoo.sandbox.clock.now().replace(microsecond=0)
+    second = (now + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    odoo.control("touch", model="account.move", ids=before, values={"ref": "before"},
+                 write_date=now.strftime("%Y-%m-%d %H:%M:%S"), microseconds=[900_000, 100_000])
+    odoo.control("touch", model="account.move", ids=same_second, values={"ref": "same second"},
+                 write_date=second, microseconds=[999_000 - 61_000 * n for n in range(15)])  # newest id first
+    odoo.control("touch", model="account.move", ids=after, values={"ref": "after"},
+                 write_date=(now + dt.timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S"), microseconds=[5, 3])
+    cursor = odoo.warehouse.get_cursor(SOURCE, INVOICES.entity)["write_date"]
+    overlap = (dt.datetime.strptime(cursor, "%Y-%m-%d %H:%M:%S") - dt.timedelta(seconds=60)).strftime(
+        "%Y-%m-%d %H:%M:%S")
+    in_overlap = [i for i in ids if overlap <= odoo.vendor.records["account.move"][i]["write_date"] <= cursor]
+
+    run = odoo.sync(types="invoices", batch_size=5)
+    meta = run.meta(INVOICES)
+    assert meta["updated"] == 19 and meta["inserted"] == meta["rejected"] == 0
+    assert meta["fetched"] == 19 + len(in_overlap)  # nothing read twice
+    assert meta["unchanged"] == len(in_overlap)
+    assert {r["id"] for r in odoo.rows(INVOICES.table, "ref = 'same second'")} == set(same_second)
+    assert {r["id"] for r in odoo.rows(INVOICES.table, "ref IN ('before', 'after')")} == set(before + after)
+    last_second = (now + dt.timedelta(seconds=2)).strftime("%Y-%m-%d %H:%M:%S")
+    assert odoo.warehouse.get_cursor(SOURCE, INVOICES.entity) == {"write_date": last_second, "id": max(after)}
+    assert sorted(r["id"] for r in odoo.rows(INVOICES.table)) == sorted(odoo.odoo_ids(INVOICES))
+
+    # the same from scratch (a full read), with the big second across batch boundaries
+    run = odoo.sync(mode="full", types="invoices", batch_size=5)
+    meta = run.meta(INVOICES)
+    assert meta["fetched"] == len(odoo.odoo_ids(INVOICES)) == meta["unchanged"]
+    assert meta["deleted"] == 0
+
+
 def test_overlap_catches_a_lower_id_written_in_the_cursor_second_after_a_run(odoo):
     """Odoo stamps write_date at transaction start: a record can show up after the sync read
     a later id of the same second. The overlap re-read catches it."""

@@ -109,6 +109,34 @@ def test_sensor_requests_no_run_without_changes_and_one_run_when_odoo_changed(od
         assert isinstance(after, SkipReason)
 
 
+def test_sensor_stays_quiet_after_a_sync_when_the_last_second_holds_several_writes(odoo):
+    """Odoo compares write_date with microseconds but serves whole seconds: the record at the
+    cursor (and its neighbours of that second, written in any id order) is not a change."""
+    now = odoo.sandbox.clock.now().replace(microsecond=0)
+    lines = sorted(odoo.vendor.records["purchase.order.line"])[:6]
+    odoo.control("touch", model="purchase.order.line", ids=lines, values={"qty_invoiced": 1.0},
+                 write_date=now.strftime("%Y-%m-%d %H:%M:%S"),
+                 microseconds=[600_000, 500_000, 999_999, 1, 250_000, 750_000])
+    odoo.sync()
+    assert odoo.warehouse.get_cursor("odoo", PURCHASE_ORDER_LINES.entity) == {
+        "write_date": now.strftime("%Y-%m-%d %H:%M:%S"), "id": max(lines)}
+    resources = {"odoo": OdooResource(), "warehouse": WarehouseResource()}
+    with instance_for_test() as instance:
+        quiet = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(quiet, SkipReason), quiet
+        # a later write in that same second, to a higher id, is a change
+        newer = max(odoo.vendor.records["purchase.order.line"])
+        odoo.control("touch", model="purchase.order.line", ids=[newer], values={"qty_invoiced": 2.0},
+                     write_date=now.strftime("%Y-%m-%d %H:%M:%S"), microseconds=[999_999])
+        result = odoo_changes_sensor(build_sensor_context(cursor=None, instance=instance, resources=resources))
+        assert isinstance(result, SensorResult)
+        assert [k.path[-1] for k in result.run_requests[0].asset_selection] == [PURCHASE_ORDER_LINES.asset_name]
+        assert json.loads(result.cursor)[PURCHASE_ORDER_LINES.entity] == [now.strftime("%Y-%m-%d %H:%M:%S"), newer]
+        odoo.sync(types=PURCHASE_ORDER_LINES.entity)
+        after = odoo_changes_sensor(build_sensor_context(cursor=result.cursor, instance=instance, resources=resources))
+        assert isinstance(after, SkipReason)
+
+
 def test_auto_sync_enabled_false_pauses_schedule_and_sensor(odoo, monkeypatch):
     odoo.sync()
     line = next(iter(odoo.vendor.records["purchase.order.line"].values()))

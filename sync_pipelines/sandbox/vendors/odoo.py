@@ -10,9 +10,18 @@ clock (several records can share a second), domains are Polish-notation lists ev
 here, and faults are HTTP 200 with a JSON-RPC ``error`` member (debug traceback included,
 as the real server does, so clients are tested on not showing it).
 
+``write_date`` behaves as in Odoo's database: it is kept with microseconds (one value per
+write, i.e. per transaction), domains compare against that value and ``order`` sorts by it,
+but answers carry whole seconds. So ``('write_date', '=', S)`` matches only a write at S.000000,
+``('write_date', '>', S)`` includes the rest of second S, and within one second records come
+in the order they were written, not by id. ``vendor.records[model][id]["write_date"]`` is the
+served (whole-second) value; the precise one is ``vendor.precise_write_date(model, id)``.
+
 Controls (``POST /_sandbox/odoo/<action>`` or ``vendor.control(action, payload)``):
 ``write`` {model, id, values}, ``set_qty_received`` {line_id, qty}, ``cancel_invoice`` {id},
-``delete`` {model, id} (hard delete), ``touch`` {model, ids} (one write, same second),
+``delete`` {model, id} (hard delete), ``touch`` {model, ids, values, write_date?, microseconds?}
+(one write: every record gets the same instant; with ``microseconds`` (one per id) separate
+writes within one second, e.g. in an order unlike the ids'),
 ``bump_after_calls`` {model, id, after} (a write after N search_read calls on the model),
 ``duplicate_invoice_name`` {id} (a new invoice reusing that invoice's name),
 ``wrong_type`` {model, id, field, value}, ``fault`` {code, name, message, times} (the next
@@ -32,6 +41,9 @@ DB = "sandbox"
 USERNAME = "sync@example.com"
 API_KEY = "sandbox-odoo-api-key-0d00"
 UID = 2
+# Odoo 19: the first version with the JSON-2 API (served below) that still has JSON-RPC.
+SERVER_VERSION = "19.0"
+SERVER_VERSION_INFO = (19, 0, 0, "final", 0, "")
 
 COMPANIES = [[1, "Sandbox Trading Inc."], [2, "Sandbox Trading GmbH"]]
 CURRENCIES = {1: [1, "USD"], 2: [2, "EUR"]}
@@ -51,7 +63,15 @@ MODELS = ("account.move", "purchase.order", "purchase.order.line", "sale.order",
 
 
 def fmt(ts: dt.datetime) -> str:
+    """A datetime as Odoo serves it: UTC, whole seconds (microseconds cut off)."""
     return ts.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_datetime(value: str) -> dt.datetime:
+    """A domain's datetime value (``YYYY-MM-DD[ HH:MM:SS[.ffffff]]``, UTC) as Odoo's ORM reads it."""
+    text = value.strip()
+    parsed = dt.datetime.fromisoformat(text) if len(text) > 10 else dt.datetime.fromisoformat(text + " 00:00:00")
+    return parsed.replace(tzinfo=dt.timezone.utc) if parsed.tzinfo is None else parsed.astimezone(dt.timezone.utc)
 
 
 class OdooFault(Exception):
@@ -73,6 +93,8 @@ class OdooVendor(SandboxVendor):
     def reset(self, seed: int) -> None:
         rng = random.Random(seed)
         self.records: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in MODELS}
+        # write_date as Odoo's database keeps it (microseconds); records hold the served value
+        self.write_instants: dict[str, dict[int, dt.datetime]] = {m: {} for m in MODELS}
         self.next_id = {m: 1 for m in MODELS}
         self.search_read_calls = {m: 0 for m in MODELS}
         self.hooks: list[dict[str, Any]] = []
@@ -84,7 +106,11 @@ class OdooVendor(SandboxVendor):
         # ones are past the archive's 30-day retention), in groups of three that share a
         # second (Odoo stamps a whole transaction with one write_date).
         base = now - dt.timedelta(days=60)
-        stamps = iter(base + dt.timedelta(minutes=16 * 60 + 7, seconds=0) * (i // 3) for i in range(10_000))
+        # Each group is one write at some microsecond of its second.
+        stamps = iter(
+            base + dt.timedelta(minutes=16 * 60 + 7) * (i // 3) + dt.timedelta(microseconds=(i // 3) * 7919 % 1_000_000)
+            for i in range(10_000)
+        )
 
         for i in range(24):
             self._create("product.product", next(stamps), {
@@ -174,7 +200,17 @@ class OdooVendor(SandboxVendor):
         self.next_id[model] += 1
         record = {"id": rid, **values, "create_date": fmt(ts), "write_date": fmt(ts)}
         self.records[model][rid] = record
+        self.write_instants[model][rid] = ts
         return record
+
+    def precise_write_date(self, model: str, rid: int) -> dt.datetime:
+        """The record's write_date with microseconds (what Odoo's domains compare and order by)."""
+        record = self.records[model][rid]
+        instant = self.write_instants[model].get(rid)
+        if instant is None or fmt(instant) != record.get("write_date"):
+            # set from outside (a test restoring a record dict): whole seconds
+            instant = parse_datetime(record["write_date"])
+        return instant
 
     def _create_invoice(self, ts: dt.datetime, move_type: str, state: str, company: list, rng: random.Random,
                         name: str | None = None) -> dict[str, Any]:
@@ -207,14 +243,16 @@ class OdooVendor(SandboxVendor):
             "company_id": list(company),
         })
 
-    def _now(self) -> str:
-        return fmt(self.clock.now())
-
-    def write(self, model: str, rid: int, values: dict[str, Any], *, stamp: str | None = None) -> dict[str, Any]:
+    def write(
+        self, model: str, rid: int, values: dict[str, Any], *, stamp: str | dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """One write: ``values`` and a new write_date (the sandbox clock's now, or ``stamp``)."""
         with self.lock:
             record = self._record(model, rid)
             record.update(values)
-            record["write_date"] = stamp or self._now()
+            instant = parse_datetime(stamp) if isinstance(stamp, str) else (stamp or self.clock.now())
+            self.write_instants[model][record["id"]] = instant
+            record["write_date"] = fmt(instant)  # Odoo serves whole seconds
             return copy.deepcopy(record)
 
     def _record(self, model: str, rid: int) -> dict[str, Any]:
@@ -257,12 +295,19 @@ class OdooVendor(SandboxVendor):
             if action == "cancel_invoice":
                 return self.write("account.move", payload["id"], {"state": "cancel"})
             if action == "delete":
-                return self.records[payload.get("model", "account.move")].pop(int(payload["id"]), None) is not None
+                model = payload.get("model", "account.move")
+                self.write_instants[model].pop(int(payload["id"]), None)
+                return self.records[model].pop(int(payload["id"]), None) is not None
             if action == "touch":
-                stamp = payload.get("write_date") or self._now()
-                for rid in payload["ids"]:
-                    self.write(payload["model"], rid, payload.get("values", {}), stamp=stamp)
-                return stamp
+                given = payload.get("write_date")
+                instant = parse_datetime(given) if given else self.clock.now()
+                spread = payload.get("microseconds")
+                if spread is not None and len(spread) != len(payload["ids"]):
+                    raise ValueError("touch: one microsecond value per id")
+                for n, rid in enumerate(payload["ids"]):
+                    at = instant.replace(microsecond=int(spread[n])) if spread is not None else instant
+                    self.write(payload["model"], rid, payload.get("values", {}), stamp=at)
+                return fmt(instant)
             if action == "bump_after_calls":
                 self.hooks.append({**payload, "after": int(payload["after"]), "done": False})
                 return len(self.hooks)
@@ -309,7 +354,7 @@ class OdooVendor(SandboxVendor):
 
     @route("GET", r"/web/version")
     def web_version(self, request: SandboxRequest) -> SandboxResponse:
-        return json_response({"version_info": [17, 0, 0, "final", 0, ""], "version": "17.0"})
+        return json_response({"version_info": list(SERVER_VERSION_INFO), "version": SERVER_VERSION})
 
     @route("POST", r"/json/2/(?P<model>[\w.]+)/(?P<method>\w+)")
     def json2(self, request: SandboxRequest, model: str, method: str) -> SandboxResponse:
@@ -364,7 +409,8 @@ class OdooVendor(SandboxVendor):
 
     def _call(self, service: str, method: str, args: list) -> Any:
         if service == "common" and method == "version":
-            return {"server_version": "17.0", "server_version_info": [17, 0, 0, "final", 0, ""], "protocol_version": 1}
+            return {"server_version": SERVER_VERSION, "server_version_info": list(SERVER_VERSION_INFO),
+                    "protocol_version": 1}
         if service == "common" and method in ("login", "authenticate"):
             db, login, key = args[:3]
             if self.access_denied_mode or db != DB or login != USERNAME or key != API_KEY:
@@ -437,10 +483,12 @@ class OdooVendor(SandboxVendor):
             and not any(isinstance(t, (list, tuple)) and t and t[0] == "active" for t in domain)
         ):
             domain = ["&", ("active", "=", True), *domain] if domain else [("active", "=", True)]
-        found = [r for r in self.records[model].values() if self._matches(r, domain)]
+        # Domains and order see write_date as the database holds it (microseconds).
+        views = {rid: {**r, "write_date": self.precise_write_date(model, rid)} for rid, r in self.records[model].items()}
+        found = [views[r["id"]] for r in self.records[model].values() if self._matches(views[r["id"]], domain)]
         for name, descending in reversed(_parse_order(order or "id")):
             found.sort(key=lambda r, n=name: _sort_key(r.get(n)), reverse=descending)
-        return found
+        return [self.records[model][r["id"]] for r in found]
 
     def _matches(self, record: dict, domain: list) -> bool:
         if not domain:
@@ -486,6 +534,12 @@ def _term(record: dict, term: Any) -> bool:
     actual = record[field]
     if isinstance(actual, list):  # many2one compares by id
         actual = actual[0]
+    if isinstance(actual, dt.datetime) and isinstance(value, str):
+        try:  # Odoo converts the domain's text to a timestamp, then compares in SQL
+            value = parse_datetime(value)
+        except ValueError:
+            raise OdooFault(200, "Odoo Server Error", "builtins.ValueError",
+                            f"Invalid datetime {value!r} in leaf {term!r}") from None
     if op == "=":
         return actual == value if value is not False else actual in (False, None)
     if op == "!=":
