@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipelines.odoo.client import OdooClient
+from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
 from sync_pipelines.odoo.models import RecordRejected, map_record, reject_key
 from sync_pipelines.odoo.settings import INVOICES, KEYSET_ORDER, SOURCE, ModelSpec
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, utcnow
@@ -76,9 +76,12 @@ class SyncReport:
 
 
 def parse_cursor(value: Any) -> Position | None:
-    if isinstance(value, dict) and isinstance(value.get("write_date"), str):
-        return (value["write_date"], int(value.get("id") or 0))
-    return None
+    """The saved (write_date, id); None when there is none or it is unusable (a run then
+    reads from the start, which the upsert makes safe)."""
+    if not isinstance(value, dict) or not is_odoo_datetime(value.get("write_date")):
+        return None
+    rid = value.get("id") or 0
+    return (value["write_date"], rid) if isinstance(rid, int) and not isinstance(rid, bool) else None
 
 
 def fmt_odoo(ts: dt.datetime) -> str:
@@ -149,10 +152,11 @@ def sync_model(
 
 
 def _batch_position(batch: list[dict]) -> Position | None:
-    positions = [
-        (r["write_date"], r["id"]) for r in batch
-        if isinstance(r, dict) and isinstance(r.get("write_date"), str) and isinstance(r.get("id"), int)
-    ]
+    """The newest (write_date, id) of the batch among records whose write_date and id are
+    well-formed: a malformed one (rejected, e.g. write_date "not a date") never becomes the
+    cursor, while a batch of rejects with valid dates still moves the cursor past them (they
+    wait in sync_rejects and are re-read by id)."""
+    positions = [p for p in map(keyset_position, batch) if p]
     return max(positions) if positions else None
 
 

@@ -232,6 +232,39 @@ def test_duplicate_name_and_malformed_records_go_to_rejects_and_the_check_fails(
     assert run.checks()[("odoo_invoices", "no_open_rejects")] is True
 
 
+def test_a_malformed_write_date_never_becomes_the_cursor_and_a_batch_of_rejects_is_passed(odoo):
+    odoo.sync()
+    ids = sorted(odoo.odoo_ids(INVOICES))[:3]
+    stamp = odoo.control("touch", model="account.move", ids=ids, values={"ref": "touched"})
+    # the first search_read answer (after login) gives its first record write_date "not-a-number"
+    odoo.sandbox.faults.add("wrong_type", vendor="odoo", path="/jsonrpc", skip=1, field="write_date")
+    run = odoo.sync(types="invoices")
+    assert run.success
+    meta = run.meta(INVOICES)
+    assert meta["rejected"] == 1 and meta["updated"] == 3
+    [reject] = odoo.rejects(INVOICES.entity)
+    assert "write_date" in reject["reason"]
+    assert odoo.warehouse.get_cursor(SOURCE, INVOICES.entity) == {"write_date": stamp, "id": max(ids)}
+
+    # the next run works from that cursor and lands the record (its real write_date is fine)
+    run = odoo.sync(types="invoices")
+    assert run.success and odoo.rejects(INVOICES.entity) == []
+    assert {r["id"] for r in odoo.rows(INVOICES.table)} == odoo.odoo_ids(INVOICES)
+
+    # a last batch made only of rejects (valid write_date) still moves the cursor past them
+    odoo.sandbox.clock.advance(seconds=1)
+    bad = odoo.control("wrong_type", model="account.move", id=ids[0], field="amount_total", value="12,50")
+    run = odoo.sync(types="invoices", batch_size=1)
+    assert run.meta(INVOICES)["rejected"] == 1
+    assert odoo.warehouse.get_cursor(SOURCE, INVOICES.entity) == {"write_date": bad["write_date"], "id": ids[0]}
+
+    # a cursor saved unusable by an older version is not fatal: the run reads from the start
+    with odoo.warehouse.transaction() as tx:
+        tx.set_cursor(SOURCE, INVOICES.entity, {"write_date": "not-a-number", "id": ids[0]})
+    run = odoo.sync(types="invoices")
+    assert run.success and run.meta(INVOICES)["fetched"] >= len(odoo.odoo_ids(INVOICES))
+
+
 def test_an_invoice_taking_the_number_of_a_deleted_one_lands_in_the_same_run(odoo):
     """Odoo reuses a deleted invoice's number: the new invoice is not refused until midnight."""
     odoo.sync()
