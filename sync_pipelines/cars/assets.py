@@ -33,6 +33,7 @@ from sync_pipelines.cars.settings import (
     DEFAULT_MAX_PAGES,
     DEFAULT_STATUS_CHECKS_PER_RUN,
     FRESHNESS_WINDOW,
+    MASS_SOLD_MIN_ANSWERS,
     VENDORS,
 )
 from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, SourceReport, sync_source
@@ -54,6 +55,11 @@ class CarsListingConfig(SyncConfig):
         default=DEFAULT_STATUS_CHECKS_PER_RUN,
         description="per-car status calls, every run, for the least recently checked active/reserved cars "
         "that this run's listing did not show (round-robin)",
+    )
+    mass_sold_min_answers: int = Field(
+        default=MASS_SOLD_MIN_ANSWERS,
+        description="when at least this many per-car answers of a run came back and most say sold, cars the "
+        "listing shows are asked too; if they 'are sold' as well the run stops before marking any car sold",
     )
 
 
@@ -80,6 +86,7 @@ def _run(adapter, config: CarsListingConfig, wh, context) -> SourceReport:
         max_pages=config.max_pages,
         incremental_pages=config.incremental_pages,
         status_checks_per_run=config.status_checks_per_run,
+        mass_sold_min_answers=config.mass_sold_min_answers,
         run_id=context.run.run_id,
         log=context.log,
     )

@@ -49,6 +49,12 @@ DEFAULT_INCREMENTAL_PAGES = 1
 # runs at worst (25,000 / 300 = 84 runs, about 21 days); recent sales are found sooner
 # (previous head, ModifiedDate window leavers; see README "How long until a sale is seen").
 DEFAULT_STATUS_CHECKS_PER_RUN = 300
+# Mass-"sold" guard: when at least this many per-car answers came back in one run and most
+# of them say sold (404, not advertised, empty list), the run asks MASS_SOLD_CANARIES cars
+# its listing shows; if most of those "are sold" too, the per-car endpoint is broken and the
+# run stops before marking any car sold. (Asset config `mass_sold_min_answers` overrides.)
+MASS_SOLD_MIN_ANSWERS = 20
+MASS_SOLD_CANARIES = 5
 # last_seen_at is refreshed at most this often for an unchanged car: a re-run that finds
 # nothing new writes nothing (one write per car per day instead of per run).
 LAST_SEEN_RESOLUTION = dt.timedelta(hours=24)

@@ -46,6 +46,8 @@ from sync_pipelines.cars.settings import (
     ENCAR,
     KBCHACHACHA,
     LAST_SEEN_RESOLUTION,
+    MASS_SOLD_CANARIES,
+    MASS_SOLD_MIN_ANSWERS,
     SOURCE,
 )
 from sync_pipelines.http_client import VendorResponseError
@@ -58,6 +60,12 @@ KEY_CHUNK = 500
 
 class StatusCheckError(RuntimeError):
     """Most per-car status answers were unusable: the run stops instead of guessing."""
+
+
+class MassSoldError(StatusCheckError):
+    """Most per-car answers of a run said "sold" and cars the listing shows said so too: the
+    vendor's per-car endpoint is broken (outage, changed API), not the market. Nothing was
+    marked sold."""
 
 
 @dataclass
@@ -148,6 +156,9 @@ class SourceReport:
     left_head: int = 0
     status_checked: int = 0
     status_check_errors: int = 0
+    sold_answers: int = 0  # per-car answers that said sold (404, not advertised, empty list)
+    sold_but_listed: int = 0  # of those, cars this run's listing showed: never marked sold
+    canaries_checked: int = 0  # listed cars asked to tell a broken endpoint from real sales
     newly_sold: int = 0
     newly_reserved: int = 0
     reactivated: int = 0
@@ -174,6 +185,9 @@ class SourceReport:
             "left_head_checked": self.left_head,
             "status_checked": self.status_checked,
             "status_check_errors": self.status_check_errors,
+            "sold_answers": self.sold_answers,
+            "sold_but_listed": self.sold_but_listed,
+            "canaries_checked": self.canaries_checked,
             "newly_sold": self.newly_sold,
             "newly_reserved": self.newly_reserved,
             "reactivated": self.reactivated,
@@ -234,13 +248,16 @@ def sync_source(
     max_pages: int,
     incremental_pages: int,
     status_checks_per_run: int,
+    mass_sold_min_answers: int = MASS_SOLD_MIN_ANSWERS,
     run_id: str | None = None,
     log: Any = None,
 ) -> SourceReport:
     if mode not in ("incremental", "full"):
         raise ValueError(f"mode must be 'incremental' or 'full', got {mode!r}")
-    if max_pages < 1 or incremental_pages < 1 or status_checks_per_run < 0:
-        raise ValueError("max_pages and incremental_pages must be >= 1, status_checks_per_run >= 0")
+    if max_pages < 1 or incremental_pages < 1 or status_checks_per_run < 0 or mass_sold_min_answers < 1:
+        raise ValueError(
+            "max_pages, incremental_pages and mass_sold_min_answers must be >= 1, status_checks_per_run >= 0"
+        )
     source = adapter.source
     started = time.monotonic()
     now = utcnow()
@@ -325,7 +342,11 @@ def sync_source(
     candidates.extend(
         _least_recently_checked(wh, source, status_checks_per_run, exclude=set(candidates) | seen_set)
     )
-    _check_statuses(adapter, wh, source, candidates, known, report, log)
+    listed_unsold = [k for k in seen if known[k].sale_status != "sold"]
+    _check_statuses(
+        adapter, wh, source, candidates, known, report, log,
+        listed=seen_set, canaries=_spread(listed_unsold, MASS_SOLD_CANARIES), min_answers=mass_sold_min_answers,
+    )
     with wh.transaction() as tx:
         tx.set_cursor(SOURCE, f"{source}_head", head, run_id)
 
@@ -389,55 +410,128 @@ def _least_recently_checked(wh: Warehouse, source: str, limit: int, exclude: set
     return [i for i in ids if i not in exclude][:limit]
 
 
-def _check_statuses(adapter, wh, source, candidates, known, report, log) -> None:
-    cars = wh.table(CARS_TABLE)
+def _spread(items: list[str], count: int) -> list[str]:
+    """Up to ``count`` items spread evenly over ``items`` (first, ..., last)."""
+    if len(items) <= count:
+        return list(items)
+    step = (len(items) - 1) / (count - 1) if count > 1 else 0
+    return list(dict.fromkeys(items[round(i * step)] for i in range(count)))
+
+
+Answer = tuple[str, StatusAnswer, dt.datetime]  # car, what the vendor said, when it was asked
+
+
+def _check_statuses(adapter, wh, source, candidates, known, report, log, *, listed, canaries, min_answers) -> None:
+    """Ask the vendor about each candidate and write what changed.
+
+    ``active``/``reserved`` answers are written batch by batch (progress survives a
+    failure). ``sold`` answers are held back until every candidate was asked, then pass two
+    guards before any is written: a car this run's listing showed is never marked sold; and
+    when at least ``min_answers`` answers came back and most say sold, cars the listing
+    shows (``canaries``) are asked too: if most of them "are sold" as well, the per-car
+    endpoint is broken and the run stops with :class:`MassSoldError`, nothing marked sold.
+    A held-back car keeps its ``status_checked_at``, so a stopped run's cars are asked
+    again first next time."""
+    held_sold: list[Answer] = []
     for batch in _chunks(candidates, STATUS_BATCH):
-        answers: list[tuple[str, StatusAnswer]] = []
-        unanswered: list[str] = []
+        asked_at = utcnow()
+        answers: list[Answer] = []
         for source_id in batch:
             try:
-                answers.append((source_id, adapter.car_status(source_id)))
+                answers.append((source_id, adapter.car_status(source_id), asked_at))
             except (RecordError, VendorResponseError) as exc:  # a malformed answer: leave the car as it is
                 report.status_check_errors += 1
-                unanswered.append(source_id)
                 if log is not None:
                     log.warning(f"{source} car {source_id}: status unknown ({exc}); left unchanged")
-        checked_at = utcnow()
-        with wh.transaction() as tx:
-            for source_id, answer in answers:
-                current = known.get(source_id) or Known("active", None)
-                if answer.status == current.sale_status:
-                    continue
-                sold_at = (current.sold_at or checked_at) if answer.status == "sold" else None
-                tx.execute(
-                    cars.update()
-                    .where(cars.c.source == source, cars.c.source_id == source_id)
-                    .values(sale_status=answer.status, sold_at=sold_at, synced_at=checked_at)
-                )
-                if answer.status == "sold":
-                    report.newly_sold += 1
-                elif answer.status == "reserved":
-                    report.newly_reserved += 1
-                else:
-                    report.reactivated += 1
-                if len(report.status_samples) < 10:
-                    report.status_samples.append(
-                        f"{source_id}: {current.sale_status} -> {answer.status} ({answer.reason})"
+        now_written = []
+        for source_id, answer, when in answers:
+            if answer.status != "sold":
+                now_written.append((source_id, answer, when))
+                continue
+            report.sold_answers += 1
+            if source_id in listed and known[source_id].sale_status != "sold":
+                report.sold_but_listed += 1
+                if log is not None:
+                    log.warning(
+                        f"{source} car {source_id}: the per-car call says sold ({answer.reason}) but this run's "
+                        "listing shows it; not marked sold"
                     )
-                known[source_id] = Known(answer.status, sold_at)
-            answered = [source_id for source_id, _ in answers]
-            for chunk in _chunks(answered):
-                tx.execute(
-                    cars.update()
-                    .where(cars.c.source == source, cars.c.source_id.in_(chunk))
-                    .values(status_checked_at=checked_at)
-                )
+                continue
+            held_sold.append((source_id, answer, when))
+        with wh.transaction() as tx:
+            _write_answers(tx, source, now_written, known, report)
         report.status_checked += len(answers)
         attempted = report.status_checked + report.status_check_errors
         if report.status_check_errors >= MAX_STATUS_ERRORS and report.status_check_errors * 2 > attempted:
             raise StatusCheckError(
                 f"{source}: {report.status_check_errors} of {attempted} per-car status answers were malformed; "
-                "stopping (the vendor may have changed its answer format). Cars already confirmed are saved."
+                "stopping (the vendor may have changed its answer format). Active/reserved answers so far are "
+                "saved; no car was marked sold by this run (sold answers are written only at the end)."
+            )
+
+    answered = report.status_checked
+    if report.sold_answers and answered >= min_answers and report.sold_answers * 2 > answered:
+        _verify_per_car_endpoint(adapter, source, canaries, report, log)
+    for batch in _chunks(held_sold, STATUS_BATCH):
+        with wh.transaction() as tx:
+            _write_answers(tx, source, batch, known, report)
+
+
+def _verify_per_car_endpoint(adapter, source, canaries, report, log) -> None:
+    """Most answers said sold: ask cars the listing shows. They are on sale, so if most of them
+    "are sold" too the endpoint is lying and nothing may be marked sold."""
+    on_sale = 0
+    for source_id in canaries:
+        report.canaries_checked += 1
+        try:
+            if adapter.car_status(source_id).status != "sold":
+                on_sale += 1
+        except (RecordError, VendorResponseError):
+            pass  # an unusable answer proves nothing either way
+    summary = (
+        f"{report.sold_answers} of {report.status_checked} per-car answers said sold; "
+        f"{on_sale} of {len(canaries)} cars this run's listing shows answered as on sale"
+    )
+    if on_sale * 2 <= len(canaries) or not canaries:
+        raise MassSoldError(
+            f"{source}: {summary}. The vendor's per-car endpoint looks broken (outage or changed API), so "
+            "these answers are not trusted: stopping before marking any car sold (nothing was marked sold by "
+            "this run; the same cars are asked again next run)."
+        )
+    if log is not None:
+        log.warning(f"{source}: {summary}: the per-car endpoint works, so these sales are taken as real")
+
+
+def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer], known, report) -> None:
+    cars = tx.table(CARS_TABLE)
+    for source_id, answer, asked_at in answers:
+        current = known.get(source_id) or Known("active", None)
+        if answer.status == current.sale_status:
+            continue
+        sold_at = (current.sold_at or asked_at) if answer.status == "sold" else None
+        tx.execute(
+            cars.update()
+            .where(cars.c.source == source, cars.c.source_id == source_id)
+            .values(sale_status=answer.status, sold_at=sold_at, synced_at=asked_at)
+        )
+        if answer.status == "sold":
+            report.newly_sold += 1
+        elif answer.status == "reserved":
+            report.newly_reserved += 1
+        else:
+            report.reactivated += 1
+        if len(report.status_samples) < 10:
+            report.status_samples.append(f"{source_id}: {current.sale_status} -> {answer.status} ({answer.reason})")
+        known[source_id] = Known(answer.status, sold_at, current.vendor_modified_at)
+    by_time: dict[dt.datetime, list[str]] = {}
+    for source_id, _, asked_at in answers:
+        by_time.setdefault(asked_at, []).append(source_id)
+    for asked_at, ids in by_time.items():
+        for chunk in _chunks(ids):
+            tx.execute(
+                cars.update()
+                .where(cars.c.source == source, cars.c.source_id.in_(chunk))
+                .values(status_checked_at=asked_at)
             )
 
 

@@ -328,3 +328,54 @@ def test_a_malformed_detail_answer_leaves_the_car_unchanged(cars):
     cars.sandbox.faults.add("malformed", vendor="encar", times=None, path=r"/v1/readside/")
     failed = cars.sync("incremental", raise_on_error=False)
     assert not failed.success and "per-car status answers were malformed" in failed.failure_text()
+
+
+def test_a_per_car_endpoint_answering_404_for_everything_stops_the_run_and_marks_nothing_sold(cars):
+    cars.sync("full")
+    cars.sandbox.faults.add("status", vendor="encar", status=404, times=None, path=r"/v1/readside/")
+    run = cars.sync("incremental", raise_on_error=False)
+    assert not run.success
+    text = run.failure_text()
+    assert "MassSoldError" in text and "70 of 70 per-car answers said sold" in text
+    assert "0 of 5 cars this run's listing shows answered as on sale" in text
+    assert "stopping before marking any car sold" in text
+    assert cars.warehouse.count("cars", "sale_status = 'sold'") == 0
+    assert run.meta("kbchachacha_listings")["status_checked"] == 40  # the other source still landed
+
+    # the endpoint recovers: the same cars are asked again, none was sold
+    cars.sandbox.faults.clear()
+    again = cars.sync("incremental").meta("encar_listings")
+    assert again["status_checked"] == 70 and again["newly_sold"] == 0 and again["canaries_checked"] == 0
+
+
+def test_many_real_sales_in_one_run_are_marked_when_listed_cars_answer_on_sale(cars):
+    cars.sync("full")
+    sold = cars.encar.listed_ids()[50:110]  # 60 of the 70 cars the incremental run asks
+    for car_id in sold:
+        cars.encar.sell(car_id)
+    meta = cars.sync("incremental").meta("encar_listings")
+    assert meta["newly_sold"] == 60 and meta["sold_answers"] == 60 and meta["canaries_checked"] == 5
+    assert cars.warehouse.count("cars", "sale_status = 'sold'") == 60
+
+
+def test_a_car_the_listing_showed_is_never_marked_sold(cars):
+    from sync_pipelines.cars.models import StatusAnswer
+    from sync_pipelines.cars.sync import SourceReport, _check_statuses, load_known
+
+    class AlwaysSold:
+        source = "encar"
+
+        def car_status(self, source_id):
+            return StatusAnswer("sold", "detail answered 404")
+
+    cars.sync("full")
+    listed, unlisted = cars.encar.listed_ids()[:2]
+    report = SourceReport(source="encar", mode="incremental")
+    _check_statuses(
+        AlwaysSold(), cars.warehouse, "encar", [listed, unlisted], load_known(cars.warehouse, "encar"), report, None,
+        listed={listed}, canaries=[], min_answers=20,
+    )
+    rows = cars.rows()
+    assert rows[("encar", listed)]["sale_status"] == "active"
+    assert rows[("encar", unlisted)]["sale_status"] == "sold"
+    assert (report.sold_answers, report.sold_but_listed, report.newly_sold) == (2, 1, 1)
