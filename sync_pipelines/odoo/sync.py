@@ -3,11 +3,12 @@
 For every batch ``search_read`` returns, in ONE destination transaction:
 
 1. map each record to a row (``models.py``); a malformed record becomes a reject;
-2. invoices only: a record whose (company, move type, name) is already held by another
-   invoice id (in the table or earlier in the batch) becomes a reject, detected before the
-   insert so that the contract's unique index never fails the batch;
-3. rows that the archive job moved out and that Odoo has not changed since are skipped (a
+2. rows that the archive job moved out and that Odoo has not changed since are skipped (a
    cancelled invoice stays archived); a changed one comes back and leaves the archive;
+3. invoices only: a record whose (company, move type, name) is already held by another
+   invoice id (in the table or earlier in the batch) becomes a reject, detected before the
+   insert so that the contract's unique index never fails the batch; a stored invoice keeps
+   its name unless it comes back renamed;
 4. upsert the rows (counts inserted / updated / unchanged), record the rejects, forget
    rejects of records that now landed, and advance the cursor to the batch's last
    (write_date, id), never backwards.
@@ -175,10 +176,22 @@ def _process_batch(
             rows.append(map_record(spec, record))
         except RecordRejected as exc:
             rejects.append((key, f"malformed record: {exc}", record))
+    rows, unarchive = _without_unchanged_archived(tx, spec, rows, report)
     if spec.entity == INVOICES.entity:
-        rows, duplicates = _split_duplicate_names(tx, rows, report.name_holders)
+        rows, duplicates, releasing = _split_duplicate_names(tx, rows, report.name_holders)
         rejects.extend(duplicates)
-    rows = _without_unchanged_archived(tx, spec, rows, report)
+        if releasing:
+            # Stored invoices renamed in this batch give their old names to others of the
+            # batch: clear those names first (same transaction; the upsert writes the new
+            # ones), so the unique index never sees a name taken before it is given up,
+            # whatever order either dialect writes the rows in.
+            table = tx.table(INVOICES.table)
+            tx.execute(table.update().where(table.c.id.in_(releasing)).values(name=None))
+    landing = {r["id"] for r in rows}
+    back = [rid for rid in unarchive if rid in landing]
+    if back:  # changed in Odoo since archived and landing now: live again, out of the archive
+        archive = tx.table(spec.archive_table)
+        tx.execute(archive.delete().where(archive.c.id.in_(back)))
     counts = tx.upsert(spec.table, rows)
     report.inserted += counts.inserted
     report.updated += counts.updated
@@ -192,59 +205,83 @@ def _process_batch(
     return seen
 
 
+def _invoice_name_key(row: dict[str, Any]) -> tuple | None:
+    """(company, move type, name) as the partial unique index sees it; None never conflicts
+    (drafts named ``/``, a NULL part)."""
+    if row.get("name") in (None, "/") or row.get("company_id") is None or row.get("move_type") is None:
+        return None
+    return (row["company_id"], row["move_type"], row["name"])
+
+
 def _split_duplicate_names(
     tx: WarehouseTransaction, rows: list[dict[str, Any]], name_holders: set[int]
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, Any]]]:
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, Any]], list[int]]:
     """Keep rows whose (company, move type, name) is free; reject those another invoice holds.
 
-    Mirrors the partial unique index: names ``/``, rows with a NULL part and rows deleted in
-    Odoo (``deleted_at``) never conflict. The live holder already in the table wins; within
-    a batch, the first (oldest write) wins.
-    """
-    def name_key(row: dict[str, Any]) -> tuple | None:
-        if row.get("name") in (None, "/") or row.get("company_id") is None or row.get("move_type") is None:
-            return None
-        return (row["company_id"], row["move_type"], row["name"])
+    Returns (rows to land, rejects, ids of stored invoices whose old name must be cleared
+    before the upsert because another row of the batch takes it).
 
-    keyed = [(name_key(r), r) for r in rows]
-    names = sorted({k[2] for k, _ in keyed if k})
-    landing = {r["id"] for r in rows}
-    holders: dict[tuple, int] = {}
+    Mirrors the partial unique index: names ``/``, rows with a NULL part and rows deleted in
+    Odoo (``deleted_at``) never conflict. A live invoice already stored keeps its name,
+    also when it comes back in this batch unchanged or with other changes; it gives the
+    name up only when it comes back renamed (and lands under its new name). Among the
+    batch's other rows, the first (oldest write) wins.
+    """
+    keyed = [(_invoice_name_key(r), r) for r in rows]
+    landing_key = {r["id"]: key for key, r in keyed}
+    names = sorted({key[2] for key, _ in keyed if key})
+    stored: dict[tuple, int] = {}  # live holders in the table of the names this batch uses
     table = tx.table(INVOICES.table)
     for i in range(0, len(names), 500):
         query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
             table.c.name.in_(names[i : i + 500]), table.c.deleted_at.is_(None)
         )
         for rid, company_id, move_type, name in tx.execute(query):
-            # A row being re-landed in this batch releases its old name (it may be renamed).
-            if rid not in landing:
-                holders[(company_id, move_type, name)] = rid
-    kept: list[dict[str, Any]] = []
+            stored[(company_id, move_type, name)] = rid
+    # Stored holders that keep their name: not in the batch, or back under the same name.
+    # One that comes back renamed but is itself refused its new name keeps the old one too:
+    # repeat until nothing changes (each round only adds keepers).
+    keepers = {rid for key, rid in stored.items() if landing_key.get(rid, key) == key}
+    while True:
+        holders = {key: rid for key, rid in stored.items() if rid in keepers}
+        kept: list[dict[str, Any]] = []
+        refused: list[tuple[dict[str, Any], int]] = []
+        for key, row in keyed:
+            holder = holders.get(key) if key else None
+            if key and holder is not None and holder != row["id"]:
+                refused.append((row, holder))
+                continue
+            if key:
+                holders[key] = row["id"]
+            kept.append(row)
+        refused_ids = {row["id"] for row, _ in refused}
+        regained = {rid for rid in stored.values() if rid not in keepers and rid in refused_ids}
+        if not regained:
+            break
+        keepers |= regained
     rejected: list[tuple[str, str, Any]] = []
-    for key, row in keyed:
-        holder = holders.get(key) if key else None
-        if key and holder is not None and holder != row["id"]:
-            name_holders.add(holder)
-            company_id, move_type, name = key
-            rejected.append((
-                str(row["id"]),
-                f"duplicate invoice name {name!r} (company {company_id}, {move_type}) already held by "
-                f"invoice id {holder}; unique (company_id, move_type, name) kept",
-                row["raw"],
-            ))
-            continue
-        if key:
-            holders[key] = row["id"]
-        kept.append(row)
-    return kept, rejected
+    for row, holder in refused:
+        name_holders.add(holder)
+        company_id, move_type, name = landing_key[row["id"]]
+        rejected.append((
+            str(row["id"]),
+            f"duplicate invoice name {name!r} (company {company_id}, {move_type}) already held by "
+            f"invoice id {holder}; unique (company_id, move_type, name) kept",
+            row["raw"],
+        ))
+    releasing = sorted(rid for rid in stored.values() if rid not in keepers)
+    return kept, rejected, releasing
 
 
 def _without_unchanged_archived(
     tx: WarehouseTransaction, spec: ModelSpec, rows: list[dict[str, Any]], report: SyncReport
-) -> list[dict[str, Any]]:
-    """Skip records archived by the archive job and unchanged since; un-archive changed ones."""
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Skip records archived by the archive job and unchanged since.
+
+    Returns the rows to land and the ids of archived records that changed in Odoo since
+    (live again: the caller removes them from the archive if they land)."""
     if not rows:
-        return rows
+        return rows, []
     archive = tx.table(spec.archive_table)
     ids = [r["id"] for r in rows]
     archived: dict[int, Any] = {}
@@ -252,18 +289,16 @@ def _without_unchanged_archived(
         query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(ids[i : i + 500]))
         archived.update({rid: _naive_utc(wd) for rid, wd in tx.execute(query)})
     if not archived:
-        return rows
+        return rows, []
     kept, back = [], []
     for row in rows:
         if row["id"] in archived and archived[row["id"]] == _naive_utc(row["write_date"]):
             report.skipped_archived += 1
             continue
         if row["id"] in archived:
-            back.append(row["id"])  # changed in Odoo since archived: live again
+            back.append(row["id"])
         kept.append(row)
-    if back:
-        tx.execute(archive.delete().where(archive.c.id.in_(back)))
-    return kept
+    return kept, back
 
 
 def _retry_open_rejects(

@@ -293,6 +293,96 @@ def test_an_invoice_taking_the_number_of_a_deleted_one_lands_in_the_same_run(odo
     assert [r["record_key"] for r in odoo.rejects(INVOICES.entity)] == [str(refused)]
 
 
+def _posted_invoices(odoo, n: int) -> list[dict]:
+    """Copies (as synced) of the first n posted invoices."""
+    return [dict(r) for r in odoo.vendor.records["account.move"].values()
+            if r["state"] == "posted" and r["move_type"] != "entry"][:n]
+
+
+def test_a_stored_invoice_coming_back_keeps_its_name_against_a_newer_duplicate(odoo):
+    """A synced; B created in Odoo with A's number; then A modified: B and A land in one batch,
+    B first. A keeps its name (it was not renamed), B waits in sync_rejects, the run succeeds."""
+    odoo.sync()
+    [a] = _posted_invoices(odoo, 1)
+    b = odoo.control("duplicate_invoice_name", id=a["id"])
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="account.move", id=a["id"], values={"ref": "A changed"})
+
+    run = odoo.sync(types="invoices")
+    assert run.success
+    meta = run.meta(INVOICES)
+    assert (meta["updated"], meta["inserted"], meta["rejected"]) == (1, 0, 1)
+    row = odoo.row(INVOICES.table, a["id"])
+    assert row["name"] == a["name"] and row["ref"] == "A changed"
+    assert odoo.row(INVOICES.table, b) is None
+    [reject] = odoo.rejects(INVOICES.entity)
+    assert reject["record_key"] == str(b) and f"invoice id {a['id']}" in reject["reason"]
+    assert run.checks()[("odoo_invoices", "no_duplicate_invoice_names")] is True
+    # the cursor moved on: the next run is a normal one (B's reject retried, still refused)
+    again = odoo.sync(types="invoices")
+    assert again.success and again.meta(INVOICES)["updated"] == 0
+    assert [r["record_key"] for r in odoo.rejects(INVOICES.entity)] == [str(b)]
+
+
+def test_a_name_given_up_by_a_rename_is_taken_in_the_same_batch_in_either_order(odoo):
+    odoo.sync()
+    d, g = _same_kind_pair(odoo)
+    a, c = [r for r in _posted_invoices(odoo, 4) if r["id"] not in (d["id"], g["id"])][:2]
+    # 1. A renamed first, then B created with A's old number: [A, B]
+    odoo.control("write", model="account.move", id=a["id"], values={"name": "INV/RENAMED/00001"})
+    odoo.sandbox.clock.advance(seconds=1)
+    b = odoo.control("duplicate_invoice_name", id=a["id"])
+    odoo.control("write", model="account.move", id=b, values={"name": a["name"]})
+    # 2. E created with C's number first, C renamed after: [E, C] (E inserted before C's update)
+    odoo.sandbox.clock.advance(seconds=1)
+    e = odoo.control("duplicate_invoice_name", id=c["id"])
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="account.move", id=c["id"], values={"name": "INV/RENAMED/00002"})
+    # 3. D and G (same company and type) swap numbers
+    odoo.control("write", model="account.move", id=d["id"], values={"name": g["name"]})
+    odoo.control("write", model="account.move", id=g["id"], values={"name": d["name"]})
+
+    run = odoo.sync(types="invoices")
+    assert run.success
+    assert odoo.rejects(INVOICES.entity) == []
+    names = {r["id"]: r["name"] for r in odoo.rows(INVOICES.table)}
+    assert names[a["id"]] == "INV/RENAMED/00001" and names[b] == a["name"]
+    assert names[c["id"]] == "INV/RENAMED/00002" and names[e] == c["name"]
+    assert (names[d["id"]], names[g["id"]]) == (g["name"], d["name"])
+    meta = run.meta(INVOICES)
+    assert (meta["inserted"], meta["updated"], meta["rejected"]) == (2, 4, 0)
+    assert run.checks()[("odoo_invoices", "no_duplicate_invoice_names")] is True
+
+
+def test_a_renamed_invoice_refused_its_new_name_keeps_its_old_one(odoo):
+    """A renamed to a number G still holds, and B takes A's old number: A is refused its new
+    name, so it still holds the old one and B is refused too; nothing fails."""
+    odoo.sync()
+    a, g = _same_kind_pair(odoo)
+    b = odoo.control("duplicate_invoice_name", id=a["id"])
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="account.move", id=a["id"], values={"name": g["name"]})
+
+    run = odoo.sync(types="invoices")
+    assert run.success
+    assert {r["record_key"] for r in odoo.rejects(INVOICES.entity)} == {str(a["id"]), str(b)}
+    assert odoo.row(INVOICES.table, a["id"])["name"] == a["name"]
+    assert odoo.row(INVOICES.table, g["id"])["name"] == g["name"]
+    assert odoo.row(INVOICES.table, b) is None
+
+
+def _same_kind_pair(odoo) -> tuple[dict, dict]:
+    """Copies of the last two posted invoices of one company and move type."""
+    posted = _posted_invoices(odoo, 1000)
+    for first in reversed(posted):
+        for second in reversed(posted):
+            if first["id"] != second["id"] and (first["company_id"], first["move_type"]) == (
+                second["company_id"], second["move_type"]
+            ):
+                return first, second
+    raise AssertionError("no two posted invoices of one kind in the sandbox")
+
+
 def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_none(odoo):
     odoo.sync()
     now = odoo.sandbox.clock.now()
