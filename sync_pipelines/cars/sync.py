@@ -223,16 +223,17 @@ def load_known(wh: Warehouse, source: str) -> dict[str, Known]:
         }
 
 
-def listing_row(record: CarRecord, known: Known | None, now: dt.datetime) -> dict[str, Any]:
-    """The ``cars`` row a listing card gives. The listing never changes sale status: a known
-    car keeps its status (a sold car shown again is re-asked, see :func:`sync_source`)."""
-    return {
-        **record.as_row(),
-        "sale_status": known.sale_status if known else "active",
-        "sold_at": known.sold_at if known else None,
-        "first_seen_at": now,
-        "last_seen_at": now,
-    }
+# Written only when a listing inserts a car: the listing never changes the sale status of a
+# car already in ``cars`` (only the per-car call does), so a run that read the listing before
+# another run confirmed a sale cannot undo that sale with its page.
+LISTING_INSERT_ONLY = ("first_seen_at", "sale_status", "sold_at")
+
+
+def listing_row(record: CarRecord, now: dt.datetime) -> dict[str, Any]:
+    """The ``cars`` row a listing card gives: a new car is ``active``; for a car already in
+    ``cars`` the ``LISTING_INSERT_ONLY`` columns are left as they are (a sold car shown again
+    is re-asked through the per-car call, see :func:`sync_source`)."""
+    return {**record.as_row(), "sale_status": "active", "sold_at": None, "first_seen_at": now, "last_seen_at": now}
 
 
 def _chunks(items: list[str], size: int = KEY_CHUNK) -> Iterator[list[str]]:
@@ -296,9 +297,9 @@ def sync_source(
                 current = known.get(card.key)
                 if current is not None and current.sale_status == "sold":
                     relisted.append(card.key)
-                rows.append(listing_row(card.record, current, now))
+                rows.append(listing_row(card.record, now))
             report.counts += tx.upsert(
-                CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=("first_seen_at",), now=now
+                CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=LISTING_INSERT_ONLY, now=now
             )
             for card in bad:
                 tx.reject(SOURCE, source, card.key, card.error or "unusable record", card.payload, run_id)
@@ -503,17 +504,29 @@ def _verify_per_car_endpoint(adapter, source, canaries, report, log) -> None:
 
 
 def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer], known, report) -> None:
+    """Write per-car answers, each guarded in SQL rather than trusting this run's snapshot:
+    the status changes only if the row still has another status, and only if no check newer
+    than this answer landed meanwhile (an overlapping run), so a stale answer never undoes a
+    newer one. ``sold_at`` is the time the sale was first confirmed."""
     cars = tx.table(CARS_TABLE)
     for source_id, answer, asked_at in answers:
-        current = known.get(source_id) or Known("active", None)
-        if answer.status == current.sale_status:
-            continue
-        sold_at = (current.sold_at or asked_at) if answer.status == "sold" else None
-        tx.execute(
+        changed = tx.execute(
             cars.update()
-            .where(cars.c.source == source, cars.c.source_id == source_id)
-            .values(sale_status=answer.status, sold_at=sold_at, synced_at=asked_at)
-        )
+            .where(
+                cars.c.source == source,
+                cars.c.source_id == source_id,
+                cars.c.sale_status != answer.status,
+                _no_newer_check(cars, asked_at),
+            )
+            .values(
+                sale_status=answer.status,
+                sold_at=asked_at if answer.status == "sold" else None,
+                synced_at=asked_at,
+            )
+        ).rowcount
+        if not changed:
+            continue
+        current = known.get(source_id) or Known("active", None)
         if answer.status == "sold":
             report.newly_sold += 1
         elif answer.status == "reserved":
@@ -522,7 +535,7 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
             report.reactivated += 1
         if len(report.status_samples) < 10:
             report.status_samples.append(f"{source_id}: {current.sale_status} -> {answer.status} ({answer.reason})")
-        known[source_id] = Known(answer.status, sold_at, current.vendor_modified_at)
+        known[source_id] = Known(answer.status, asked_at if answer.status == "sold" else None, current.vendor_modified_at)
     by_time: dict[dt.datetime, list[str]] = {}
     for source_id, _, asked_at in answers:
         by_time.setdefault(asked_at, []).append(source_id)
@@ -530,9 +543,13 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
         for chunk in _chunks(ids):
             tx.execute(
                 cars.update()
-                .where(cars.c.source == source, cars.c.source_id.in_(chunk))
+                .where(cars.c.source == source, cars.c.source_id.in_(chunk), _no_newer_check(cars, asked_at))
                 .values(status_checked_at=asked_at)
             )
+
+
+def _no_newer_check(cars: sa.Table, asked_at: dt.datetime):
+    return sa.or_(cars.c.status_checked_at.is_(None), cars.c.status_checked_at <= asked_at)
 
 
 def _status_totals(wh: Warehouse, source: str) -> dict[str, int]:

@@ -379,3 +379,49 @@ def test_a_car_the_listing_showed_is_never_marked_sold(cars):
     assert rows[("encar", listed)]["sale_status"] == "active"
     assert rows[("encar", unlisted)]["sale_status"] == "sold"
     assert (report.sold_answers, report.sold_but_listed, report.newly_sold) == (2, 1, 1)
+
+
+def test_a_listing_page_read_before_a_sale_does_not_undo_the_sale_another_run_confirmed(cars):
+    """Two overlapping runs: B reads page 1 (the car still on it), then A confirms the car sold,
+    then B lands its page. B's page must not put the car back to active."""
+    from sync_pipelines.cars.resources import EncarResource
+    from sync_pipelines.cars.sync import EncarAdapter, sync_source
+
+    cars.sync("full")
+    victim = cars.encar.listed_ids()[3]
+    sync = dict(mode="incremental", max_pages=500, incremental_pages=1, status_checks_per_run=0)
+
+    class ReadBeforeTheSale(EncarAdapter):
+        def fetch_page(self, number):
+            page = super().fetch_page(number)  # still shows the victim
+            if number == 1:
+                cars.encar.sell(victim)
+                with EncarResource().get_client() as other_client:
+                    other = sync_source(EncarAdapter(other_client), cars.warehouse, **sync)
+                assert other.newly_sold == 1 and other.left_head == 1
+            return page
+
+    with EncarResource().get_client() as client:
+        report = sync_source(ReadBeforeTheSale(client), cars.warehouse, **sync)
+    row = cars.rows()[("encar", victim)]
+    assert row["sale_status"] == "sold" and row["sold_at"] is not None
+    assert report.counts.updated == 0 and report.newly_sold == 0 and report.reactivated == 0
+
+
+def test_a_stale_status_answer_does_not_overwrite_a_newer_check(cars):
+    from sync_pipelines.cars.models import StatusAnswer
+    from sync_pipelines.cars.sync import SourceReport, _write_answers, load_known
+
+    cars.sync("full")
+    car_id = cars.encar.listed_ids()[0]
+    now = dt.datetime.now(dt.timezone.utc)
+    known, report = load_known(cars.warehouse, "encar"), SourceReport(source="encar", mode="incremental")
+    with cars.warehouse.transaction() as tx:  # another run asked at `now`: active
+        _write_answers(tx, "encar", [(car_id, StatusAnswer("active", "ADVERTISE"), now)], known, report)
+    with cars.warehouse.transaction() as tx:  # this run's answer, asked a minute earlier: sold
+        stale = now - dt.timedelta(minutes=1)
+        _write_answers(tx, "encar", [(car_id, StatusAnswer("sold", "404"), stale)], known, report)
+    row = cars.rows()[("encar", car_id)]
+    assert row["sale_status"] == "active" and report.newly_sold == 0
+    checked = row["status_checked_at"]
+    assert (checked if checked.tzinfo else checked.replace(tzinfo=dt.timezone.utc)) == now
