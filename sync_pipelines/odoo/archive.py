@@ -2,7 +2,8 @@
 
 A row moves when ``deleted_at`` (set by a full sync) or, for invoices and purchase/sale
 orders in state ``cancel``, its Odoo ``write_date`` (a cancelled record's last change) is
-older than ``retention_days``. Moving is copy-then-delete in one transaction per batch
+older than ``retention_days``. Purchase order lines move with their order (whatever their
+own dates): a line never outlives its order in the live table. Moving is copy-then-delete in one transaction per batch
 (:func:`sync_pipelines.archive.archive_rows`), so a row is always in exactly one table.
 A later sync does not bring an archived record back unless Odoo changed it since.
 """
@@ -28,10 +29,16 @@ class OdooArchiveConfig(ArchiveConfig):
 
 def archive_condition(spec: ModelSpec, cutoff: dt.datetime):
     def where(table: sa.Table):
-        deleted = sa.and_(table.c.deleted_at.is_not(None), table.c.deleted_at < cutoff)
-        if not spec.cancellable:
-            return deleted
-        return sa.or_(deleted, sa.and_(table.c.state == "cancel", table.c.write_date < cutoff))
+        conditions = [sa.and_(table.c.deleted_at.is_not(None), table.c.deleted_at < cutoff)]
+        if spec.cancellable:
+            conditions.append(sa.and_(table.c.state == "cancel", table.c.write_date < cutoff))
+        if spec.archived_with:
+            # rows whose parent (a purchase order) is archived: MODEL_SPECS lists parents
+            # first, so an order's lines move in the same run, right after it
+            parent_table, parent_key = spec.archived_with
+            parent_archive = sa.table(f"{parent_table}_archive", sa.column("id"))
+            conditions.append(table.c[parent_key].in_(sa.select(parent_archive.c.id)))
+        return sa.or_(*conditions)
 
     return where
 

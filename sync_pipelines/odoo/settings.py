@@ -39,6 +39,9 @@ class ModelSpec:
     domain: tuple = ()  # base domain, ANDed with the keyset domain
     include_archived: bool = False  # context active_test=False (archived records too)
     cancellable: bool = False  # has state 'cancel': the archive job moves old cancelled rows
+    # (parent table, column holding the parent's id): rows belong to a parent record, leave
+    # the live table when it is archived and come back when it is live again
+    archived_with: tuple[str, str] | None = None
     description: str = ""
 
     @property
@@ -89,6 +92,9 @@ PURCHASE_ORDER_LINES = ModelSpec(
         "order_id", "product_id", "name", "product_qty", "qty_received", "qty_invoiced", "price_unit",
         "price_subtotal", "date_planned", "state", "company_id", "create_date", "write_date",
     ),
+    # A line never outlives its order in the live table: the archive job moves an order's
+    # lines right after the order (cancelled past retention or deleted in Odoo).
+    archived_with=("odoo_purchase_orders", "order_id"),
     description="Purchase order lines (purchase.order.line) with qty_received, which changes after ordering.",
 )
 SALE_ORDERS = ModelSpec(

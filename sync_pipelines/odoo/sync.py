@@ -276,10 +276,11 @@ def _split_duplicate_names(
 def _without_unchanged_archived(
     tx: WarehouseTransaction, spec: ModelSpec, rows: list[dict[str, Any]], report: SyncReport
 ) -> tuple[list[dict[str, Any]], list[int]]:
-    """Skip records archived by the archive job and unchanged since.
+    """Skip records archived by the archive job and unchanged since (unless archived with a
+    parent that is live again).
 
-    Returns the rows to land and the ids of archived records that changed in Odoo since
-    (live again: the caller removes them from the archive if they land)."""
+    Returns the rows to land and the ids of archived records to bring back (changed in Odoo
+    since, or their parent is back: the caller removes them from the archive if they land)."""
     if not rows:
         return rows, []
     archive = tx.table(spec.archive_table)
@@ -290,9 +291,19 @@ def _without_unchanged_archived(
         archived.update({rid: _naive_utc(wd) for rid, wd in tx.execute(query)})
     if not archived:
         return rows, []
+    live_parents: set[int] = set()
+    if spec.archived_with:
+        # archived with its parent (a line with its order): back when the parent is live again
+        parent_table, parent_key = spec.archived_with
+        parent = tx.table(parent_table)
+        parent_ids = sorted({r[parent_key] for r in rows if r["id"] in archived and r.get(parent_key) is not None})
+        for i in range(0, len(parent_ids), 500):
+            query = sa.select(parent.c.id).where(parent.c.id.in_(parent_ids[i : i + 500]))
+            live_parents.update(pid for (pid,) in tx.execute(query))
     kept, back = [], []
     for row in rows:
-        if row["id"] in archived and archived[row["id"]] == _naive_utc(row["write_date"]):
+        unchanged = row["id"] in archived and archived[row["id"]] == _naive_utc(row["write_date"])
+        if unchanged and not (spec.archived_with and row.get(spec.archived_with[1]) in live_parents):
             report.skipped_archived += 1
             continue
         if row["id"] in archived:

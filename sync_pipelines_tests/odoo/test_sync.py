@@ -9,6 +9,7 @@ from sync_pipelines.odoo.settings import (
     MODEL_SPECS,
     PRODUCTS,
     PURCHASE_ORDER_LINES,
+    PURCHASE_ORDERS,
     SOURCE,
 )
 from sync_pipelines.sandbox.vendors.odoo import API_KEY
@@ -400,6 +401,8 @@ def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_non
                 r["id"] for r in rows
                 if (r["deleted_at"] is not None and _utc(r["deleted_at"]) < cutoff)
                 or (spec.cancellable and r["state"] == "cancel" and _utc(r["write_date"]) < cutoff)
+                # lines go with their order (MODEL_SPECS lists orders first)
+                or (spec is PURCHASE_ORDER_LINES and r["order_id"] in out[PURCHASE_ORDERS.table])
             }
         return out
 
@@ -407,6 +410,7 @@ def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_non
     as_of = now + dt.timedelta(days=10)
     expected = due(as_of - dt.timedelta(days=30))
     assert expected[INVOICES.table] and posted[0] not in expected[INVOICES.table]
+    assert expected[PURCHASE_ORDERS.table] and expected[PURCHASE_ORDER_LINES.table]
     moved = odoo.archive(as_of=as_of.isoformat(), retention_days=30)
     assert moved == {table: len(ids) for table, ids in expected.items()}
     for table, ids in expected.items():
@@ -430,6 +434,45 @@ def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_non
     archived = {r["id"] for r in odoo.rows(f"{INVOICES.table}_archive")}
     assert {posted[0], posted[1]} <= archived
     assert odoo.archive(as_of=later.isoformat())[INVOICES.table] == 0
+
+
+def test_purchase_order_lines_leave_and_come_back_with_their_order(odoo):
+    """A purchase order line never outlives its order in the live table: the archive job moves
+    the lines of an archived order (cancelled past retention, whatever the lines' own dates),
+    and when the order is live again its lines come back too."""
+    odoo.sync()
+    now = odoo.sandbox.clock.now()
+    cancelled = sorted(r["id"] for r in odoo.vendor.records["purchase.order"].values() if r["state"] == "cancel")
+    lines_of = {
+        order: {r["id"] for r in odoo.vendor.records["purchase.order.line"].values() if r["order_id"][0] == order}
+        for order in cancelled
+    }
+    assert cancelled and all(lines_of.values())
+    moved = odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())
+    assert moved[PURCHASE_ORDERS.table] == len(cancelled)
+    assert moved[PURCHASE_ORDER_LINES.table] == sum(len(ids) for ids in lines_of.values())
+    archived_lines = {r["id"] for r in odoo.rows(f"{PURCHASE_ORDER_LINES.table}_archive")}
+    assert archived_lines == set().union(*lines_of.values())
+    live_orders = {r["id"] for r in odoo.rows(PURCHASE_ORDERS.table)}
+    assert all(r["order_id"] in live_orders for r in odoo.rows(PURCHASE_ORDER_LINES.table))
+    assert odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())[PURCHASE_ORDER_LINES.table] == 0
+
+    # a full read skips the unchanged archived orders and lines
+    run = odoo.sync(mode="full", types="purchases")
+    assert run.meta(PURCHASE_ORDER_LINES)["skipped_archived"] == len(archived_lines)
+    assert run.meta(PURCHASE_ORDER_LINES)["deleted"] == 0
+
+    # the first order is set back to draft in Odoo: it is live again, and so are its lines
+    # (unchanged in Odoo themselves) on the next full read
+    back = cancelled[0]
+    odoo.control("write", model="purchase.order", id=back, values={"state": "draft"})
+    run = odoo.sync(mode="full", types="purchases")
+    assert odoo.row(PURCHASE_ORDERS.table, back)["state"] == "draft"
+    assert {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.table, "order_id = :o", o=back)} == lines_of[back]
+    assert not lines_of[back] & {r["id"] for r in odoo.rows(f"{PURCHASE_ORDER_LINES.table}_archive")}
+    assert run.meta(PURCHASE_ORDER_LINES)["skipped_archived"] == len(archived_lines - lines_of[back])
+    live_orders = {r["id"] for r in odoo.rows(PURCHASE_ORDERS.table)}
+    assert all(r["order_id"] in live_orders for r in odoo.rows(PURCHASE_ORDER_LINES.table))
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
