@@ -27,6 +27,9 @@ from sync_pipelines.redaction import register_secret
 # Markup that is present on a genuine list answer even when it holds no car.
 LIST_CONTAINER_SELECTORS = ("div.generalRegist", "div.list-empty", "div.nodata")
 AJAX_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
+# The site's session cookies (vendor notes): dropped and fetched anew when the per-car JSON
+# answers a challenge page; other cookies (e.g. from KBCHACHACHA_COOKIE) are kept.
+SESSION_COOKIE_NAMES = ("cha-cid", "JSESSIONID")
 
 
 class KBChallengeError(VendorError):
@@ -122,6 +125,7 @@ class KBChachachaClient:
                 self.http.session.cookies.set(name, value)
         self.page_size: int | None = None
         self._previous_keys: list[str] = []
+        self.session_refreshes = 0  # counted for metadata
 
     @property
     def stats(self):
@@ -147,8 +151,46 @@ class KBChachachaClient:
         if not self.http.session.cookies:
             self.http.get(KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
 
+    def refresh_session(self) -> None:
+        """Drop the session cookies and get new ones from the list (after a challenge on the
+        per-car JSON: the session expired, or the site wants a fresh one)."""
+        self.session_refreshes += 1
+        for cookie in list(self.http.session.cookies):
+            if cookie.name in SESSION_COOKIE_NAMES:
+                self.http.session.cookies.clear(cookie.domain, cookie.path, cookie.name)
+        endpoint = f"GET {KB_LIST_PATH}"
+        response = self.http.get(KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+        try:
+            parse_list_html(response.text, self.base_url, page=1, endpoint=endpoint)
+        except KBChallengeError as exc:
+            raise KBChallengeError(
+                KBCHACHACHA, endpoint,
+                "refreshing the session after a challenge on the per-car JSON: the list answered a challenge "
+                "page too (likely a JavaScript challenge). Not treating any car as sold; retry later or set "
+                "KBCHACHACHA_COOKIE to a browser session cookie",
+                status=response.status_code,
+            ) from exc
+
     def car_status(self, car_seq: str) -> StatusAnswer:
+        """Whether the per-car JSON still has the car. A challenge page instead of JSON gets one
+        session refresh and a second try; a second challenge is a :class:`KBChallengeError`."""
         self.ensure_session()
+        try:
+            return self._car_status(car_seq)
+        except KBChallengeError:
+            self.refresh_session()
+        try:
+            return self._car_status(car_seq)
+        except KBChallengeError as exc:
+            raise KBChallengeError(
+                KBCHACHACHA, exc.endpoint,
+                f"car {car_seq}: answered HTML instead of JSON again after a session refresh (likely a JavaScript "
+                "challenge). Not treating it as sold; retry later or set KBCHACHACHA_COOKIE to a browser session "
+                "cookie",
+                status=exc.status,
+            ) from exc
+
+    def _car_status(self, car_seq: str) -> StatusAnswer:
         endpoint = f"POST {KB_CAR_STATUS_PATH}"
         response = self.http.post(
             KB_CAR_STATUS_PATH,

@@ -140,7 +140,10 @@ class KBChachachaAdapter:
         return self.client.car_status(source_id)
 
     def http_metadata(self) -> dict[str, float]:
-        return self.client.stats.as_metadata(KBCHACHACHA)
+        return {
+            **self.client.stats.as_metadata(KBCHACHACHA),
+            "kbchachacha_session_refreshes": self.client.session_refreshes,
+        }
 
 
 @dataclass

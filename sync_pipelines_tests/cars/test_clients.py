@@ -49,10 +49,32 @@ def test_kb_cookie_from_env_is_used_and_never_shown(sandbox, monkeypatch, caplog
     assert client.stats.requests == 1  # no list call needed: the env cookie is the session
     assert "s3cr3t-session-value" not in redact("cookie cha-cid=s3cr3t-session-value")
     with caplog.at_level(logging.DEBUG):
-        sandbox.vendors["kbchachacha"].control("challenge", {"times": 1})
-        with pytest.raises(KBChallengeError) as info:
+        # the per-car JSON and then the list of the session refresh answer a challenge
+        sandbox.vendors["kbchachacha"].control("challenge", {"times": 2})
+        with pytest.raises(KBChallengeError, match="list answered a challenge page too") as info:
             client.car_status("1")
     assert "s3cr3t" not in str(info.value) and "s3cr3t" not in caplog.text
+
+
+def test_kb_expired_session_cookie_is_refreshed_once_for_the_per_car_json(sandbox, monkeypatch):
+    kb = sandbox.vendors["kbchachacha"]
+    monkeypatch.setenv("KBCHACHACHA_COOKIE", "cha-cid=stale-session")
+    kb.control("expire_sessions", {"values": ["stale-session"]})
+    client = KBChachachaResource().get_client()
+    assert client.car_status(kb.listed_ids()[0]).status == "active"
+    assert client.session_refreshes == 1
+    assert client.http.session.cookies.get("cha-cid") not in (None, "stale-session")
+    assert client.car_status(kb.listed_ids()[1]).status == "active" and client.session_refreshes == 1
+
+
+def test_kb_per_car_challenge_twice_in_a_row_is_a_clear_error_not_sold(sandbox):
+    kb = sandbox.vendors["kbchachacha"]
+    client = KBChachachaResource().get_client()
+    client.ensure_session()
+    kb.control("challenge", {"times": 2, "on": "json"})
+    with pytest.raises(KBChallengeError, match="again after a session refresh.*Not treating it as sold"):
+        client.car_status(kb.listed_ids()[0])
+    assert client.session_refreshes == 1
 
 
 def test_kb_paging_stops_on_the_empty_page(sandbox):

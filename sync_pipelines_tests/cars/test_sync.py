@@ -293,6 +293,25 @@ def test_kb_javascript_challenge_is_a_clear_error_not_zero_cars(cars):
     assert cars.warehouse.count("cars", "source = 'kbchachacha' AND sale_status = 'active'") == 60
 
 
+def test_kb_per_car_challenge_refreshes_the_session_once_then_fails_clearly(cars):
+    cars.sync("full")
+    sold = cars.kb.listed_ids()[30]
+    cars.kb.sell(sold)
+    cars.kb.control("challenge", {"times": 1, "on": "json"})  # the session expired mid-run, say
+    run = cars.sync("incremental")
+    kb = run.meta("kbchachacha_listings")
+    assert kb["kbchachacha_session_refreshes"] == 1 and kb["status_checked"] == 40 and kb["newly_sold"] == 1
+
+    cars.kb.sell(cars.kb.listed_ids()[35])
+    cars.kb.control("challenge", {"times": 2, "on": "json"})  # challenged again right after the refresh
+    failed = cars.sync("incremental", raise_on_error=False)
+    assert not failed.success
+    text = failed.failure_text()
+    assert "KBChallengeError" in text and "again after a session refresh" in text and "Not treating it as sold" in text
+    assert failed.meta("encar_listings")["fetched"] == 50  # the other source still landed
+    assert cars.warehouse.count("cars", "source = 'kbchachacha' AND sale_status = 'sold'") == 1
+
+
 def test_sandbox_evolution_is_mirrored_after_an_incremental_sync(cars):
     cars.sync("full")
     changes = cars.sandbox.evolve(steps=3)

@@ -8,9 +8,12 @@ request without one.
 
 Controls (``POST /_sandbox/kbchachacha/<action>`` or ``vendor.control(action, payload)``):
 ``sell`` {seq}, ``bump`` {seq, price?} (만원), ``add`` {count}, ``set_size`` {count},
-``set_page_size`` {count}, ``challenge`` {times} (the next list/JSON answers are a
-script-only challenge page), ``corrupt`` {seq, field: price|year|mileage, value} (the
-card shows that text), ``ids`` (listed seqs, page order).
+``set_page_size`` {count}, ``challenge`` {times, on: all|list|json} (the next list
+and/or per-car JSON answers are a script-only challenge page), ``expire_sessions``
+{values?} (those session cookie values, default every one seen so far, are expired: the
+per-car JSON answers them a challenge page, the list hands out a new cookie), ``corrupt``
+{seq, field: price|year|mileage, value} (the card shows that text), ``ids`` (listed seqs,
+page order).
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ class KBChachachaVendor(SandboxVendor):
         self.cars: dict[str, dict[str, Any]] = {}
         self.order_seq = 0
         self.challenges = 0
-        self.sessions: set[str] = set()
+        self.challenge_on = "all"  # which answers the challenge control replaces: all, list or json
+        self.sessions: set[str] = set()  # session cookie values handed out or presented
+        self.expired: set[str] = set()
         self._order: list[str] | None = None
         for _ in range(size):
             self._new_car()
@@ -148,8 +153,15 @@ class KBChachachaVendor(SandboxVendor):
                 self.page_size = int(payload["count"])
                 return self.page_size
             if action == "challenge":
-                self.challenges = int(payload.get("times", 1))
+                on = payload.get("on", "all")
+                if on not in ("all", "list", "json"):
+                    raise ValueError(f"challenge 'on' must be all, list or json, got {on!r}")
+                self.challenges, self.challenge_on = int(payload.get("times", 1)), on
                 return self.challenges
+            if action == "expire_sessions":
+                values = payload.get("values")
+                self.expired |= set(values) if values is not None else set(self.sessions)
+                return len(self.expired)
             if action == "corrupt":
                 car = self._car(payload["seq"])
                 car["shown"][payload.get("field", "price")] = str(payload.get("value", "가격문의"))
@@ -180,22 +192,29 @@ class KBChachachaVendor(SandboxVendor):
             f'<div class="pay"><span class="price">{e(price)}</span></div></div></div>'
         )
 
-    def _challenge(self) -> SandboxResponse | None:
-        if self.challenges > 0:
+    def _challenge(self, kind: str) -> SandboxResponse | None:
+        if self.challenges > 0 and self.challenge_on in ("all", kind):
             self.challenges -= 1
             return html_response(CHALLENGE_PAGE, 200)
         return None
 
     def _has_session(self, request: SandboxRequest) -> bool:
+        """A session cookie that is not expired (any value the site has not expired is accepted,
+        e.g. one copied from a browser into KBCHACHACHA_COOKIE)."""
         cookie_header = request.header("Cookie") or ""
-        names = {part.strip().split("=", 1)[0] for part in cookie_header.split(";") if "=" in part}
-        return any(name in names for name in SESSION_COOKIES)
+        values = []
+        for part in cookie_header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep and name in SESSION_COOKIES:
+                values.append(value)
+        self.sessions.update(values)
+        return any(value not in self.expired for value in values)
 
     # routes ---------------------------------------------------------------------------------
 
     @route("GET", r"/public/search/list.empty")
     def search_list(self, request: SandboxRequest) -> SandboxResponse:
-        challenge = self._challenge()
+        challenge = self._challenge("list")
         if challenge is not None:
             return challenge
         try:
@@ -208,12 +227,14 @@ class KBChachachaVendor(SandboxVendor):
         body = f'<div class="generalRegist"><div class="list-in">{cards}</div></div>'
         headers = {}
         if not self._has_session(request):
-            headers["Set-Cookie"] = f"cha-cid={secrets.token_hex(8)}; Path=/; HttpOnly"
+            session = secrets.token_hex(8)
+            self.sessions.add(session)
+            headers["Set-Cookie"] = f"cha-cid={session}; Path=/; HttpOnly"
         return html_response(body, 200, **headers)
 
     @route("POST", r"/public/car/common/recent/car/list.json")
     def car_list_json(self, request: SandboxRequest) -> SandboxResponse:
-        challenge = self._challenge()
+        challenge = self._challenge("json")
         if challenge is not None:
             return challenge
         if not self._has_session(request):
