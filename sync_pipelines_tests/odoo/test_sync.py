@@ -190,6 +190,42 @@ def test_access_denied_fault_fails_the_run_with_a_clear_message_and_no_secret(od
     assert API_KEY not in text
 
 
+def test_batch_size_and_delay_default_to_the_old_setups_environment_knobs(odoo, monkeypatch):
+    """ODOO_INVOICE_BATCH_SIZE and ODOO_INVOICE_DELAY_MS set every asset's batch size and the
+    pause between batches when the run config does not; run config wins over them."""
+    from dagster import AssetKey
+
+    from sync_pipelines.definitions import defs
+    from sync_pipelines.odoo import assets
+    from sync_pipelines.odoo.assets import run_config_for
+
+    calls = []
+    real_sync_model = assets.sync_model
+
+    def spy(spec, client, warehouse, **kwargs):
+        calls.append((spec.entity, kwargs["batch_size"], kwargs["delay_seconds"]))
+        return real_sync_model(spec, client, warehouse, **kwargs)
+
+    monkeypatch.setattr(assets, "sync_model", spy)
+    monkeypatch.setenv("ODOO_INVOICE_BATCH_SIZE", "7")
+    monkeypatch.setenv("ODOO_INVOICE_DELAY_MS", "20")
+    before = odoo.control("stats")["search_read_calls"][PRODUCTS.model]
+    result = defs.resolve_job_def("odoo_sync_job").execute_in_process(
+        run_config=run_config_for([PRODUCTS], "incremental"),  # no batch_size / delay_ms
+        instance=odoo.instance, asset_selection=[AssetKey(PRODUCTS.asset_name)],
+    )
+    assert result.success
+    assert calls == [(PRODUCTS.entity, 7, 0.02)]
+    products = len(odoo.odoo_ids(PRODUCTS))
+    [materialization] = result.asset_materializations_for_node(PRODUCTS.asset_name)
+    assert materialization.metadata["batches"].value == -(-products // 7)  # batches of 7
+    assert odoo.control("stats")["search_read_calls"][PRODUCTS.model] - before == -(-products // 7)
+
+    run = odoo.sync(types="products", mode="full", batch_size=50, delay_ms=0)
+    assert calls[-1] == (PRODUCTS.entity, 50, 0.0)
+    assert run.meta(PRODUCTS)["batches"] == 1
+
+
 def test_an_outage_longer_than_the_http_retries_is_ridden_out_by_a_step_retry(odoo):
     # the client tries each call 6 times; 8 answers of 503 outlast that, the step retry does not
     odoo.sandbox.faults.add("status", vendor="odoo", status=503, retry_after=0, times=8)

@@ -50,6 +50,17 @@ def test_schedule_runs_full_at_midnight_and_incremental_otherwise(monkeypatch):
     assert len(two.asset_selection) == len(MODEL_SPECS)
 
 
+def test_schedule_crons_are_every_two_hours_utc_with_the_midnight_tick_full(monkeypatch):
+    monkeypatch.delenv("AUTO_SYNC_TYPES", raising=False)
+    sync_schedule = defs.resolve_schedule_def("odoo_sync_schedule")
+    assert (sync_schedule.cron_schedule, sync_schedule.execution_timezone) == ("0 */2 * * *", "UTC")
+    archive_schedule = defs.resolve_schedule_def("odoo_archive_schedule")
+    assert (archive_schedule.cron_schedule, archive_schedule.execution_timezone) == ("30 3 * * *", "UTC")
+    modes = {hour: {op["config"]["mode"] for op in _tick(hour).run_config["ops"].values()} for hour in range(0, 24, 2)}
+    assert modes == {hour: {"full" if hour == 0 else "incremental"} for hour in range(0, 24, 2)}
+    assert _tick(0).tags["sync_pipelines/mode"] == "full"
+
+
 def test_auto_sync_types_selects_what_scheduled_runs_sync(monkeypatch):
     monkeypatch.setenv("AUTO_SYNC_TYPES", "invoices,purchases")
     request = _tick(4)
