@@ -21,9 +21,12 @@ from sync_pipelines.cars.models import (
     parse_kb_card,
 )
 from sync_pipelines.cars.settings import KB_CAR_STATUS_PATH, KB_LIST_PATH, KB_LIST_SORT, KBCHACHACHA
-from sync_pipelines.http_client import RetryPolicy, VendorError, VendorHTTPClient
+from sync_pipelines.http_client import RetryPolicy, VendorError, VendorHTTPClient, VendorResponseError
 from sync_pipelines.redaction import register_secret
 
+# The cars of the list (vendor notes): one div.area[data-car-seq] per car, inside the list
+# container div.generalRegist. Cards elsewhere on the page (other blocks) are not the list.
+CARD_SELECTOR = "div.generalRegist div.area[data-car-seq]"
 # Markup that is present on a genuine list answer even when it holds no car.
 LIST_CONTAINER_SELECTORS = ("div.generalRegist", "div.list-empty", "div.nodata")
 AJAX_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
@@ -64,18 +67,28 @@ def parse_cookie_header(value: str) -> dict[str, str]:
 
 
 def parse_list_html(html: str, base_url: str, *, page: int, endpoint: str) -> list[CardResult]:
-    """Cards of one list fragment. Raises :class:`KBChallengeError` when the page holds no
-    card and no list container (a challenge or error page, not an empty result)."""
+    """Cards (``CARD_SELECTOR``) of one list fragment. Raises :class:`KBChallengeError` when
+    the page holds no card and no list container (a challenge or error page, not an empty
+    result), and ``VendorResponseError`` when it holds cards but no ``div.generalRegist``
+    (the markup changed: reading it could mistake another block for the list)."""
     soup = BeautifulSoup(html, "lxml")
-    areas = soup.select("div.area[data-car-seq]")
+    areas = soup.select(CARD_SELECTOR)
     if not areas:
         if any(soup.select_one(selector) for selector in LIST_CONTAINER_SELECTORS):
             return []
+        stray = soup.select("div.area[data-car-seq]")
+        if stray:
+            raise VendorResponseError(
+                KBCHACHACHA,
+                endpoint,
+                f"page {page} has {len(stray)} div.area[data-car-seq] card(s) but no div.generalRegist list "
+                "container: the list markup changed; not reading it as the list",
+            )
         scripts = len(soup.find_all("script"))
         raise KBChallengeError(
             KBCHACHACHA,
             endpoint,
-            f"page {page} is not a car list (no div.area[data-car-seq], no list container; {scripts} script tag(s)): "
+            f"page {page} is not a car list (no {CARD_SELECTOR}, no list container; {scripts} script tag(s)): "
             "likely a JavaScript challenge. Not treating it as zero cars; retry later or set KBCHACHACHA_COOKIE "
             "to a browser session cookie",
         )

@@ -229,7 +229,7 @@ def kb_mileage_km(text: str) -> int:
 
 def parse_kb_card(car_seq: str, title: str | None, data_line: list[str], price_text: str | None,
                   href: str | None, base_url: str) -> CarRecord:
-    """One ``div.area[data-car-seq]`` card of the KB list (already pulled apart by the client).
+    """One ``div.generalRegist div.area[data-car-seq]`` card of the KB list (already pulled apart by the client).
 
     The card title is one string ("현대 그랜저 IG 2.4 프리미엄"): the first word is the maker,
     the rest the model; KB's list shows no separate badge.

@@ -20,6 +20,7 @@ from sync_pipelines.cars.models import (
     price_krw_from_man_won,
     year_month,
 )
+from sync_pipelines.http_client import VendorResponseError
 
 ENCAR_ITEM = {
     "Id": "34777615", "Photo": "/carpicture07/pic3477/34772434_", "Manufacturer": "벤츠", "Model": "A-클래스 W177",
@@ -108,6 +109,15 @@ def test_kb_list_html_is_parsed_card_by_card():
     assert (ok.record.manufacturer, ok.record.model, ok.record.region) == ("현대", "그랜저 IG 2.4 프리미엄", "서울")
     assert ok.record.url == "https://www.kbchachacha.com/public/car/detail.kbc?carSeq=1"
     assert bad.record is None and bad.key == "2" and "price is not" in bad.error
+
+
+def test_kb_cards_are_read_only_inside_the_general_regist_list():
+    other = '<div class="recommend">' + CARD.format(seq=9, price="1,000만원") + "</div>"
+    html = other + '<div class="generalRegist"><div class="list-in">' + CARD.format(seq=1, price="2,450만원") + "</div></div>"
+    assert [c.key for c in parse_list_html(html, "", page=1, endpoint="e")] == ["1"]
+    # cards but no list container: the markup changed, neither zero cars nor a challenge
+    with pytest.raises(VendorResponseError, match="no div.generalRegist list container: the list markup changed"):
+        parse_list_html(other, "", page=1, endpoint="e")
 
 
 def test_kb_empty_list_is_empty_but_a_script_only_page_is_a_challenge():

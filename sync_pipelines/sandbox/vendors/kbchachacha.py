@@ -1,6 +1,8 @@
 """Sandboxed KB Chachacha (CONTRACT.md section 2): the HTML list fragment and the per-car JSON.
 
-Seeded, deterministic cars, newest ``orderDate`` first. ``evolve`` makes cars appear,
+Seeded, deterministic cars, newest ``orderDate`` first. The list fragment has the markup
+of the vendor notes: ``div.generalRegist`` holding one ``div.area[data-car-seq]`` per car
+(``div.thumnail img``, ``a.link``, ``strong.tit``, ``div.data-line span`` x 3, ``span.price``). ``evolve`` makes cars appear,
 change price (re-ordered to the top, as a re-advertised car is), and get sold (they
 leave the list; the per-car JSON answers an empty ``list``). Like the real site, the list
 sets a session cookie and the per-car JSON answers a JavaScript challenge page to a
