@@ -325,9 +325,10 @@ class OdooClient:
         Calls ask for ``order="write_date asc, id asc"`` after the keyset position (see
         :func:`keyset_domain`). Odoo sorts by the microsecond write_date, so within one served
         second records come in write order, not id order: after a batch that ends inside
-        second S, the next call excludes the ids of S already read (at most one batch of them).
+        second S, the next call excludes the ids of S already read (at most that batch's).
         When a whole batch lies within one second, the rest of that second is paged by id
-        (``order="id asc"``, ``id > last``) before going on. No offset is ever used: a record
+        (``order="id asc"``, ``id > last``, excluding the at most two batches of ids already
+        read) before going on. No offset is ever used: a record
         written while the sync pages moves to a later second and is read again there.
         """
         read_fields = list(dict.fromkeys([*fields, "write_date"]))
