@@ -89,3 +89,26 @@ def test_kb_paging_stops_on_the_empty_page(sandbox):
             break
     assert [len(p.cards) for p in pages] == [20, 20, 20, 5]
     assert [c.key for p in pages for c in p.cards] == kb.listed_ids()
+
+
+def test_the_sandbox_refuses_malformed_list_requests_and_the_clients_send_well_formed_ones(sandbox):
+    import requests
+
+    encar_url, kb_url = sandbox.url("encar"), sandbox.url("kbchachacha")
+    bare = requests.get(f"{encar_url}/search/car/list/general", params={"sr": "|ModifiedDate|0|50"}, timeout=5)
+    assert bare.status_code == 400 and "missing query parameter(s) q, count" in bare.json()["message"]
+    no_xhr = requests.get(f"{kb_url}/public/search/list.empty", params={"page": 1}, timeout=5)
+    assert no_xhr.status_code == 400
+    assert "X-Requested-With: XMLHttpRequest header and a sort parameter" in no_xhr.text
+    no_sort = requests.get(
+        f"{kb_url}/public/search/list.empty", params={"page": 1}, headers={"X-Requested-With": "XMLHttpRequest"},
+        timeout=5,
+    )
+    assert no_sort.status_code == 400 and "a sort parameter" in no_sort.text
+
+    # the clients' requests have the contract's shape, so the sandbox answers them
+    assert len(EncarResource().get_client().list_page(1).items) == 50
+    kb = KBChachachaResource().get_client()
+    assert len(kb.list_page(1).cards) == 20
+    kb.refresh_session()  # the session refresh asks the list the same way
+    assert kb.car_status(sandbox.vendors["kbchachacha"].listed_ids()[0]).status == "active"

@@ -208,6 +208,19 @@ class EncarVendor(SandboxVendor):
 
     @route("GET", r"/search/car/list/general")
     def search(self, request: SandboxRequest) -> SandboxResponse:
+        # The request shape of the contract / vendor notes: count=true&q=(...)&sr=|Sort|offset|count.
+        # A malformed request is refused, as the real API would, never answered as if fine.
+        missing = [name for name in ("q", "count", "sr") if not request.query.get(name)]
+        if missing:
+            return json_response(
+                {"message": f"missing query parameter(s) {', '.join(missing)}; expected "
+                 "count=true&q=(And.Hidden.N._.CarType.A.)&sr=|ModifiedDate|{offset}|{count}"},
+                400,
+            )
+        if request.query["count"] not in ("true", "false"):
+            return json_response({"message": f"count must be true or false, got {request.query['count']!r}"}, 400)
+        if not (request.query["q"].startswith("(") and request.query["q"].endswith(")")):
+            return json_response({"message": f"q must be a (...) query expression, got {request.query['q']!r}"}, 400)
         parts = (request.query.get("sr") or "").split("|")
         if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
             return json_response({"message": "bad sr, expected |Sort|offset|count"}, 400)

@@ -216,6 +216,17 @@ class KBChachachaVendor(SandboxVendor):
 
     @route("GET", r"/public/search/list.empty")
     def search_list(self, request: SandboxRequest) -> SandboxResponse:
+        # The fragment is served to the site's own XHR (vendor notes): without the header or a
+        # sort the request is refused, never answered with an unsorted or full page.
+        problems = []
+        if request.header("X-Requested-With") != "XMLHttpRequest":
+            problems.append("the X-Requested-With: XMLHttpRequest header")
+        if not request.query.get("sort"):
+            problems.append("a sort parameter (e.g. sort=-orderDate)")
+        if problems:
+            return html_response(
+                f"<html><body><p>400 Bad Request: list.empty needs {' and '.join(problems)}</p></body></html>", 400
+            )
         challenge = self._challenge("list")
         if challenge is not None:
             return challenge
