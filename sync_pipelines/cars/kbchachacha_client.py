@@ -19,6 +19,7 @@ from sync_pipelines.cars.models import (
     StatusAnswer,
     kb_status_from_list,
     parse_kb_card,
+    unkeyed_record_key,
 )
 from sync_pipelines.cars.settings import KB_CAR_STATUS_PATH, KB_LIST_PATH, KB_LIST_SORT, KBCHACHACHA
 from sync_pipelines.http_client import RetryPolicy, VendorError, VendorHTTPClient, VendorResponseError
@@ -93,9 +94,9 @@ def parse_list_html(html: str, base_url: str, *, page: int, endpoint: str) -> li
             "to a browser session cookie",
         )
     cards = []
-    for index, area in enumerate(areas):
+    for area in areas:
         seq = (area.get("data-car-seq") or "").strip()
-        key = seq or f"page{page}#{index}"
+        key = seq or unkeyed_record_key(str(area))
         title = area.select_one("strong.tit")
         price = area.select_one("span.price")
         link = area.select_one("a.link")

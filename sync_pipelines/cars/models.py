@@ -8,6 +8,8 @@ aside in ``sync_rejects`` and lands the rest of the page.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -16,6 +18,7 @@ from typing import Any
 from sync_pipelines.cars.settings import ENCAR, ENCAR_CAR_URL, ENCAR_PHOTO_BASE, KBCHACHACHA, KST
 
 MAN_WON = 10_000  # both vendors quote prices in 만원 (10,000 KRW)
+UNKEYED_PREFIX = "noid-"  # reject keys of records without a usable id (see unkeyed_record_key)
 
 
 class RecordError(ValueError):
@@ -133,10 +136,19 @@ def _text(value: Any, field: str, required: bool = False) -> str | None:
 # -- Encar ----------------------------------------------------------------------------------------
 
 
-def encar_record_key(item: Any, fallback: str) -> str:
-    if isinstance(item, dict) and isinstance(item.get("Id"), (str, int)) and not isinstance(item.get("Id"), bool):
-        return str(item["Id"])
-    return fallback
+def unkeyed_record_key(raw: Any) -> str:
+    """The ``sync_rejects`` key of a record that has no usable id: ``noid-`` and a hash of the
+    raw record, so the same bad record keeps one reject row run after run (a position on a
+    page would change as the list moves, and pile up rows that nothing clears)."""
+    text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True, ensure_ascii=False, default=str)
+    return UNKEYED_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def encar_record_key(item: Any) -> str:
+    car_id = item.get("Id") if isinstance(item, dict) else None
+    if isinstance(car_id, (str, int)) and not isinstance(car_id, bool) and str(car_id).strip():
+        return str(car_id)
+    return unkeyed_record_key(item)
 
 
 def parse_encar_item(item: Any) -> CarRecord:

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sync_pipelines.cars.encar_client import EncarClient
 from sync_pipelines.cars.kbchachacha_client import KBChachachaClient
 from sync_pipelines.cars.models import (
+    UNKEYED_PREFIX,
     CarRecord,
     RecordError,
     StatusAnswer,
@@ -107,8 +108,8 @@ class EncarAdapter:
     def fetch_page(self, number: int) -> ParsedPage:
         page = self.client.list_page(number)
         cards = []
-        for index, item in enumerate(page.items):
-            key = encar_record_key(item, f"page{number}#{index}")
+        for item in page.items:
+            key = encar_record_key(item)
             try:
                 cards.append(ParsedCard(key, parse_encar_item(item)))
             except RecordError as exc:
@@ -271,6 +272,7 @@ def sync_source(
     seen_set: set[str] = set()
     head: list[str] = []  # cars on the first incremental_pages pages: what the next incremental reads
     relisted: list[str] = []
+    rejected_keys: set[str] = set()
     oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
 
     # 1. the listing, page by page, each page in one transaction
@@ -306,6 +308,7 @@ def sync_source(
             )
             for card in bad:
                 tx.reject(SOURCE, source, card.key, card.error or "unusable record", card.payload, run_id)
+                rejected_keys.add(card.key)
             tx.resolve_rejects(SOURCE, source, clean_keys)
         for key in clean_keys:
             known.setdefault(key, Known("active", None))
@@ -314,6 +317,11 @@ def sync_source(
         if page.last:
             report.listing_complete = True
             break
+
+    # A record without an id can never "read clean" under its key (once fixed it has an id):
+    # its reject is dropped when a complete listing no longer shows it.
+    if report.listing_complete and mode == "full":
+        _clear_gone_unkeyed_rejects(wh, source, rejected_keys)
 
     # 2. last_seen_at of unchanged cars, at most once per LAST_SEEN_RESOLUTION
     report.last_seen_refreshed = _refresh_last_seen(wh, source, seen, now)
@@ -383,6 +391,23 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
     return len(rows)
+
+
+def _clear_gone_unkeyed_rejects(wh: Warehouse, source: str, still_rejected: set[str]) -> int:
+    rejects = wh.table("sync_rejects")
+    with wh.transaction() as tx:
+        keys = [
+            k
+            for (k,) in tx.execute(
+                sa.select(rejects.c.record_key).where(
+                    rejects.c.source == SOURCE,
+                    rejects.c.entity == source,
+                    rejects.c.record_key.startswith(UNKEYED_PREFIX, autoescape=True),
+                )
+            )
+            if k not in still_rejected
+        ]
+        return tx.resolve_rejects(SOURCE, source, keys)
 
 
 def _refresh_last_seen(wh: Warehouse, source: str, keys: list[str], now: dt.datetime) -> int:

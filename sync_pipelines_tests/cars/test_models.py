@@ -131,3 +131,13 @@ def test_kb_empty_list_is_empty_but_a_script_only_page_is_a_challenge():
 
 def test_cookie_header_parsing():
     assert parse_cookie_header("cha-cid=abc; JSESSIONID=x=y; junk") == {"cha-cid": "abc", "JSESSIONID": "x=y"}
+
+
+def test_a_record_without_id_has_a_stable_reject_key():
+    from sync_pipelines.cars.models import encar_record_key
+
+    no_id = {k: v for k, v in ENCAR_ITEM.items() if k != "Id"}
+    key = encar_record_key(no_id)
+    assert key.startswith("noid-") and key == encar_record_key(dict(reversed(list(no_id.items()))))
+    assert key != encar_record_key({**no_id, "Price": 1.0})
+    assert encar_record_key(ENCAR_ITEM) == "34777615" and encar_record_key({"Id": ""}).startswith("noid-")

@@ -17,7 +17,8 @@ def test_full_sync_lands_every_listed_car_then_incremental_changes_nothing(cars)
     assert set(rows) == cars.listed()
     encar, kb = run.meta("encar_listings"), run.meta("kbchachacha_listings")
     assert encar["inserted"] == 120 and encar["pages_fetched"] == 3 and encar["listing_complete"] == 1
-    assert kb["inserted"] == 60 and kb["pages_fetched"] == 4  # 3 full pages, then an empty one and kb["listing_complete"] == 1
+    assert kb["inserted"] == 60 and kb["pages_fetched"] == 4  # 3 full pages, then an empty one
+    assert kb["listing_complete"] == 1
     assert all(isinstance(v, (int, float)) for k, v in encar.items() if k != "destination")
     assert run.meta("cars")["cars_total"] == 180
     assert run.checks() == {"no_duplicate_keys": True, "values_in_sane_ranges": True, "freshness_check": True}
@@ -258,6 +259,24 @@ def test_wrong_typed_record_goes_to_sync_rejects_and_the_rest_of_the_page_lands(
     assert cars.warehouse.rejects("cars", "encar") == []
 
 
+def test_an_encar_record_without_id_keeps_one_stable_reject_cleared_once_no_listing_shows_it(cars):
+    victim = cars.encar.listed_ids()[5]
+    cars.encar.control("corrupt", {"id": victim, "field": "Id", "drop": True})
+    cars.sync("full")
+    [reject] = cars.warehouse.rejects("cars", "encar")
+    key = reject["record_key"]
+    assert key.startswith("noid-") and reject["reason"] == "Id is missing" and "Id" not in reject["payload"]
+    cars.encar.bump(cars.encar.listed_ids()[60])  # the list moves: the record is now at another position
+    cars.sync("full")
+    assert [r["record_key"] for r in cars.warehouse.rejects("cars", "encar")] == [key]  # same key, one row
+
+    cars.encar.control("repair", {"id": victim})
+    cars.sync("incremental")
+    assert ("encar", victim) in cars.rows()
+    cars.sync("full")  # a complete listing no longer shows the id-less record: its reject goes
+    assert cars.warehouse.rejects("cars", "encar") == []
+
+
 def test_kb_card_with_an_unreadable_price_is_rejected_with_its_reason(cars):
     bad = cars.kb.listed_ids()[2]
     cars.kb.control("corrupt", {"seq": bad, "field": "price", "value": "가격문의"})
@@ -444,3 +463,20 @@ def test_a_stale_status_answer_does_not_overwrite_a_newer_check(cars):
     assert row["sale_status"] == "active" and report.newly_sold == 0
     checked = row["status_checked_at"]
     assert (checked if checked.tzinfo else checked.replace(tzinfo=dt.timezone.utc)) == now
+
+
+def test_asset_checks_fail_on_a_duplicate_key_and_a_price_out_of_range(cars):
+    import sqlalchemy as sa
+
+    cars.sync("full")
+    live, archive = cars.warehouse.table("cars"), cars.warehouse.table("cars_archive")
+    car_id = cars.encar.listed_ids()[7]
+    row = cars.rows()[("encar", car_id)]
+    with cars.warehouse.transaction() as tx:
+        # the same car in cars and cars_archive (what the archive's one transaction prevents)
+        tx.execute(sa.insert(archive).values(**row, archived_at=row["synced_at"]))
+        # a car whose price is 1 KRW
+        tx.execute(sa.update(live).where(live.c.source_id == cars.encar.listed_ids()[100]).values(price_krw=1))
+    checks = cars.sync("incremental").checks()
+    assert checks["no_duplicate_keys"] is False and checks["values_in_sane_ranges"] is False
+    assert checks["freshness_check"] is True

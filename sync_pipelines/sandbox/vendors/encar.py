@@ -8,7 +8,9 @@ Controls (``POST /_sandbox/encar/<action>`` with a JSON body, or ``vendor.contro
 payload)`` from Python): ``sell`` {id, how: "status"|"404"}, ``reserve`` {id},
 ``unreserve`` {id}, ``relist`` {id} (a sold or removed car advertised again under its
 id), ``bump`` {id, price?} (price in 만원), ``add`` {count},
-``set_size`` {count} (re-seed with that many cars), ``on_page`` {page, action, id}
+``set_size`` {count} (re-seed with that many cars), ``corrupt`` {id, field, value?, drop?}
+(the list item shows ``value`` in ``field``, or lacks the field with ``drop``; the detail
+is unchanged), ``repair`` {id} (undo ``corrupt``), ``on_page`` {page, action, id}
 (apply a control when that list page is served: a change in the middle of paging), ``ids``
 (listed ids, page order).
 """
@@ -98,6 +100,7 @@ class EncarVendor(SandboxVendor):
             "_status": "ADVERTISE",
             "_sales_status": None,
             "_removed": False,
+            "_shown": {},  # field -> value the list item shows instead (None: field dropped); `corrupt`
         }
         self.cars[car_id] = car
         self._order = None
@@ -130,6 +133,11 @@ class EncarVendor(SandboxVendor):
             {"type": "001", "location": f"{car['Photo']}001.jpg", "updatedDate": car["_modified"].strftime(
                 "%Y-%m-%dT%H:%M:%SZ"), "ordering": 1.0}
         ]
+        for name, value in car["_shown"].items():
+            if value is None:
+                item.pop(name, None)
+            else:
+                item[name] = value
         return item
 
     # state changes ---------------------------------------------------------------------------
@@ -196,6 +204,14 @@ class EncarVendor(SandboxVendor):
             if action == "on_page":
                 self.hooks.append({"page": int(payload["page"]), "action": payload["action"], "id": payload["id"]})
                 return len(self.hooks)
+            if action == "corrupt":
+                car = self._car(payload["id"])
+                car["_shown"][payload["field"]] = None if payload.get("drop") else payload.get("value")
+                return car["Id"]
+            if action == "repair":
+                car = self._car(payload["id"])
+                car["_shown"].clear()
+                return car["Id"]
             if action == "ids":
                 return list(self.listed_ids())
         raise KeyError(action)
