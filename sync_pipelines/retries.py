@@ -9,7 +9,11 @@ cursor advances with the batch it covers, so a retry resumes where the failure s
 
 Permanent failures (credentials refused, a malformed answer, a missing table, a bug) are
 not retried: they fail the step at once with their own clear message. The instance's run
-retries (``dagster.yaml``) are kept for crashed run workers only.
+retries (``dagster.yaml``: two, ``retry_on_asset_or_op_failure: true``) then re-launch a
+failed run from its failed steps, at once (Dagster has no delay between run retries): that
+re-runs the step retries above, so an outage of up to about three times their span is
+ridden out, at the price of a permanent error being met three times before
+``sync_failure_alert_sensor`` reports it.
 """
 
 from __future__ import annotations
