@@ -19,6 +19,12 @@ mid-paging). Sale status therefore only ever changes through the vendor's per-ca
 
 A car archived as sold that a listing shows again is first moved back from ``cars_archive``
 (:func:`_restore_archived`), so it is never in both tables.
+
+The listing writes ``sale_status``/``sold_at`` only when it inserts a car
+(``LISTING_INSERT_ONLY``), so an overlapping run's page cannot undo a confirmed sale. Sold
+answers are held back to the end of the run and guarded (:func:`_check_statuses`): a car the
+listing showed is never marked sold, and when most answers say sold while cars the listing
+shows "are sold" too, the run stops with :class:`MassSoldError`, nothing marked sold.
 """
 
 from __future__ import annotations
