@@ -49,7 +49,21 @@ class OdooSessionExpiredError(OdooError, VendorAuthError):
 
 
 class OdooModelMissingError(OdooError):
-    """The model does not exist on that database (its app is not installed): code 404 or KeyError."""
+    """The model does not exist on that database (its app is not installed).
+
+    Odoo 16 to 19 answer ``execute_kw`` on an unknown model with
+    ``UserError("Object <model> doesn't exist")`` (``odoo/service/model.py``, ``execute_cr``):
+    JSON-RPC fault code 200, ``data.name`` ``odoo.exceptions.UserError``. Code 404 and
+    ``KeyError``, which say the same, are recognised too."""
+
+
+def _is_missing_model_fault(code: Any, name: str, reason: str, model: str | None) -> bool:
+    if code == 404 or name in ("builtins.KeyError", "KeyError"):
+        return True
+    # A UserError is also every business refusal ("Fiscal year locked"): only Odoo's own
+    # text naming this model counts. Were it ever translated, the error stays a plain
+    # OdooError that still carries Odoo's message.
+    return name.endswith("UserError") and model is not None and reason == f"Object {model} doesn't exist"
 
 
 def _second_after(write_date: str) -> str:
@@ -187,11 +201,11 @@ class OdooClient:
             )
         if code == 100 or "SessionExpired" in name:
             return OdooSessionExpiredError(VENDOR, ENDPOINT, f"Odoo session expired on {what}: {detail}")
-        if code == 404 or name in ("builtins.KeyError", "KeyError"):
-            model = args[3] if service == "object" and len(args) >= 4 else what
+        model = str(args[3]) if service == "object" and len(args) >= 4 else None
+        if _is_missing_model_fault(code, name, reason, model):
             return OdooModelMissingError(
                 VENDOR, ENDPOINT,
-                f"Odoo model {model!r} missing on database {self.db!r} (is its app installed?): {detail}",
+                f"Odoo model {model or what!r} missing on database {self.db!r} (is its app installed?): {detail}",
             )
         return OdooError(VENDOR, ENDPOINT, f"Odoo fault on {what}: {detail}")
 

@@ -71,6 +71,43 @@ def test_missing_model_and_other_faults(client):
         client.search_read(INVOICES.model, [], ["no_such_field"], limit=1)
 
 
+def test_a_missing_model_is_answered_and_recognised_as_real_odoo_does(client, sandbox):
+    """Odoo 16-19 (odoo/service/model.py execute_cr) answer an unknown model with
+    UserError "Object <model> doesn't exist", fault code 200: the sandbox answers that
+    shape, and the client maps it, while another UserError stays a plain OdooError."""
+    import requests
+
+    body = requests.post(sandbox.url("odoo") + "/jsonrpc", timeout=5, json={
+        "jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+            "service": "object", "method": "execute_kw",
+            "args": ["sandbox", 2, API_KEY, "mrp.production", "search_count", [[]], {}]},
+    }).json()
+    error = body["error"]
+    assert error["code"] == 200 and error["message"] == "Odoo Server Error"
+    assert error["data"]["name"] == "odoo.exceptions.UserError"
+    assert error["data"]["message"] == "Object mrp.production doesn't exist"
+    with pytest.raises(OdooModelMissingError) as err:
+        client.search_count("mrp.production", [])
+    assert "'mrp.production' missing on database 'sandbox'" in str(err.value)
+    assert "odoo.exceptions.UserError" in str(err.value) and "Traceback" not in str(err.value)
+
+    # a business UserError (even one naming a model) is not "model missing"
+    vendor = sandbox.vendors["odoo"]
+    vendor.control("fault", {"name": "odoo.exceptions.UserError", "message": "Fiscal year locked", "times": 1})
+    with pytest.raises(OdooError, match="Fiscal year locked") as err:
+        client.search_count(INVOICES.model, [])
+    assert not isinstance(err.value, OdooModelMissingError)
+    vendor.control("fault", {"name": "odoo.exceptions.UserError", "message": "Object account.move is locked",
+                             "times": 1})
+    with pytest.raises(OdooError) as err:
+        client.search_count(INVOICES.model, [])
+    assert not isinstance(err.value, OdooModelMissingError)
+    # the older shapes still mean "missing"
+    vendor.control("fault", {"code": 404, "name": "werkzeug.exceptions.NotFound", "message": "404", "times": 1})
+    with pytest.raises(OdooModelMissingError):
+        client.search_count(INVOICES.model, [])
+
+
 def test_missing_settings_name_the_variable(monkeypatch, sandbox):
     monkeypatch.delenv("ODOO_API_KEY")
     with pytest.raises(OdooConfigError, match="ODOO_API_KEY"):

@@ -429,7 +429,8 @@ class OdooVendor(SandboxVendor):
                     raise OdooFault(fault["code"], message, fault.get("name", "odoo.exceptions.UserError"),
                                     fault.get("message", "sandbox fault"))
             if model not in self.records:
-                raise OdooFault(200, "Odoo Server Error", "builtins.KeyError", repr(model))
+                # odoo/service/model.py execute_cr (Odoo 16 to 19), word for word
+                raise OdooFault(200, "Odoo Server Error", "odoo.exceptions.UserError", f"Object {model} doesn't exist")
             return self._execute(model, model_method, call_args, kwargs or {})
         raise OdooFault(200, "Odoo Server Error", "builtins.NameError", f"service/method {service}.{method} unknown")
 
