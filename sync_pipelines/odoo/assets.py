@@ -32,7 +32,7 @@ class OdooSyncConfig(SyncConfig):
     """Run config of every Odoo asset (all optional)."""
 
     batch_size: int | None = Field(
-        default=None, description="records per search_read call; default ODOO_INVOICE_BATCH_SIZE or 100"
+        default=None, description="records per search_read call (>= 1); default ODOO_INVOICE_BATCH_SIZE or 100"
     )
     delay_ms: int | None = Field(
         default=None, description="pause between batches in ms; default ODOO_INVOICE_DELAY_MS or 100"
@@ -41,6 +41,23 @@ class OdooSyncConfig(SyncConfig):
         default=settings.DEFAULT_OVERLAP_SECONDS,
         description="incremental runs re-read records written this many seconds before the cursor",
     )
+
+
+class OdooConfigValueError(ValueError):
+    """A run config value out of range, named with its config path; fails before any Odoo call."""
+
+
+def _check_config(spec: ModelSpec, config: OdooSyncConfig) -> None:
+    where = f"ops.{spec.asset_name}.config"
+    if config.batch_size is not None and config.batch_size < 1:
+        raise OdooConfigValueError(
+            f"{where}.batch_size must be a positive number of records per search_read, got {config.batch_size} "
+            "(leave it out for ODOO_INVOICE_BATCH_SIZE or 100)"
+        )
+    if config.delay_ms is not None and config.delay_ms < 0:
+        raise OdooConfigValueError(f"{where}.delay_ms must be >= 0, got {config.delay_ms}")
+    if config.overlap_seconds < 0:
+        raise OdooConfigValueError(f"{where}.overlap_seconds must be >= 0, got {config.overlap_seconds}")
 
 
 def build_sync_asset(spec: ModelSpec) -> AssetsDefinition:
@@ -58,10 +75,10 @@ def build_sync_asset(spec: ModelSpec) -> AssetsDefinition:
     def _sync(
         context: AssetExecutionContext, config: OdooSyncConfig, odoo: OdooResource, warehouse: WarehouseResource
     ) -> MaterializeResult:
-        batch_size = config.batch_size or settings.default_batch_size()
+        _check_config(spec, config)
+        # `is not None`, not `or`: a configured 0 is refused above, never read as "unset"
+        batch_size = config.batch_size if config.batch_size is not None else settings.default_batch_size()
         delay_ms = config.delay_ms if config.delay_ms is not None else settings.default_delay_ms()
-        if batch_size < 1 or delay_ms < 0 or config.overlap_seconds < 0:
-            raise ValueError("batch_size must be >= 1, delay_ms and overlap_seconds >= 0")
         with retry_transient_failures(context), odoo.get_client() as client:
             wh = warehouse.get_warehouse()
             report = sync_model(

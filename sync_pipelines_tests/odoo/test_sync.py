@@ -226,6 +226,20 @@ def test_batch_size_and_delay_default_to_the_old_setups_environment_knobs(odoo, 
     assert run.meta(PRODUCTS)["batches"] == 1
 
 
+def test_a_batch_size_of_zero_or_less_is_refused_as_a_config_error_not_read_as_the_default(odoo, monkeypatch):
+    monkeypatch.setenv("ODOO_INVOICE_BATCH_SIZE", "7")
+    before = odoo.control("stats")["search_read_calls"][PRODUCTS.model]
+    for bad in (0, -5):
+        run = odoo.sync(types="products", batch_size=bad, raise_on_error=False)
+        assert not run.success
+        text = run.failure_text()
+        assert f"ops.odoo_products.config.batch_size must be a positive number of records per search_read, got {bad}" in text
+    assert odoo.control("stats")["search_read_calls"][PRODUCTS.model] == before  # refused before any read
+    assert odoo.rows(PRODUCTS.table) == []
+    run = odoo.sync(types="products", delay_ms=-1, raise_on_error=False)
+    assert not run.success and "ops.odoo_products.config.delay_ms must be >= 0, got -1" in run.failure_text()
+
+
 def test_an_outage_longer_than_the_http_retries_is_ridden_out_by_a_step_retry(odoo):
     # the client tries each call 6 times; 8 answers of 503 outlast that, the step retry does not
     odoo.sandbox.faults.add("status", vendor="odoo", status=503, retry_after=0, times=8)
