@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,43 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with what Postgres' jsonb refuses made storable, the same on both dialects.
+
+    jsonb rejects the escape ``\\u0000`` (so NULs are dropped from strings and keys) and has
+    no NaN or Infinity (so those become null). SQLite would take both, but a document must
+    read back the same whichever database holds it.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {(k.replace("\x00", "") if isinstance(k, str) else k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return json_safe(json_default(value))
+    return value
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, default=json_default, separators=(",", ":"), allow_nan=False
+    )
+
+
 def dumps(value: Any) -> str:
-    """Canonical JSON: sorted keys, so equal documents compare equal as text (SQLite)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=json_default, separators=(",", ":"))
+    """Canonical JSON (sorted keys: equal documents compare equal as text, SQLite), jsonb-safe.
+
+    Most documents hold neither NaN nor NUL: they are encoded once; only the others are
+    walked by :func:`json_safe` (a NUL always shows in the output as the escape ``\\u0000``).
+    """
+    try:
+        text = _encode(value)
+    except ValueError:  # NaN or Infinity somewhere
+        return _encode(json_safe(value))
+    return _encode(json_safe(value)) if "\\u0000" in text else text
 
 
 def normalize_url(url: str) -> str:

@@ -9,6 +9,10 @@ Both dialects stage the batch in a temporary table first, then merge it with set
 * SQLite: executemany into the stage, ``UPDATE .. FROM`` the rows that differ (``IS NOT``
   is SQLite's null-safe inequality), then ``INSERT .. SELECT`` the keys that are new.
 
+JSON columns (known from the table's column types) always receive JSON documents, scalars
+included, made jsonb-safe by :func:`sync_pipelines.warehouse.engine.dumps` (NUL dropped,
+NaN/Infinity as null); ``None`` is SQL NULL on both dialects.
+
 The caller owns the transaction, so a batch and the cursor that covers it commit together.
 """
 
@@ -136,9 +140,19 @@ def _table_ref(conn: sa.Connection, table: sa.Table) -> str:
 # -- Postgres ---------------------------------------------------------------------------
 
 
-def _copy_value(value: Any) -> str | None:
+def json_columns(table: sa.Table, columns: Iterable[str]) -> frozenset[str]:
+    """The columns of ``table`` among ``columns`` that hold JSON (json/jsonb on Postgres, JSON on SQLite)."""
+    return frozenset(c for c in columns if isinstance(table.c[c].type, sa.JSON))
+
+
+def _copy_value(value: Any, is_json: bool = False) -> str | None:
     if value is None:
+        # SQL NULL on both dialects (SQLite's stage is typed JSON(none_as_null=True) to match).
         return None
+    if is_json:
+        # Every value of a JSON column is a JSON document, scalars included: "123" stays a
+        # string (not the number 123), a bare str is quoted (not "invalid input syntax").
+        return dumps(value)
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, (dict, list)):
@@ -150,14 +164,17 @@ def _copy_value(value: Any) -> str | None:
     return str(value).replace("\x00", "")  # Postgres text cannot hold NUL
 
 
-def _copy_csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> io.StringIO:
+def _copy_csv(
+    columns: Sequence[str], records: Sequence[Mapping[str, Any]], json_cols: frozenset[str] = frozenset()
+) -> io.StringIO:
     buf = io.StringIO()
     # NULL is an unquoted empty field; every non-null value is quoted, so "" stays ''.
     write = buf.write
+    is_json = [c in json_cols for c in columns]
     for record in records:
         fields = []
-        for c in columns:
-            v = _copy_value(record[c])
+        for c, c_is_json in zip(columns, is_json, strict=True):
+            v = _copy_value(record[c], c_is_json)
             fields.append("" if v is None else '"' + v.replace('"', '""') + '"')
         write(",".join(fields))
         write("\n")
@@ -166,6 +183,14 @@ def _copy_csv(columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> i
 
 
 def _upsert_postgres(conn, table, columns, records, key, compare, update) -> UpsertCounts:
+    if not conn.in_transaction():
+        # The merge runs on the raw DBAPI connection, which SQLAlchemy does not watch: outside
+        # a transaction begun through SQLAlchemy, the batch would sit in a driver transaction
+        # nobody commits and vanish when the connection goes back to the pool.
+        raise RuntimeError(
+            f"upsert into {table.name}: the connection is not in a transaction; "
+            "use Warehouse.transaction() or engine.begin()"
+        )
     try:
         return _upsert_postgres_raw(conn, table, columns, records, key, compare, update)
     except conn.dialect.dbapi.Error as exc:
@@ -184,7 +209,10 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
     with dbapi.cursor() as cur:
         # Same column types as the target, no constraints: the merge below enforces them.
         cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
-        cur.copy_expert(f"COPY {stage} ({cols}) FROM STDIN WITH (FORMAT csv)", _copy_csv(columns, records))
+        cur.copy_expert(
+            f"COPY {stage} ({cols}) FROM STDIN WITH (FORMAT csv)",
+            _copy_csv(columns, records, json_columns(table, columns)),
+        )
         conflict = ", ".join(_q(conn, k) for k in key)
         if update:
             assignments = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in update)
@@ -212,10 +240,13 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
 
 def _upsert_generic(conn, table, columns, records, key, compare, update) -> UpsertCounts:
     target = _table_ref(conn, table)
+    json_cols = json_columns(table, columns)
     stage_table = sa.Table(
         f"_sync_stage_{next(_stage_ids)}",
         sa.MetaData(),
-        *[sa.Column(c, table.c[c].type) for c in columns],
+        # A JSON column's None is SQL NULL, as on Postgres (SQLAlchemy's default writes the
+        # JSON text 'null'); the engine's serializer makes the documents jsonb-safe alike.
+        *[sa.Column(c, sa.JSON(none_as_null=True) if c in json_cols else table.c[c].type) for c in columns],
         prefixes=["TEMPORARY"],
     )
     stage_table.create(conn)

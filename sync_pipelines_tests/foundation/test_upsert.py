@@ -134,3 +134,74 @@ def test_rejects_are_idempotent_and_resolvable(warehouse: Warehouse):
     with warehouse.transaction() as tx:
         assert tx.resolve_rejects("test", "items", [7]) == 1
     assert [r["record_key"] for r in warehouse.rejects("test")] == ["8"]
+
+
+def test_reject_payloads_of_any_json_shape_land_and_read_back_alike(warehouse: Warehouse):
+    """A JSON column takes any document, scalars included, the same on SQLite and Postgres.
+
+    Postgres' jsonb refuses NUL (``\\u0000``) and NaN: those are made storable (NUL dropped,
+    NaN/Infinity as null) rather than aborting the batch the reject is part of.
+    """
+    payloads = {
+        "str": ("not json at all", "not json at all"),
+        "numeric-str": ("123", "123"),
+        "number": (123, 123),
+        "bool": (True, True),
+        "list": ([1, "a", None], [1, "a", None]),
+        "nul": ({"a": "x\x00y", "k\x00": ["\x00"]}, {"a": "xy", "k": [""]}),
+        "nul-str": ("a\x00b", "ab"),
+        "nan": ({"price": float("nan"), "inf": float("inf"), "ninf": float("-inf")},
+                {"price": None, "inf": None, "ninf": None}),
+        "bare-nan": (float("nan"), None),
+        "none": (None, None),
+    }
+    with warehouse.transaction() as tx:
+        for key, (payload, _) in payloads.items():
+            tx.reject("test", "shapes", key, "bad record", payload)
+    stored = {r["record_key"]: r["payload"] for r in warehouse.rejects("test", "shapes")}
+    assert stored == {key: expected for key, (_, expected) in payloads.items()}
+    assert isinstance(stored["numeric-str"], str)
+    # None is SQL NULL on both dialects, not the JSON document null
+    assert warehouse.count("sync_rejects", "payload IS NULL") == 1
+    assert warehouse.count("sync_rejects", "payload IS NULL AND record_key = 'none'") == 1
+
+    # the same payloads again are unchanged: the stored documents compare equal
+    seen = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    with warehouse.transaction() as tx:
+        counts = tx.upsert(
+            "sync_rejects",
+            [
+                {"source": "test", "entity": "shapes", "record_key": key, "reason": "bad record",
+                 "payload": payload, "first_seen_at": seen, "last_seen_at": seen}
+                for key, (payload, _) in payloads.items()
+            ],
+            insert_only=("first_seen_at",),
+            compare_exclude=("last_seen_at",),
+        )
+    assert counts.unchanged == len(payloads)
+
+
+def test_json_column_upsert_changes_only_when_the_document_does(warehouse: Warehouse, items: str):
+    with warehouse.transaction() as tx:
+        tx.upsert(items, [row(1, payload="123"), row(2, payload=None), row(3, payload={"v": float("nan")})])
+    with warehouse.transaction() as tx:
+        again = tx.upsert(items, [row(1, payload="123"), row(2, payload=None), row(3, payload={"v": None})])
+        changed = tx.upsert(items, [row(1, payload=123)])
+    assert again.unchanged == 3
+    assert changed.updated == 1  # the number 123 is not the string "123"
+    with warehouse.engine.connect() as conn:
+        t = warehouse.table(items)
+        got = dict(conn.execute(sa.select(t.c.source_id, t.c.payload)).all())
+    assert got == {"1": 123, "2": None, "3": {"v": None}}
+
+
+@pytest.mark.postgres
+def test_postgres_upsert_outside_a_transaction_is_a_clear_error(pg_url: str):
+    warehouse = Warehouse.for_url(pg_url)
+    from sync_pipelines.warehouse.upsert import upsert_rows
+
+    with warehouse.engine.connect() as conn:
+        with pytest.raises(RuntimeError, match="not in a transaction"):
+            upsert_rows(conn, warehouse.table("sync_state"), [{"source": "s", "entity": "e", "cursor": "1"}])
+    assert warehouse.count("sync_state") == 0
+    warehouse.dispose()
