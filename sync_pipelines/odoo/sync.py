@@ -14,13 +14,21 @@ For every batch ``search_read`` returns, in ONE destination transaction:
    (write_date, id), never backwards.
 
 Incremental runs first retry the records with open rejects (by id), then read from
-``cursor - overlap``; ``full`` runs read everything and finally mark rows whose id Odoo no
-longer returned with ``deleted_at``.
+``cursor - overlap`` (a record that retry just read, unchanged, is not processed or counted
+again); ``full`` runs read everything and finally mark rows whose id Odoo no longer returned
+with ``deleted_at``. Invoices refused a name are re-read by id at the end of the run when
+their holder gave the name up later in the run (renamed in a later batch) or is gone from
+Odoo, so they land in the run that read them.
+
+Counts are per record, not per read: ``fetched`` counts each version of a record once (a
+record re-read unchanged by id is not counted again), ``rejected`` the records the run
+leaves in ``sync_rejects`` (one refused and landed later in the same run is not counted).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,15 +54,37 @@ class SyncReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    rejected: int = 0
     deleted: int = 0
     skipped_archived: int = 0
     retried_rejects: int = 0
     resolved_rejects: int = 0
     batches: int = 0
     cursor: Position | None = None
-    reject_samples: list[str] = field(default_factory=list)
-    name_holders: set[int] = field(default_factory=set)  # invoices whose names others were refused
+    # record_key -> "id K: reason" of the records this run set aside and has not landed since
+    open_rejects: dict[str, str] = field(default_factory=dict)
+    # invoice id -> (holder id, (company, move type, name)) refused in this run, not landed since
+    refused_names: dict[int, tuple[int, tuple]] = field(default_factory=dict)
+    # id -> fingerprint of the version read, for the records that may be read again by id in
+    # this run (read by id, or set aside): an unchanged re-read is neither processed twice
+    # (after the reject retry) nor counted twice
+    versions: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.open_rejects)
+
+    @property
+    def reject_samples(self) -> list[str]:
+        return list(self.open_rejects.values())[:20]
+
+    def set_aside(self, key: str, reason: str) -> None:
+        self.open_rejects[key] = f"id {key}: {reason}"
+
+    def landed(self, keys) -> None:
+        for key in keys:
+            self.open_rejects.pop(str(key), None)
+            if isinstance(key, int) or str(key).isdigit():
+                self.refused_names.pop(int(key), None)
 
     @property
     def cursor_text(self) -> str:
@@ -95,6 +125,15 @@ def overlap_start(cursor: Position, overlap_seconds: int) -> Position:
     return (fmt_odoo(at - dt.timedelta(seconds=overlap_seconds)), 0)
 
 
+def _fingerprint(record: Any) -> str:
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def _record_id(record: Any) -> int | None:
+    key = reject_key(record)
+    return int(key) if key.isdigit() else None
+
+
 def _naive_utc(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
@@ -130,10 +169,16 @@ def sync_model(
         spec.model, spec.fields, domain=list(spec.domain), after=after, batch_size=batch_size,
         delay_seconds=delay_seconds, context=spec.context,
     ):
-        report.fetched += len(batch)
+        # The reject retry may have just read some of these (open rejects inside the overlap
+        # window): the same version again changes nothing and is not counted twice. A
+        # version changed since is new and processed.
+        fresh = [r for r in batch if report.versions.get(_record_id(r)) != _fingerprint(r)] if report.versions else batch
+        seen.update(rid for rid in map(_record_id, batch) if rid is not None)
+        report.fetched += len(fresh)
         report.batches += 1
         with warehouse.transaction() as tx:
-            seen.update(_process_batch(tx, spec, batch, report, run_id))
+            if fresh:
+                _process_batch(tx, spec, fresh, report, run_id)
             position = _batch_position(batch)
             if position and (report.cursor is None or position > report.cursor):
                 report.cursor = position
@@ -142,7 +187,9 @@ def sync_model(
             on_batch(report)
     if mode == "full":
         _mark_deleted(spec, warehouse, seen, report)
-    if report.name_holders:
+    if report.refused_names:
+        _retry_names_given_up_since(spec, client, warehouse, report, run_id, logger)
+    if report.refused_names:
         _release_names_of_deleted_holders(spec, client, warehouse, report, run_id, logger)
     if report.rejected:
         logger.warning(
@@ -172,13 +219,15 @@ def _process_batch(
         key = reject_key(record)
         if key.isdigit():
             seen.add(int(key))
+            # judged afresh by this version (a refusal recorded earlier no longer applies)
+            report.refused_names.pop(int(key), None)
         try:
             rows.append(map_record(spec, record))
         except RecordRejected as exc:
             rejects.append((key, f"malformed record: {exc}", record))
     rows, unarchive = _without_unchanged_archived(tx, spec, rows, report)
     if spec.entity == INVOICES.entity:
-        rows, duplicates, releasing = _split_duplicate_names(tx, rows, report.name_holders)
+        rows, duplicates, releasing = _split_duplicate_names(tx, rows, report.refused_names)
         rejects.extend(duplicates)
         if releasing:
             # Stored invoices renamed in this batch give their old names to others of the
@@ -198,10 +247,11 @@ def _process_batch(
     report.unchanged += counts.unchanged
     for key, reason, payload in rejects:
         tx.reject(SOURCE, spec.entity, key, reason, payload=payload, run_id=run_id)
-        report.rejected += 1
-        if len(report.reject_samples) < 20:
-            report.reject_samples.append(f"id {key}: {reason}")
+        report.set_aside(key, reason)
+        if key.isdigit():  # may be read again by id in this run
+            report.versions[int(key)] = _fingerprint(payload)
     report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, [r["id"] for r in rows])
+    report.landed(r["id"] for r in rows)
     return seen
 
 
@@ -214,12 +264,13 @@ def _invoice_name_key(row: dict[str, Any]) -> tuple | None:
 
 
 def _split_duplicate_names(
-    tx: WarehouseTransaction, rows: list[dict[str, Any]], name_holders: set[int]
+    tx: WarehouseTransaction, rows: list[dict[str, Any]], refused_names: dict[int, tuple[int, tuple]]
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str, Any]], list[int]]:
     """Keep rows whose (company, move type, name) is free; reject those another invoice holds.
 
     Returns (rows to land, rejects, ids of stored invoices whose old name must be cleared
-    before the upsert because another row of the batch takes it).
+    before the upsert because another row of the batch takes it); each refusal is noted in
+    ``refused_names`` (refused id -> (holder, name key)).
 
     Mirrors the partial unique index: names ``/``, rows with a NULL part and rows deleted in
     Odoo (``deleted_at``) never conflict. A live invoice already stored keeps its name,
@@ -261,7 +312,7 @@ def _split_duplicate_names(
         keepers |= regained
     rejected: list[tuple[str, str, Any]] = []
     for row, holder in refused:
-        name_holders.add(holder)
+        refused_names[row["id"]] = (holder, landing_key[row["id"]])
         company_id, move_type, name = landing_key[row["id"]]
         rejected.append((
             str(row["id"]),
@@ -317,18 +368,56 @@ def _retry_open_rejects(
 ) -> None:
     """Re-read records with open rejects by id: fixed in Odoo (or freed name) -> they land now."""
     keys = sorted(int(r["record_key"]) for r in warehouse.rejects(SOURCE, spec.entity) if r["record_key"].isdigit())
-    for i in range(0, len(keys), 200):
-        chunk = keys[i : i + 200]
+    _reread_by_id(spec, client, warehouse, report, run_id, keys)
+
+
+def _reread_by_id(
+    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, ids: list[int]
+) -> None:
+    """Read these records again by id and process them; ids Odoo no longer returns (deleted,
+    or out of scope) have nothing left to fix: their rejects are dropped."""
+    for i in range(0, len(ids), 200):
+        chunk = ids[i : i + 200]
         batch = client.search_read(
             spec.model, [("id", "in", chunk), *spec.domain], [*spec.fields, "write_date"],
             order=KEYSET_ORDER, context=spec.context,
         )
-        report.fetched += len(batch)
         report.retried_rejects += len(chunk)
+        for record in batch:
+            rid, fingerprint = _record_id(record), _fingerprint(record)
+            if rid is None or report.versions.get(rid) != fingerprint:
+                report.fetched += 1  # a version this run had not read yet
+            if rid is not None:
+                report.versions[rid] = fingerprint
         with warehouse.transaction() as tx:
             seen = _process_batch(tx, spec, batch, report, run_id)
-            # Gone from Odoo (or no longer in scope): nothing left to fix.
-            report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, set(chunk) - seen)
+            gone = set(chunk) - seen
+            report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, gone)
+        report.landed(gone)
+
+
+def _retry_names_given_up_since(
+    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, logger: Any
+) -> None:
+    """Re-read, by id, the invoices refused a name that its holder no longer holds in the
+    table: the holder was renamed in a later batch of this run (B took A's old number and was
+    written, so read, before A's rename). Otherwise B would wait for the next run, which a
+    quiet Odoo (the sensor sees no change) may not start for a long time."""
+    holders = sorted({holder for holder, _ in report.refused_names.values()})
+    held: set[tuple[int, tuple]] = set()
+    table = warehouse.table(spec.table)
+    with warehouse.transaction() as tx:
+        for i in range(0, len(holders), 500):
+            query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
+                table.c.id.in_(holders[i : i + 500]), table.c.deleted_at.is_(None)
+            )
+            held.update((rid, (company_id, move_type, name)) for rid, company_id, move_type, name in tx.execute(query))
+    freed = sorted(rid for rid, claim in report.refused_names.items() if claim not in held)
+    if not freed:
+        return
+    logger.info(f"odoo {spec.entity}: ids {freed[:10]} were refused names their holders gave up later in this run; "
+                "reading them again")
+    _reread_by_id(spec, client, warehouse, report, run_id, freed)
 
 
 def _release_names_of_deleted_holders(
@@ -341,8 +430,7 @@ def _release_names_of_deleted_holders(
     this name" often means "the holder is gone". Hard deletes are otherwise only seen by the
     nightly full read; asking Odoo about just the holders settles it now, so the newest
     invoice is not missing until midnight (the old setup's top complaint)."""
-    holders = sorted(report.name_holders)
-    report.name_holders.clear()
+    holders = sorted({holder for holder, _ in report.refused_names.values()})
     existing: set[int] = set()
     for i in range(0, len(holders), 200):
         found = client.search_read(
@@ -386,6 +474,6 @@ def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report:
                 sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == spec.entity)
             )
         ]
-        report.resolved_rejects += tx.resolve_rejects(
-            SOURCE, spec.entity, [k for k in open_keys if k.isdigit() and int(k) not in seen]
-        )
+        gone_keys = [k for k in open_keys if k.isdigit() and int(k) not in seen]
+        report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, gone_keys)
+    report.landed(gone_keys)

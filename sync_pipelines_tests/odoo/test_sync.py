@@ -422,6 +422,96 @@ def test_a_renamed_invoice_refused_its_new_name_keeps_its_old_one(odoo):
     assert odoo.row(INVOICES.table, b) is None
 
 
+def _in_overlap_window(odoo, spec=INVOICES) -> set[int]:
+    """Ids an incremental run re-reads in its 60 s overlap before the saved cursor."""
+    cursor = odoo.warehouse.get_cursor(SOURCE, spec.entity)["write_date"]
+    start = (dt.datetime.strptime(cursor, "%Y-%m-%d %H:%M:%S") - dt.timedelta(seconds=60)).strftime(
+        "%Y-%m-%d %H:%M:%S")
+    return {r["id"] for r in odoo.vendor.records[spec.model].values()
+            if r["id"] in odoo.odoo_ids(spec) and r["write_date"] >= start}
+
+
+def test_an_invoice_refused_a_name_its_holder_gives_up_in_a_later_batch_lands_in_the_same_run(odoo):
+    """B takes A's number and is written (so read) first; A is renamed a second later and
+    read in a later batch. B is refused while A holds the name, then read again by id once
+    the run is through: it lands in this run, no reject is left, the checks pass."""
+    odoo.sync()
+    [a] = _posted_invoices(odoo, 1)
+    window = _in_overlap_window(odoo)
+    b = odoo.control("duplicate_invoice_name", id=a["id"])
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="account.move", id=a["id"], values={"name": "INV/RENAMED/00009"})
+
+    run = odoo.sync(types="invoices", batch_size=1)
+    assert run.success
+    assert odoo.rejects(INVOICES.entity) == []
+    assert odoo.row(INVOICES.table, b)["name"] == a["name"]
+    assert odoo.row(INVOICES.table, a["id"])["name"] == "INV/RENAMED/00009"
+    meta = run.meta(INVOICES)
+    assert (meta["inserted"], meta["updated"], meta["rejected"]) == (1, 1, 0)
+    # B is one record, read twice (refused, then by id) but counted once
+    assert meta["fetched"] == len(window) + 2 and meta["unchanged"] == len(window - {a["id"]})
+    checks = run.checks()
+    assert checks[("odoo_invoices", "no_open_rejects")] is True
+    assert checks[("odoo_invoices", "no_duplicate_invoice_names")] is True
+
+
+def test_a_reject_retried_before_its_holder_is_renamed_in_the_same_run_lands_too(odoo):
+    """B is refused in one run (A holds the number); then A is renamed in Odoo. The next run
+    retries B first (A still holds the name in the table), re-reads it unchanged in the
+    overlap (not processed again), lands A's rename, and then lands B."""
+    odoo.sync()
+    [a] = _posted_invoices(odoo, 1)
+    b = odoo.control("duplicate_invoice_name", id=a["id"])
+    first = odoo.sync(types="invoices")
+    assert [r["record_key"] for r in odoo.rejects(INVOICES.entity)] == [str(b)]
+    assert first.meta(INVOICES)["rejected"] == 1
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="account.move", id=a["id"], values={"name": "INV/RENAMED/00010"})
+
+    run = odoo.sync(types="invoices")
+    assert run.success and odoo.rejects(INVOICES.entity) == []
+    assert odoo.row(INVOICES.table, b)["name"] == a["name"]
+    meta = run.meta(INVOICES)
+    assert (meta["inserted"], meta["updated"], meta["rejected"]) == (1, 1, 0)
+    assert run.checks()[("odoo_invoices", "no_open_rejects")] is True
+
+
+def test_an_open_reject_inside_the_overlap_window_is_counted_once(odoo):
+    """The reject retry and the overlap re-read both read a rejected record: it is one
+    record, counted once in fetched and rejected (it was 2 and 2), and processed once."""
+    odoo.sync()
+    ids = sorted(odoo.odoo_ids(INVOICES))
+    seeded_window = _in_overlap_window(odoo)
+    assert not seeded_window & {ids[0], ids[1]}
+    odoo.control("write", model="account.move", id=ids[1], values={"ref": "in the window"})
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("wrong_type", model="account.move", id=ids[0], field="amount_total", value="12,50 EUR")
+    run = odoo.sync(types="invoices")
+    meta = run.meta(INVOICES)
+    assert (meta["fetched"], meta["updated"], meta["rejected"]) == (len(seeded_window) + 2, 1, 1)
+    assert _in_overlap_window(odoo) == {ids[0], ids[1]}
+
+    # still malformed: read by the retry and again, unchanged, by the overlap
+    run = odoo.sync(types="invoices")
+    meta = run.meta(INVOICES)
+    assert meta["retried_rejects"] == 1
+    assert (meta["fetched"], meta["rejected"], meta["unchanged"]) == (2, 1, 1)
+    assert meta["inserted"] == meta["updated"] == 0
+    [reject] = odoo.rejects(INVOICES.entity)
+    assert reject["record_key"] == str(ids[0])
+    assert run.meta(INVOICES)["reject_samples"].count(f"id {ids[0]}:") == 1
+
+    # fixed in Odoo: the retry lands it, the overlap's read of the same version is not counted
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="account.move", id=ids[0], values={"amount_total": 12.5})
+    run = odoo.sync(types="invoices")
+    meta = run.meta(INVOICES)
+    assert (meta["fetched"], meta["updated"], meta["unchanged"], meta["rejected"]) == (2, 1, 1, 0)
+    assert odoo.rejects(INVOICES.entity) == []
+    assert float(odoo.row(INVOICES.table, ids[0])["amount_total"]) == 12.5
+
+
 def _same_kind_pair(odoo) -> tuple[dict, dict]:
     """Copies of the last two posted invoices of one company and move type."""
     posted = _posted_invoices(odoo, 1000)
