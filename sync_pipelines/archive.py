@@ -1,9 +1,12 @@
 """Move rows a source has ended from a live table to its archive table, losing nothing.
 
-Each batch is one transaction: select the rows past retention (locked on Postgres), upsert
-them into the archive with ``archived_at``, delete them from the live table. A crash
-anywhere inside a batch rolls the whole batch back, so a row is always in exactly one of
-the two tables; re-running is safe because the archive insert is an upsert on the key.
+One archive run is ONE transaction, which the caller opens and passes in (so a source can
+move several tables, e.g. orders with their lines, together): :func:`archive_rows` selects
+the rows past retention in bounded batches (``batch_size``, for memory; locked on Postgres),
+upserts each batch into the archive with ``archived_at`` and deletes it from the live table,
+all inside that transaction. A crash anywhere rolls everything back: nothing moved, nothing
+duplicated, every row in exactly one of the two tables; re-running moves it all. Rows moved
+are deleted in the same transaction, so a later batch's select never sees them again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 from dagster import Config
 from pydantic import Field
 
-from sync_pipelines.warehouse import Warehouse, utcnow
+from sync_pipelines.warehouse import WarehouseTransaction, utcnow
 
 
 class ArchiveConfig(Config):
@@ -55,7 +58,7 @@ class ArchiveResult:
 
 
 def archive_rows(
-    warehouse: Warehouse,
+    tx: WarehouseTransaction,
     *,
     table: str,
     archive_table: str,
@@ -63,28 +66,43 @@ def archive_rows(
     archived_at: dt.datetime | None = None,
     batch_size: int = 5_000,
 ) -> ArchiveResult:
-    """Move every row of ``table`` matching ``where(table)`` into ``archive_table``."""
-    live = warehouse.table(table)
-    archive = warehouse.table(archive_table)
+    """Move every row of ``table`` matching ``where(table)`` into ``archive_table``, inside
+    ``tx`` (committed or rolled back by the caller, with whatever else it did in it)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    live = tx.table(table)
+    archive = tx.table(archive_table)
     key = [c.name for c in live.primary_key.columns]
     shared = [c.name for c in live.columns if c.name in archive.c]
     stamp = archived_at or utcnow()
     result = ArchiveResult()
     while True:
-        with warehouse.transaction() as tx:
-            query = sa.select(*[live.c[c] for c in shared]).where(where(live)).limit(batch_size)
-            if tx.conn.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            rows = [dict(r._mapping) for r in tx.conn.execute(query)]
-            if not rows:
-                return result
-            for row in rows:
-                row["archived_at"] = stamp
-            # stamp_column=None: the archive keeps the row's own synced_at.
-            tx.upsert(archive_table, rows, key=key, stamp_column=None)
-            keys = [tuple(r[k] for k in key) for r in rows]
-            tx.conn.execute(live.delete().where(sa.tuple_(*[live.c[k] for k in key]).in_(keys)))
-            result.moved += len(rows)
-            result.batches += 1
-            if len(result.keys_sample) < 20:
-                result.keys_sample.extend(keys[: 20 - len(result.keys_sample)])
+        query = (
+            sa.select(*[live.c[c] for c in shared])
+            .where(where(live))
+            .order_by(*[live.c[k] for k in key])
+            .limit(batch_size)
+        )
+        if tx.conn.dialect.name == "postgresql":
+            # Held until the caller commits; rows another transaction holds (a sync writing
+            # them right now) are left for the next archive run instead of waited for.
+            query = query.with_for_update(skip_locked=True)
+        rows = [dict(r._mapping) for r in tx.execute(query)]
+        if not rows:
+            return result
+        for row in rows:
+            row["archived_at"] = stamp
+        # stamp_column=None: the archive keeps the row's own synced_at.
+        tx.upsert(archive_table, rows, key=key, stamp_column=None)
+        keys = [tuple(r[k] for k in key) for r in rows]
+        deleted = tx.execute(live.delete().where(sa.tuple_(*[live.c[k] for k in key]).in_(keys))).rowcount
+        if deleted != len(rows):
+            # The next select would find the rows not deleted again and loop on them.
+            raise RuntimeError(
+                f"archiving {table}: deleted {deleted} of the {len(rows)} rows just copied to {archive_table}; "
+                "rolling back"
+            )
+        result.moved += len(rows)
+        result.batches += 1
+        if len(result.keys_sample) < 20:
+            result.keys_sample.extend(keys[: 20 - len(result.keys_sample)])

@@ -1,9 +1,11 @@
 """Archive: cars ``sold`` for more than N days (default 7) move from ``cars`` to ``cars_archive``.
 
-Copy-then-delete in one transaction per batch (:func:`sync_pipelines.archive.archive_rows`):
-a crash midway rolls the batch back, so a car is always in exactly one of the two tables,
-and re-running is safe. Used by the ``cars`` asset (so it runs after every successful
-sync, from the schedule, the Launchpad or the CLI) and by ``cars_archive_job`` (alone).
+Copy-then-delete, every car of one archive run in ONE transaction
+(:func:`sync_pipelines.archive.archive_rows`, batches of 5,000 inside it for memory): a
+crash midway rolls the whole run back, so nothing is moved or duplicated, a car is always in
+exactly one of the two tables, and re-running moves them all. Used by the ``cars`` asset
+(so it runs after every successful sync, from the schedule, the Launchpad or the CLI) and
+by ``cars_archive_job`` (alone).
 """
 
 import datetime as dt
@@ -31,12 +33,13 @@ def archive_cutoff(config: CarsArchiveConfig) -> dt.datetime:
 
 
 def archive_sold_cars(wh: Warehouse, cutoff: dt.datetime) -> ArchiveResult:
-    """Move every car sold before ``cutoff`` into ``cars_archive``."""
+    """Move every car sold before ``cutoff`` into ``cars_archive``, in one transaction."""
 
     def sold_before_cutoff(table: sa.Table):
         return sa.and_(table.c.sale_status == "sold", table.c.sold_at.is_not(None), table.c.sold_at < cutoff)
 
-    return archive_rows(wh, table=CARS_TABLE, archive_table=CARS_ARCHIVE_TABLE, where=sold_before_cutoff)
+    with wh.transaction() as tx:
+        return archive_rows(tx, table=CARS_TABLE, archive_table=CARS_ARCHIVE_TABLE, where=sold_before_cutoff)
 
 
 @op(description="Move cars sold for more than older_than_days (default 7) from cars to cars_archive.")

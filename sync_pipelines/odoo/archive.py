@@ -3,8 +3,10 @@
 A row moves when ``deleted_at`` (set by a full sync) or, for invoices and purchase/sale
 orders in state ``cancel``, its Odoo ``write_date`` (a cancelled record's last change) is
 older than ``retention_days``. Purchase order lines move with their order (whatever their
-own dates): a line never outlives its order in the live table. Moving is copy-then-delete in one transaction per batch
-(:func:`sync_pipelines.archive.archive_rows`), so a row is always in exactly one table.
+own dates): a line never outlives its order in the live table. Moving is copy-then-delete
+(:func:`sync_pipelines.archive.archive_rows`), every table of one run (invoices, orders
+with their lines, ...) in ONE transaction: a crash midway moves nothing, so a row is always
+in exactly one table and an order never sits in the archive while its lines are live.
 A later sync does not bring an archived record back unless Odoo changed it since.
 """
 
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 from dagster import Nothing, OpExecutionContext, Out, Output, in_process_executor, job, op
 from pydantic import Field
 
-from sync_pipelines.archive import ArchiveConfig, archive_rows
+from sync_pipelines.archive import ArchiveConfig, ArchiveResult, archive_rows
 from sync_pipelines.odoo.settings import DEFAULT_ARCHIVE_RETENTION_DAYS, MODEL_SPECS, ModelSpec
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.warehouse import WarehouseResource, utcnow
@@ -52,17 +54,21 @@ def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, wa
     as_of = config.as_of_time()
     cutoff = as_of - dt.timedelta(days=config.retention_days)
     archived_at = utcnow()
-    moved: dict[str, int] = {}
+    results: dict[str, ArchiveResult] = {}
     with retry_transient_failures(context):
         wh = warehouse.get_warehouse()
-        for spec in MODEL_SPECS:
-            result = archive_rows(
-                wh, table=spec.table, archive_table=spec.archive_table,
-                where=archive_condition(spec, cutoff), archived_at=archived_at,
-            )
-            moved[spec.table] = result.moved
-            if result.moved:
-                context.log.info(f"archived {result.moved} row(s) of {spec.table}, e.g. ids {result.keys_sample[:10]}")
+        with wh.transaction() as tx:
+            # MODEL_SPECS lists parents first: an order's lines see it in the archive table
+            # (same transaction) and move right after it.
+            for spec in MODEL_SPECS:
+                results[spec.table] = archive_rows(
+                    tx, table=spec.table, archive_table=spec.archive_table,
+                    where=archive_condition(spec, cutoff), archived_at=archived_at,
+                )
+    for table, result in results.items():  # committed: now it is true
+        if result.moved:
+            context.log.info(f"archived {result.moved} row(s) of {table}, e.g. ids {result.keys_sample[:10]}")
+    moved = {table: result.moved for table, result in results.items()}
     total = sum(moved.values())
     yield Output(
         None,

@@ -406,12 +406,12 @@ def _retry_names_given_up_since(
     holders = sorted({holder for holder, _ in report.refused_names.values()})
     held: set[tuple[int, tuple]] = set()
     table = warehouse.table(spec.table)
-    with warehouse.transaction() as tx:
+    with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
         for i in range(0, len(holders), 500):
             query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
                 table.c.id.in_(holders[i : i + 500]), table.c.deleted_at.is_(None)
             )
-            held.update((rid, (company_id, move_type, name)) for rid, company_id, move_type, name in tx.execute(query))
+            held.update((rid, (company_id, move_type, name)) for rid, company_id, move_type, name in conn.execute(query))
     freed = sorted(rid for rid, claim in report.refused_names.items() if claim not in held)
     if not freed:
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
+
 from sync_pipelines.odoo.settings import (
     INVOICES,
     MODEL_SPECS,
@@ -574,6 +576,55 @@ def test_archive_job_moves_exactly_the_rows_past_retention_and_a_rerun_moves_non
     archived = {r["id"] for r in odoo.rows(f"{INVOICES.table}_archive")}
     assert {posted[0], posted[1]} <= archived
     assert odoo.archive(as_of=later.isoformat())[INVOICES.table] == 0
+
+
+def _refuse_inserts(odoo, table: str, on: bool) -> None:
+    """A trigger that makes every insert into ``table`` fail (a full disk, say), or drops it."""
+    with odoo.warehouse.engine.begin() as conn:
+        if odoo.warehouse.dialect == "postgresql":
+            if on:
+                conn.execute(sa.text(
+                    "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'refused by test' USING ERRCODE = 'check_violation'; END $$"))
+                conn.execute(sa.text(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                                     "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"))
+            else:
+                conn.execute(sa.text(f"DROP TRIGGER refuse ON {table}"))
+                conn.execute(sa.text("DROP FUNCTION refuse_insert()"))
+        elif on:
+            conn.execute(sa.text(f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                                 "BEGIN SELECT RAISE(ABORT, 'refused by test'); END"))
+        else:
+            conn.execute(sa.text("DROP TRIGGER refuse"))
+
+
+def test_the_archive_job_moves_every_table_in_one_transaction(odoo):
+    """Invoices and purchase orders are moved before their lines in the same run: when
+    archiving the lines fails, nothing of the run is moved (no order archived with its lines
+    still live), and the next run moves it all."""
+    from sync_pipelines.definitions import defs
+
+    odoo.sync()
+    as_of = (odoo.sandbox.clock.now() + dt.timedelta(days=40)).isoformat()
+    live_before = {spec.table: {r["id"] for r in odoo.rows(spec.table)} for spec in MODEL_SPECS}
+    _refuse_inserts(odoo, f"{PURCHASE_ORDER_LINES.table}_archive", on=True)
+    result = defs.resolve_job_def("odoo_archive_job").execute_in_process(
+        run_config={"ops": {"odoo_archive_rows": {"config": {"as_of": as_of}}}},
+        instance=odoo.instance, raise_on_error=False,
+    )
+    assert not result.success
+    for spec in MODEL_SPECS:
+        assert {r["id"] for r in odoo.rows(spec.table)} == live_before[spec.table], spec.table
+        assert odoo.rows(spec.archive_table) == [], spec.table
+
+    _refuse_inserts(odoo, f"{PURCHASE_ORDER_LINES.table}_archive", on=False)
+    moved = odoo.archive(as_of=as_of)
+    assert moved[INVOICES.table] and moved[PURCHASE_ORDERS.table] and moved[PURCHASE_ORDER_LINES.table]
+    for spec in MODEL_SPECS:
+        archived = {r["id"] for r in odoo.rows(spec.archive_table)}
+        assert len(archived) == moved[spec.table], spec.table
+        assert archived | {r["id"] for r in odoo.rows(spec.table)} == live_before[spec.table], spec.table
+    assert odoo.archive(as_of=as_of) == {spec.table: 0 for spec in MODEL_SPECS}
 
 
 def test_purchase_order_lines_leave_and_come_back_with_their_order(odoo):
