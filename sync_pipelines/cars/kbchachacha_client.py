@@ -10,7 +10,9 @@ answers with a JavaScript challenge page instead of the list: that is a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import requests
 from bs4 import BeautifulSoup
 
 from sync_pipelines.cars.models import (
@@ -22,8 +24,16 @@ from sync_pipelines.cars.models import (
     unkeyed_record_key,
 )
 from sync_pipelines.cars.settings import KB_CAR_STATUS_PATH, KB_LIST_PATH, KB_LIST_SORT, KBCHACHACHA
-from sync_pipelines.http_client import RetryPolicy, VendorError, VendorHTTPClient, VendorResponseError
-from sync_pipelines.redaction import register_secret
+from sync_pipelines.http_client import (
+    RetryPolicy,
+    VendorError,
+    VendorHTTPClient,
+    VendorResponseError,
+    parse_retry_after,
+)
+from sync_pipelines.redaction import get_logger, register_secret
+
+log = get_logger("sync_pipelines.cars.kbchachacha")
 
 # The cars of the list (vendor notes): one div.area[data-car-seq] per car, inside the list
 # container div.generalRegist. Cards elsewhere on the page (other blocks) are not the list.
@@ -34,6 +44,17 @@ AJAX_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
 # The site's session cookies (vendor notes): dropped and fetched anew when the per-car JSON
 # answers a challenge page; other cookies (e.g. from KBCHACHACHA_COOKIE) are kept.
 SESSION_COOKIE_NAMES = ("cha-cid", "JSESSIONID")
+# Cloudflare-style bot challenges come with HTTP 403 or 503 as well as 200. The shared HTTP
+# layer would call a 403 refused credentials and retry a 503 as an outage, so the client
+# lets these two through (ok_statuses) and looks at the body itself.
+CHALLENGE_STATUSES = (403, 503)
+# Text of challenge pages (Cloudflare "Just a moment...", its cf-chl/challenge-platform
+# scripts, captcha walls). A 403/503 HTML page with a script counts too: an outage or
+# refusal page has no reason to run JavaScript.
+CHALLENGE_MARKERS = (
+    "just a moment", "cf-chl", "cf_chl", "challenge-platform", "jschl", "captcha", "checking your browser",
+    "attention required", "enable javascript",
+)
 
 
 class KBChallengeError(VendorError):
@@ -55,6 +76,15 @@ class KBListPage:
     number: int
     cards: list[CardResult]
     last: bool
+
+
+def is_challenge_page(response: requests.Response) -> bool:
+    """An HTML answer that is a bot/JavaScript challenge rather than an error page."""
+    text = response.text[:20_000]
+    if "html" not in response.headers.get("Content-Type", "") and not text.lstrip().startswith("<"):
+        return False
+    lowered = text.lower()
+    return "<script" in lowered or any(marker in lowered for marker in CHALLENGE_MARKERS)
 
 
 def parse_cookie_header(value: str) -> dict[str, str]:
@@ -150,7 +180,7 @@ class KBChachachaClient:
         the page size: a shorter or empty page is the last; so is a page that repeats the
         previous one (some sites serve the last page again past the end)."""
         endpoint = f"GET {KB_LIST_PATH}"
-        response = self.http.get(KB_LIST_PATH, params={"page": number, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+        response = self._send("GET", KB_LIST_PATH, params={"page": number, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
         cards = parse_list_html(response.text, self.base_url, page=number, endpoint=endpoint)
         keys = [c.key for c in cards]
         if number == 1 or self.page_size is None:
@@ -163,7 +193,7 @@ class KBChachachaClient:
     def ensure_session(self) -> None:
         """The per-car JSON wants the site's session cookie: get one from the list if needed."""
         if not self.http.session.cookies:
-            self.http.get(KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+            self._send("GET", KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
 
     def refresh_session(self) -> None:
         """Drop the session cookies and get new ones from the list (after a challenge on the
@@ -173,8 +203,10 @@ class KBChachachaClient:
             if cookie.name in SESSION_COOKIE_NAMES:
                 self.http.session.cookies.clear(cookie.domain, cookie.path, cookie.name)
         endpoint = f"GET {KB_LIST_PATH}"
-        response = self.http.get(KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+        status = None
         try:
+            response = self._send("GET", KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+            status = response.status_code
             parse_list_html(response.text, self.base_url, page=1, endpoint=endpoint)
         except KBChallengeError as exc:
             raise KBChallengeError(
@@ -182,7 +214,7 @@ class KBChachachaClient:
                 "refreshing the session after a challenge on the per-car JSON: the list answered a challenge "
                 "page too (likely a JavaScript challenge). Not treating any car as sold; retry later or set "
                 "KBCHACHACHA_COOKIE to a browser session cookie",
-                status=response.status_code,
+                status=exc.status or status,
             ) from exc
 
     def car_status(self, car_seq: str) -> StatusAnswer:
@@ -206,7 +238,8 @@ class KBChachachaClient:
 
     def _car_status(self, car_seq: str) -> StatusAnswer:
         endpoint = f"POST {KB_CAR_STATUS_PATH}"
-        response = self.http.post(
+        response = self._send(
+            "POST",
             KB_CAR_STATUS_PATH,
             data={"gotoPage": "1", "pageSize": "1", "carSeqVal": car_seq},
             headers=AJAX_HEADERS,
@@ -219,7 +252,39 @@ class KBChachachaClient:
                 "retry later or set KBCHACHACHA_COOKIE",
                 status=response.status_code,
             )
-        return kb_status_from_list(self.http.decode_json(response))
+        return kb_status_from_list(self.http.decode_json(response), car_seq)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One call through the shared HTTP layer, with a 403/503 answer looked at first.
+
+        A challenge page (:func:`is_challenge_page`) is a :class:`KBChallengeError` at once:
+        retried as an outage it would only fetch the same page six times. Any other 403/503
+        is an ordinary refusal or outage, handed back to the shared layer: after the wait a
+        503 asks for (``Retry-After``, else the policy's first backoff; none when it is
+        beyond ``retry.max_wait``, as the shared layer then fails at once), the call is
+        made again through it, which retries or raises as for any vendor."""
+        response = self.http.request(method, path, ok_statuses=CHALLENGE_STATUSES, **kwargs)
+        status = response.status_code
+        if status not in CHALLENGE_STATUSES:
+            return response
+        if is_challenge_page(response):
+            raise KBChallengeError(
+                KBCHACHACHA, f"{method} {path}",
+                f"HTTP {status} with a challenge page, not an answer (likely a JavaScript challenge, "
+                "Cloudflare-style). Not treating it as zero cars or as sold; retry later or set KBCHACHACHA_COOKIE "
+                "to a browser session cookie",
+                status=status,
+            )
+        if status == 503:
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            wait = self.retry.backoff(1) if wait is None else wait
+            if wait <= self.retry.max_wait:
+                self.http.stats.retries += 1
+                self.http.stats.throttled_seconds += wait
+                log.warning("%s %s %s: HTTP 503 (not a challenge page), asking again in %.2fs",
+                            KBCHACHACHA, method, path, wait)
+                self.http.sleep(wait)
+        return self.http.request(method, path, **kwargs)
 
     def close(self) -> None:
         self.http.close()

@@ -13,6 +13,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sync_pipelines.cars.settings import ENCAR, ENCAR_CAR_URL, ENCAR_PHOTO_BASE, KBCHACHACHA, KST
@@ -87,10 +88,15 @@ def mileage_km(value: Any, field: str = "mileage") -> int:
 
 
 def year_month(value: Any, field: str = "year") -> int:
-    """``202108.0`` / ``"202108"`` / ``"2108"`` (KB ``yymm``) -> ``202108``."""
+    """``202108.0`` / ``"202108"`` / ``"2108"`` / ``"0903"`` (KB ``yymm``) -> ``202108`` / ``200903``.
+
+    A YYYYMM always has six digits, so a four-character digit string (KB zero-pads the
+    year: ``"0903"`` is 2009-03) or a number below 10000 is YYMM."""
     number = int(_number(value, field))
-    if 1000 <= number <= 9999:  # YYMM
-        number = (2000 + number // 100 if number // 100 <= 69 else 1900 + number // 100) * 100 + number % 100
+    yymm = isinstance(value, str) and re.fullmatch(r"\d{4}", value.strip()) is not None
+    if yymm or 100 <= number <= 9999:
+        yy, mm = divmod(number, 100)
+        number = (2000 + yy if yy <= 69 else 1900 + yy) * 100 + mm
     year, month = divmod(number, 100)
     if not (1900 <= year <= 2199 and 1 <= month <= 12):
         raise RecordError(f"{field} must be YYYYMM, got {value!r}")
@@ -207,18 +213,30 @@ def encar_status_from_detail(http_status: int, body: Any) -> StatusAnswer:
 
 # -- KB Chachacha --------------------------------------------------------------------------------
 
-_PRICE_MAN_WON = re.compile(r"^([\d,]+(?:\.\d+)?)\s*만\s*원?$")
+# KB writes prices in 만원 (10,000 KRW) and, from 100,000,000 KRW on, with 억 (10^8 KRW):
+# "1,234만원", "1억 2,000만원", "1억원". Mileage likewise: "35,123km", "3.5만km", "1.2만 km".
+_AMOUNT = r"(\d[\d,]*(?:\.\d+)?)"
+_PRICE = re.compile(rf"^(?:{_AMOUNT}\s*억)?\s*(?:{_AMOUNT}\s*만)?\s*원?$")
 _KB_YEAR = re.compile(r"(\d{2}|\d{4})\s*[/.년]\s*(\d{1,2})")
-_KB_KM = re.compile(r"^([\d,]+)\s*km$", re.IGNORECASE)
+_KB_KM = re.compile(r"^(?:([\d,]+)|" + _AMOUNT + r"\s*만)\s*km$", re.IGNORECASE)
+EOK_WON = 100_000_000  # 1억
+
+
+def _decimal(text: str) -> Decimal:
+    return Decimal(text.replace(",", ""))
 
 
 def kb_price_krw(text: str | None) -> int:
-    """``"1,234만원"`` -> ``12_340_000``."""
+    """``"1,234만원"`` -> ``12_340_000``; ``"1억 2,000만원"`` -> ``120_000_000``; ``"1억원"`` -> ``100_000_000``."""
     cleaned = (text or "").strip()
-    match = _PRICE_MAN_WON.match(cleaned)
-    if not match:
-        raise RecordError(f"price is not '<number>만원': {cleaned[:40]!r}")
-    return price_krw_from_man_won(match.group(1), "price")
+    match = _PRICE.match(cleaned)
+    if not match or not any(match.groups()):
+        raise RecordError(f"price is not '<number>만원' or '<number>억 <number>만원': {cleaned[:40]!r}")
+    eok, man = match.groups()
+    if eok is None:
+        return price_krw_from_man_won(man, "price")
+    won = _decimal(eok) * EOK_WON + (_decimal(man) * MAN_WON if man else 0)
+    return int(won.to_integral_value(ROUND_HALF_UP))
 
 
 def kb_year_month(text: str) -> int:
@@ -233,10 +251,14 @@ def kb_year_month(text: str) -> int:
 
 
 def kb_mileage_km(text: str) -> int:
+    """``"35,123km"`` -> ``35_123``; ``"3.5만km"`` / ``"1.2만 km"`` (만 = 10,000) -> ``35_000`` / ``12_000``."""
     match = _KB_KM.match((text or "").strip())
     if not match:
-        raise RecordError(f"mileage is not '<number>km': {(text or '')[:40]!r}")
-    return mileage_km(match.group(1), "mileage")
+        raise RecordError(f"mileage is not '<number>km' or '<number>만km': {(text or '')[:40]!r}")
+    km, man = match.groups()
+    if km is not None:
+        return mileage_km(km, "mileage")
+    return int((_decimal(man) * MAN_WON).to_integral_value(ROUND_HALF_UP))
 
 
 def parse_kb_card(car_seq: str, title: str | None, data_line: list[str], price_text: str | None,
@@ -272,10 +294,36 @@ def parse_kb_card(car_seq: str, title: str | None, data_line: list[str], price_t
     )
 
 
-def kb_status_from_list(body: Any) -> StatusAnswer:
-    """KB's per-car JSON: a non-empty ``list`` means on sale; an empty one sold or removed."""
+# The per-car JSON's car id field (the sandbox and the site's own list JSON name it carSeq).
+KB_CAR_ID_FIELDS = ("carSeq",)
+
+
+def _id_text(value: Any) -> str:
+    """An id as the list's ``data-car-seq`` writes it (a JSON ``26000013.0`` is ``"26000013"``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def kb_status_from_list(body: Any, car_seq: str | None = None) -> StatusAnswer:
+    """KB's per-car JSON: a non-empty ``list`` means on sale; an empty one sold or removed.
+
+    When the items carry a car id (``carSeq``), the car asked must be among them: an answer
+    about other cars (the endpoint ignoring ``carSeqVal``, say) would otherwise read every
+    car as on sale, so it is malformed. Items without any id field are taken as the car asked."""
     if not isinstance(body, dict) or not isinstance(body.get("list"), list):
         raise RecordError("per-car answer has no 'list' array")
-    if not body["list"]:
+    items = body["list"]
+    if not items:
         return StatusAnswer("sold", "per-car list is empty")
+    if car_seq is not None:
+        ids = [
+            _id_text(item[name])
+            for item in items
+            if isinstance(item, dict)
+            for name in KB_CAR_ID_FIELDS
+            if item.get(name) not in (None, "")
+        ]
+        if ids and str(car_seq) not in ids:
+            raise RecordError(f"per-car answer for carSeq {car_seq} is about carSeq {', '.join(ids[:3])}, not the car asked")
     return StatusAnswer("active", "per-car list has the car")

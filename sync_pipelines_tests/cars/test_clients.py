@@ -112,3 +112,60 @@ def test_the_sandbox_refuses_malformed_list_requests_and_the_clients_send_well_f
     assert len(kb.list_page(1).cards) == 20
     kb.refresh_session()  # the session refresh asks the list the same way
     assert kb.car_status(sandbox.vendors["kbchachacha"].listed_ids()[0]).status == "active"
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_kb_list_challenge_served_with_403_or_503_is_a_challenge_error_asked_once(sandbox, status):
+    kb = sandbox.vendors["kbchachacha"]
+    client = KBChachachaResource().get_client()
+    kb.control("challenge", {"times": 1, "on": "list", "status": status})
+    served = kb.requests_served
+    with pytest.raises(KBChallengeError, match=f"HTTP {status} with a challenge page.*Not treating it as zero cars") as info:
+        client.list_page(1)
+    assert info.value.status == status
+    # not an outage to retry, nor refused credentials: one call, no retry
+    assert kb.requests_served - served == 1 and client.stats.retries == 0
+    assert len(client.list_page(1).cards) == 20  # the challenge is over: the list reads again
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_kb_per_car_challenge_served_with_403_or_503_refreshes_the_session_once(sandbox, status):
+    kb = sandbox.vendors["kbchachacha"]
+    client = KBChachachaResource().get_client()
+    client.ensure_session()
+    kb.control("challenge", {"times": 1, "on": "json", "status": status})
+    assert client.car_status(kb.listed_ids()[0]).status == "active"
+    assert client.session_refreshes == 1 and client.stats.retries == 0
+
+    kb.control("challenge", {"times": 2, "on": "json", "status": status})
+    served = kb.requests_served
+    with pytest.raises(KBChallengeError, match="again after a session refresh.*Not treating it as sold"):
+        client.car_status(kb.listed_ids()[1])
+    assert kb.requests_served - served == 3  # per-car, the list of the refresh, per-car again
+    assert client.stats.retries == 0
+
+
+def test_kb_503_and_403_without_a_challenge_page_stay_an_outage_and_a_refusal(sandbox):
+    from sync_pipelines.http_client import VendorAuthError
+
+    client = KBChachachaResource().get_client()
+    sandbox.faults.add("status", vendor="kbchachacha", status=503, retry_after=0.05, times=3, path=r"list\.empty")
+    assert len(client.list_page(1).cards) == 20  # waited out like any outage (Retry-After)
+    assert client.stats.retries == 3
+    sandbox.faults.add("status", vendor="kbchachacha", status=403, times=None, path=r"list\.empty")
+    with pytest.raises(VendorAuthError, match="HTTP 403"):
+        client.list_page(2)
+
+
+def test_kb_per_car_answer_about_another_car_is_malformed_not_on_sale(sandbox):
+    from sync_pipelines.cars.models import RecordError
+
+    kb = sandbox.vendors["kbchachacha"]
+    client = KBChachachaResource().get_client()
+    newest, other = kb.listed_ids()[0], kb.listed_ids()[5]
+    kb.sell(other)
+    assert client.car_status(other).status == "sold"
+    kb.control("ignore_car_seq", {"on": True})  # answers the newest car whatever is asked
+    assert client.car_status(newest).status == "active"  # its own carSeq: fine
+    with pytest.raises(RecordError, match=f"per-car answer for carSeq {other} is about carSeq {newest}"):
+        client.car_status(other)

@@ -63,6 +63,12 @@ def test_numbers_and_times():
     assert price_krw_from_man_won(0.5) == 5_000
     assert mileage_km(12292.4) == 12292
     assert year_month("2108") == 202108 and year_month(199912.0) == 199912
+    # KB's yymm is zero-padded: "0903" is 2009-03 (a 4-character string is always YYMM)
+    assert year_month("0903") == 200903 and year_month(" 0012 ") == 200012 and year_month("9911") == 199911
+    assert year_month(903) == 200903 and year_month("200903") == 200903
+    for bad in ("0913", "0900", "903x", "12345"):
+        with pytest.raises(RecordError, match="must be YYYYMM|must be a number"):
+            year_month(bad)
     assert korean_time("2024-01-01T00:30:00") == dt.datetime(2023, 12, 31, 15, 30, tzinfo=dt.timezone.utc)
     assert korean_time("2024-01-01 09:00:00.000 +09:00") == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     assert korean_time(None) is None
@@ -82,6 +88,35 @@ def test_kb_texts():
         kb_mileage_km("많음")
 
 
+def test_kb_prices_in_eok_and_mileage_in_man():
+    # 억 = 100,000,000 KRW, 만 = 10,000: an expensive car is written in 억, never rejected for it
+    assert kb_price_krw("1억 2,000만원") == 120_000_000
+    assert kb_price_krw("1억2000만원") == 120_000_000
+    assert kb_price_krw("1억원") == 100_000_000
+    assert kb_price_krw("1억") == 100_000_000
+    assert kb_price_krw("2억 5만원") == 200_050_000
+    assert kb_price_krw("1.5억원") == 150_000_000
+    assert kb_price_krw("12억 3,456만원") == 1_234_560_000
+    assert kb_price_krw("9,999만원") == 99_990_000
+    assert kb_mileage_km("3.5만km") == 35_000
+    assert kb_mileage_km("1.2만 km") == 12_000
+    assert kb_mileage_km("12만km") == 120_000
+    assert kb_mileage_km("0.05만km") == 500
+    assert kb_price_krw("1,000만") == 10_000_000  # 원 may be left out
+    for bad in ("원", "억원", "만원", "1억 2,000", "가격문의", ""):  # no number, or a number without its unit
+        with pytest.raises(RecordError, match="price is not"):
+            kb_price_krw(bad)
+    for bad in ("만km", "3.5km", "1.2만", "km"):
+        with pytest.raises(RecordError, match="mileage is not"):
+            kb_mileage_km(bad)
+
+
+def test_a_kb_card_priced_in_eok_lands_with_its_price():
+    html = '<div class="generalRegist">' + CARD.format(seq=7, price="1억 2,000만원") + "</div>"
+    [card] = parse_list_html(html, "", page=1, endpoint="e")
+    assert card.error is None and card.record.price_krw == 120_000_000
+
+
 def test_status_rules():
     assert encar_status_from_detail(404, None).status == "sold"
     assert encar_status_from_detail(200, {"advertisement": {"status": "SOLD"}}).status == "sold"
@@ -93,6 +128,19 @@ def test_status_rules():
     assert kb_status_from_list({"list": [{"sellAmt": 1}]}).status == "active"
     with pytest.raises(RecordError):
         kb_status_from_list({"result": []})
+
+
+def test_kb_per_car_answer_must_be_about_the_car_asked():
+    assert kb_status_from_list({"list": [{"carSeq": 26000013, "sellAmt": 1}]}, "26000013").status == "active"
+    assert kb_status_from_list({"list": [{"carSeq": "26000013"}]}, "26000013").status == "active"
+    assert kb_status_from_list({"list": [{"carSeq": 26000013.0}]}, "26000013").status == "active"
+    assert kb_status_from_list({"list": [{"carSeq": 1}, {"carSeq": 26000013}]}, "26000013").status == "active"
+    # the endpoint ignored carSeqVal and answered another car: malformed, not "on sale"
+    with pytest.raises(RecordError, match="per-car answer for carSeq 26000013 is about carSeq 26000099"):
+        kb_status_from_list({"list": [{"carSeq": 26000099, "sellAmt": 1}]}, "26000013")
+    # items without any id field are taken as the car asked (the vendor notes show none)
+    assert kb_status_from_list({"list": [{"makerName": "현대", "sellAmt": 1}]}, "26000013").status == "active"
+    assert kb_status_from_list({"list": []}, "26000013").status == "sold"
 
 
 CARD = (

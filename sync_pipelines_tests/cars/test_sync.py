@@ -312,6 +312,34 @@ def test_kb_javascript_challenge_is_a_clear_error_not_zero_cars(cars):
     assert cars.warehouse.count("cars", "source = 'kbchachacha' AND sale_status = 'active'") == 60
 
 
+def test_kb_challenge_served_with_503_fails_the_run_at_once_not_retried_as_an_outage(cars):
+    cars.sync("full")
+    cars.kb.control("challenge", {"times": 1, "on": "list", "status": 503})
+    served = cars.kb.requests_served
+    run = cars.sync("incremental", raise_on_error=False)
+    assert not run.success
+    text = run.failure_text()
+    assert "KBChallengeError" in text and "HTTP 503 with a challenge page" in text
+    assert "Not treating it as zero cars" in text
+    assert cars.kb.requests_served - served == 1  # neither HTTP retries nor step retries
+    assert run.meta("encar_listings")["fetched"] == 50  # the other source still landed
+    assert cars.warehouse.count("cars", "source = 'kbchachacha' AND sale_status = 'active'") == 60
+
+
+def test_kb_per_car_answers_about_another_car_stop_the_run_and_change_nothing(cars):
+    cars.sync("full")
+    sold = cars.kb.listed_ids()[30]
+    cars.kb.sell(sold)
+    cars.kb.control("ignore_car_seq", {"on": True})  # every answer is about the newest car
+    run = cars.sync("incremental", raise_on_error=False)
+    assert not run.success and "per-car status answers were malformed" in run.failure_text()
+    # not read as "every KB car is on sale": the sold car is left for a sound answer
+    assert cars.rows()[("kbchachacha", sold)]["sale_status"] == "active"
+    cars.kb.control("ignore_car_seq", {"on": False})
+    cars.sync("incremental")
+    assert cars.rows()[("kbchachacha", sold)]["sale_status"] == "sold"
+
+
 def test_kb_per_car_challenge_refreshes_the_session_once_then_fails_clearly(cars):
     cars.sync("full")
     sold = cars.kb.listed_ids()[30]

@@ -10,12 +10,15 @@ request without one.
 
 Controls (``POST /_sandbox/kbchachacha/<action>`` or ``vendor.control(action, payload)``):
 ``sell`` {seq}, ``bump`` {seq, price?} (만원), ``add`` {count}, ``set_size`` {count},
-``set_page_size`` {count}, ``challenge`` {times, on: all|list|json} (the next list
-and/or per-car JSON answers are a script-only challenge page), ``expire_sessions``
+``set_page_size`` {count}, ``challenge`` {times, on: all|list|json, status} (the next list
+and/or per-car JSON answers are a script-only challenge page, served with HTTP ``status``:
+200 by default, 403 or 503 as Cloudflare-style challenges are), ``expire_sessions``
 {values?} (those session cookie values, default every one seen so far, are expired: the
 per-car JSON answers them a challenge page, the list hands out a new cookie), ``corrupt``
-{seq, field: price|year|mileage, value} (the card shows that text), ``ids`` (listed seqs,
-page order).
+{seq, field: price|year|mileage, value} (the card shows that text), ``ignore_car_seq``
+{on} (the per-car JSON ignores ``carSeqVal`` and answers the newest listed car, whatever
+was asked; its items carry ``carSeq``, so a client can tell), ``ids`` (listed seqs, page
+order).
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ class KBChachachaVendor(SandboxVendor):
         self.order_seq = 0
         self.challenges = 0
         self.challenge_on = "all"  # which answers the challenge control replaces: all, list or json
+        self.challenge_status = 200  # HTTP status of the challenge page (Cloudflare serves 403/503 too)
+        self.ignore_car_seq = False  # the per-car JSON answers the newest car whatever carSeqVal says
         self.sessions: set[str] = set()  # session cookie values handed out or presented
         self.expired: set[str] = set()
         self._order: list[str] | None = None
@@ -159,7 +164,11 @@ class KBChachachaVendor(SandboxVendor):
                 if on not in ("all", "list", "json"):
                     raise ValueError(f"challenge 'on' must be all, list or json, got {on!r}")
                 self.challenges, self.challenge_on = int(payload.get("times", 1)), on
+                self.challenge_status = int(payload.get("status", 200))
                 return self.challenges
+            if action == "ignore_car_seq":
+                self.ignore_car_seq = bool(payload.get("on", True))
+                return self.ignore_car_seq
             if action == "expire_sessions":
                 values = payload.get("values")
                 self.expired |= set(values) if values is not None else set(self.sessions)
@@ -197,7 +206,7 @@ class KBChachachaVendor(SandboxVendor):
     def _challenge(self, kind: str) -> SandboxResponse | None:
         if self.challenges > 0 and self.challenge_on in ("all", kind):
             self.challenges -= 1
-            return html_response(CHALLENGE_PAGE, 200)
+            return html_response(CHALLENGE_PAGE, self.challenge_status)
         return None
 
     def _has_session(self, request: SandboxRequest) -> bool:
@@ -253,6 +262,8 @@ class KBChachachaVendor(SandboxVendor):
         if not self._has_session(request):
             return html_response(CHALLENGE_PAGE, 200)
         seq = request.form.get("carSeqVal", "")
+        if self.ignore_car_seq and self.listed_ids():
+            seq = self.listed_ids()[0]
         car = self.cars.get(seq)
         if car is None or car["sold"]:
             return json_response({"list": []})
