@@ -54,7 +54,7 @@ class CarsListingConfig(SyncConfig):
     status_checks_per_run: int = Field(
         default=DEFAULT_STATUS_CHECKS_PER_RUN,
         description="per-car status calls, every run, for the least recently checked active/reserved cars "
-        "that this run's listing did not show (round-robin)",
+        "(round-robin; Encar's include the cars the listing shows, whose reservation only the detail tells)",
     )
     mass_sold_min_answers: int = Field(
         default=MASS_SOLD_MIN_ANSWERS,

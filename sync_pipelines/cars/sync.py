@@ -14,11 +14,17 @@ mid-paging). Sale status therefore only ever changes through the vendor's per-ca
 * in every mode: the cars that were on the first page(s) last run (``sync_state`` cursor
   ``cars``/``<source>_head``) and are nowhere in this run's listing (sold, or pushed down
   by others); cars known sold that the listing shows again; then up to
-  ``status_checks_per_run`` active/reserved cars that this run's listing did not show,
-  least recently checked first (``status_checked_at``, round-robin).
+  ``status_checks_per_run`` stored active/reserved cars, least recently checked first
+  (``status_checked_at``, round-robin), whether the listing showed them or not: Encar's list
+  has no status field, so a reservation of a car it keeps showing only comes from the
+  detail. (KB's per-car call only says listed or not, so its round-robin skips the cars the
+  listing showed: ``VendorAdapter.status_checks_listed_cars``.)
 
 A car archived as sold that a listing shows again is first moved back from ``cars_archive``
-(:func:`_restore_archived`), so it is never in both tables.
+(:func:`_restore_archived`; checked for the cars the run-start snapshot did not have or had
+as sold, since an archive job may run during the sync), and after the page's upsert any
+archive row still left for a key of the page is merged into ``cars`` and deleted
+(:func:`_merge_archived_after_upsert`), so a key is never in both tables.
 
 The listing writes ``sale_status``/``sold_at`` only when it inserts a car
 (``LISTING_INSERT_ONLY``), so an overlapping run's page cannot undo a confirmed sale. Sold
@@ -96,6 +102,11 @@ class VendorAdapter(Protocol):
     # ``vendor_modified_at`` (Encar): the time window a run read then says which known cars
     # should have been shown.
     sorted_by_modified: bool
+    # True when the per-car call can tell more about a car the listing shows than the
+    # listing does (Encar: ``reserved``, which its list has no field for), so the round-robin
+    # asks listed cars too. False when it only says listed or not (KB): asking a car the
+    # listing just showed could only answer "on sale" (a "sold" is never written for it).
+    status_checks_listed_cars: bool
 
     def fetch_page(self, number: int) -> ParsedPage: ...
 
@@ -107,6 +118,7 @@ class VendorAdapter(Protocol):
 class EncarAdapter:
     source = ENCAR
     sorted_by_modified = True
+    status_checks_listed_cars = True  # the list has no status field: reserved only shows in the detail
 
     def __init__(self, client: EncarClient):
         self.client = client
@@ -132,6 +144,7 @@ class EncarAdapter:
 class KBChachachaAdapter:
     source = KBCHACHACHA
     sorted_by_modified = False  # KB shows no modification time
+    status_checks_listed_cars = False  # the per-car JSON only says listed or not: no reservation
 
     def __init__(self, client: KBChachachaClient):
         self.client = client
@@ -288,8 +301,14 @@ def sync_source(
         report.pages_fetched += 1
         report.fetched += len(page.cards)
         with wh.transaction() as tx:
-            unknown = [c.key for c in page.cards if c.record is not None and c.key not in known]
-            report.unarchived += _restore_archived(tx, source, unknown, known)
+            # Only sold cars are archived: a car this run's snapshot did not have, or had as sold
+            # (an archive job may have moved it since the run started), may be in cars_archive.
+            maybe_archived = [
+                c.key
+                for c in page.cards
+                if c.record is not None and (c.key not in known or known[c.key].sale_status == "sold")
+            ]
+            report.unarchived += _restore_archived(tx, source, maybe_archived, known)
             rows, clean_keys, bad = [], [], []
             for card in page.cards:
                 if card.record is None:
@@ -312,6 +331,9 @@ def sync_source(
             report.counts += tx.upsert(
                 CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=LISTING_INSERT_ONLY, now=now
             )
+            raced = _merge_archived_after_upsert(tx, source, clean_keys, known)
+            report.unarchived += len(raced)
+            relisted.extend(k for k in raced if k not in relisted)
             for card in bad:
                 tx.reject(SOURCE, source, card.key, card.error or "unusable record", card.payload, run_id)
                 rejected_keys.add(card.key)
@@ -335,7 +357,7 @@ def sync_source(
     # 3. per-car status: cars that left the head of the list since the last run, leavers
     # (every car a complete full listing did not show; otherwise, for Encar, the cars of the
     # ModifiedDate window this run read that it did not show), re-shown sold cars, then the
-    # round-robin over the cars this run's listing did not show
+    # round-robin over the stored active/reserved cars
     unsold = ("active", "reserved")
     previous_head = wh.get_cursor(SOURCE, f"{source}_head") or []
     left_head = [k for k in previous_head if k not in seen_set and k in known and known[k].sale_status in unsold]
@@ -357,9 +379,11 @@ def sync_source(
     report.left_head = len(left_head)
     report.leavers = len(leavers)
     candidates = list(dict.fromkeys([*relisted, *left_head, *leavers]))
-    candidates.extend(
-        _least_recently_checked(wh, source, status_checks_per_run, exclude=set(candidates) | seen_set)
-    )
+    # The round-robin covers every stored active/reserved car, listed or not, so a reservation
+    # (or a sale that fell through) of a car the listing keeps showing is seen within
+    # ceil(cars / status_checks_per_run) runs; a listed car is still never marked sold.
+    round_robin_exclude = set(candidates) if adapter.status_checks_listed_cars else set(candidates) | seen_set
+    candidates.extend(_least_recently_checked(wh, source, status_checks_per_run, exclude=round_robin_exclude))
     listed_unsold = [k for k in seen if known[k].sale_status != "sold"]
     _check_statuses(
         adapter, wh, source, candidates, known, report, log,
@@ -397,6 +421,43 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
     return len(rows)
+
+
+def _merge_archived_after_upsert(
+    tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]
+) -> list[str]:
+    """Keys of this page that are still in ``cars_archive`` after the page's upsert, moved out.
+
+    :func:`_restore_archived` runs before the upsert; an archive job committing in between
+    (it waited for no lock of this transaction yet) would leave the car in both tables,
+    freshly inserted in ``cars``. After the upsert this transaction holds the rows (Postgres
+    row locks, SQLite's write lock), so what this select finds is final: the archive row's
+    history (``first_seen_at``, its ``sold`` status and ``sold_at``) goes onto the ``cars``
+    row, as a restore would have done, and the archive row is deleted. The caller re-asks
+    these cars like any sold car shown again."""
+    if not keys:
+        return []
+    cars, archive = tx.table(CARS_TABLE), tx.table(CARS_ARCHIVE_TABLE)
+    found = []
+    for chunk in _chunks(keys):
+        found += list(
+            tx.execute(
+                sa.select(archive.c.source_id, archive.c.first_seen_at, archive.c.sale_status, archive.c.sold_at).where(
+                    archive.c.source == source, archive.c.source_id.in_(chunk)
+                )
+            )
+        )
+    for row in found:
+        tx.execute(
+            cars.update()
+            .where(cars.c.source == source, cars.c.source_id == row.source_id)
+            .values(first_seen_at=row.first_seen_at, sale_status=row.sale_status, sold_at=row.sold_at)
+        )
+        known[row.source_id] = Known(row.sale_status, row.sold_at)
+    raced = [row.source_id for row in found]
+    for chunk in _chunks(raced):
+        tx.execute(archive.delete().where(archive.c.source == source, archive.c.source_id.in_(chunk)))
+    return raced
 
 
 def _clear_gone_unkeyed_rejects(wh: Warehouse, source: str, still_rejected: set[str]) -> int:

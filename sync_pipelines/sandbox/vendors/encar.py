@@ -5,7 +5,9 @@ moves to now, so they jump to page 1), get reserved (detail ``salesStatus: CONTR
 get sold (they leave the list; the detail answers ``status: SOLD`` or 404).
 
 Controls (``POST /_sandbox/encar/<action>`` with a JSON body, or ``vendor.control(action,
-payload)`` from Python): ``sell`` {id, how: "status"|"404"}, ``reserve`` {id},
+payload)`` from Python): ``sell`` {id, how: "status"|"404", still_listed?} (with
+``still_listed`` the list keeps showing the sold car, as a lagging search index does, until
+it is sold again without it), ``reserve`` {id},
 ``unreserve`` {id}, ``relist`` {id} (a sold or removed car advertised again under its
 id), ``bump`` {id, price?} (price in 만원), ``add`` {count},
 ``set_size`` {count} (re-seed with that many cars), ``corrupt`` {id, field, value?, drop?}
@@ -100,6 +102,7 @@ class EncarVendor(SandboxVendor):
             "_status": "ADVERTISE",
             "_sales_status": None,
             "_removed": False,
+            "_still_listed": False,  # listed although sold (a lagging search index); `sell` still_listed
             "_shown": {},  # field -> value the list item shows instead (None: field dropped); `corrupt`
         }
         self.cars[car_id] = car
@@ -115,7 +118,10 @@ class EncarVendor(SandboxVendor):
     def listed_ids(self) -> list[str]:
         """Advertised cars, newest ModifiedDate first (the order of ``sr=|ModifiedDate|``)."""
         if self._order is None:
-            listed = [c for c in self.cars.values() if c["_status"] == "ADVERTISE" and not c["_removed"]]
+            listed = [
+                c for c in self.cars.values()
+                if (c["_status"] == "ADVERTISE" and not c["_removed"]) or c["_still_listed"]
+            ]
             listed.sort(key=lambda c: c["_seq"], reverse=True)
             self._order = [c["Id"] for c in listed]
         return self._order
@@ -142,12 +148,13 @@ class EncarVendor(SandboxVendor):
 
     # state changes ---------------------------------------------------------------------------
 
-    def sell(self, car_id: Any, how: str = "status") -> str:
+    def sell(self, car_id: Any, how: str = "status", still_listed: bool = False) -> str:
         car = self._car(car_id)
         if how == "404":
             car["_removed"] = True
         else:
             car["_status"] = "SOLD"
+        car["_still_listed"] = bool(still_listed)
         self._order = None
         return car["Id"]
 
@@ -158,7 +165,7 @@ class EncarVendor(SandboxVendor):
 
     def relist(self, car_id: Any) -> str:
         car = self._car(car_id)
-        car.update(_status="ADVERTISE", _sales_status=None, _removed=False)
+        car.update(_status="ADVERTISE", _sales_status=None, _removed=False, _still_listed=False)
         self._touch(car)
         return car["Id"]
 
@@ -186,7 +193,7 @@ class EncarVendor(SandboxVendor):
     def control(self, action: str, payload: dict[str, Any]) -> Any:
         with self.lock:
             if action == "sell":
-                return self.sell(payload["id"], payload.get("how", "status"))
+                return self.sell(payload["id"], payload.get("how", "status"), bool(payload.get("still_listed")))
             if action == "reserve":
                 return self.reserve(payload["id"])
             if action == "unreserve":
