@@ -4,7 +4,7 @@ car, sold cars archived after 7 days. See README.md in this folder for the whole
 from dagster import Definitions
 
 from sync_pipelines.cars.archive import cars_archive_job
-from sync_pipelines.cars.assets import CARS_ASSETS, cars_sync_job
+from sync_pipelines.cars.assets import CARS_ASSETS, cars_full_sync_job, cars_sync_job
 from sync_pipelines.cars.checks import CARS_CHECKS, cars_freshness_sensor
 from sync_pipelines.cars.resources import EncarResource, KBChachachaResource
 from sync_pipelines.cars.schedules import cars_sync_schedule
@@ -12,7 +12,7 @@ from sync_pipelines.cars.schedules import cars_sync_schedule
 defs = Definitions(
     assets=CARS_ASSETS,
     asset_checks=CARS_CHECKS,
-    jobs=[cars_sync_job, cars_archive_job],
+    jobs=[cars_sync_job, cars_full_sync_job, cars_archive_job],
     schedules=[cars_sync_schedule],
     sensors=[cars_freshness_sensor],
     resources={"encar": EncarResource(), "kbchachacha": KBChachachaResource()},

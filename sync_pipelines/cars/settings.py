@@ -61,7 +61,12 @@ MASS_SOLD_CANARIES = 5
 LAST_SEEN_RESOLUTION = dt.timedelta(hours=24)
 DEFAULT_ARCHIVE_AFTER_DAYS = 7
 # Freshness: the schedule runs every 6 hours; allow a grace period for a slow run.
-FRESHNESS_WINDOW = dt.timedelta(hours=6, minutes=30)
+SCHEDULE_PERIOD = dt.timedelta(hours=6)
+FRESHNESS_GRACE = dt.timedelta(minutes=30)
+FRESHNESS_WINDOW = SCHEDULE_PERIOD + FRESHNESS_GRACE  # the check fails, the policy warns (one tick missed)
+# The FreshnessPolicy's FAIL must come after its WARN (Dagster requires warn < fail): two
+# ticks missed, plus the same grace.
+FRESHNESS_FAIL_WINDOW = 2 * SCHEDULE_PERIOD + FRESHNESS_GRACE
 
 # Plausible values (the asset check flags anything outside).
 PRICE_KRW_RANGE = (100_000, 5_000_000_000)  # 10만원 .. 50억원

@@ -36,6 +36,36 @@ def test_schedule_runs_incremental_every_6_hours_utc():
     assert process_config(defs.resolve_job_def("cars_sync_job").run_config_schema.config_type, request.run_config).success
 
 
+def test_sync_jobs_open_pre_filled_incremental_and_full_under_the_one_source_tag():
+    from sync_pipelines.cars.assets import run_config_for
+
+    sync_job, full_job = defs.resolve_job_def("cars_sync_job"), defs.resolve_job_def("cars_full_sync_job")
+    # the same selection and the same source tag: the one-sync-per-source queue limit holds both
+    assert full_job.asset_layer.executable_asset_keys == sync_job.asset_layer.executable_asset_keys
+    assert {k.path[-1] for k in full_job.asset_layer.executable_asset_keys} == {
+        "encar_listings", "kbchachacha_listings", "cars"
+    }
+    assert full_job.tags["sync_pipelines/source"] == sync_job.tags["sync_pipelines/source"] == "cars"
+    for job, mode in ((sync_job, "incremental"), (full_job, "full")):
+        # the default run config the Launchpad shows: both listing ops in the job's mode
+        assert job.run_config == run_config_for(mode)
+        processed = process_config(job.run_config_schema.config_type, {})
+        assert processed.success
+        ops = processed.value["ops"]
+        assert ops["encar_listings"]["config"]["mode"] == ops["kbchachacha_listings"]["config"]["mode"] == mode
+    # an explicit run config (the schedule's, the CLI's) still wins
+    explicit = process_config(full_job.run_config_schema.config_type, run_config_for("incremental", max_pages=2))
+    assert explicit.success and explicit.value["ops"]["encar_listings"]["config"]["mode"] == "incremental"
+
+
+def test_freshness_policy_warns_with_the_checks_grace_and_fails_later():
+    from sync_pipelines.cars.settings import FRESHNESS_WINDOW
+
+    policy = defs.resolve_asset_graph().get(AssetKey("cars")).freshness_policy
+    assert policy.warn_window.to_timedelta() == FRESHNESS_WINDOW == dt.timedelta(hours=6, minutes=30)
+    assert policy.fail_window.to_timedelta() == dt.timedelta(hours=12, minutes=30)
+
+
 def test_freshness_sensor_runs_by_default():
     sensor = defs.resolve_sensor_def("cars_freshness_sensor")
     assert sensor.default_status == DefaultSensorStatus.RUNNING

@@ -21,6 +21,7 @@ def test_full_sync_lands_every_listed_car_then_incremental_changes_nothing(cars)
     assert kb["listing_complete"] == 1
     assert all(isinstance(v, (int, float)) for k, v in encar.items() if k != "destination")
     assert run.meta("cars")["cars_total"] == 180
+    assert run.meta("cars")["duration_seconds"] >= 0 and isinstance(run.meta("cars")["duration_seconds"], float)
     assert run.checks() == {"no_duplicate_keys": True, "values_in_sane_ranges": True, "freshness_check": True}
 
     car = rows[("encar", cars.encar.listed_ids()[0])]
@@ -340,6 +341,25 @@ def test_kb_per_car_answers_about_another_car_stop_the_run_and_change_nothing(ca
     cars.kb.control("ignore_car_seq", {"on": False})
     cars.sync("incremental")
     assert cars.rows()[("kbchachacha", sold)]["sale_status"] == "sold"
+
+
+def test_cars_full_sync_job_runs_both_listings_in_full_without_any_config(cars):
+    from sync_pipelines.definitions import defs
+    from sync_pipelines_tests.cars.conftest import SyncRun
+
+    cars.sync("full")
+    sold = cars.encar.listed_ids()[90]  # deep in the list: only a full read (or the round-robin) asks it
+    cars.encar.sell(sold)
+    cars.kb.sell(cars.kb.listed_ids()[50])
+    result = defs.resolve_job_def("cars_full_sync_job").execute_in_process(instance=cars.instance)
+    run = SyncRun(result)
+    assert result.success and result.dagster_run.tags["sync_pipelines/source"] == "cars"
+    encar, kb = run.meta("encar_listings"), run.meta("kbchachacha_listings")
+    assert encar["pages_fetched"] == 3 and encar["listing_complete"] == 1 and encar["leavers_checked"] == 1
+    assert kb["pages_fetched"] == 3 and kb["listing_complete"] == 1 and kb["leavers_checked"] == 1
+    assert encar["newly_sold"] == 1 and kb["newly_sold"] == 1
+    assert cars.rows()[("encar", sold)]["sale_status"] == "sold"
+    assert "archived" in run.meta("cars")
 
 
 def test_kb_per_car_challenge_refreshes_the_session_once_then_fails_clearly(cars):
