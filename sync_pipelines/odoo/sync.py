@@ -13,12 +13,14 @@ For every batch ``search_read`` returns, in ONE destination transaction:
    rejects of records that now landed, and advance the cursor to the batch's last
    (write_date, id), never backwards.
 
-Incremental runs first retry the records with open rejects (by id), then read from
-``cursor - overlap`` (a record that retry just read, unchanged, is not processed or counted
-again); ``full`` runs read everything and finally mark rows whose id Odoo no longer returned
-with ``deleted_at``. Invoices refused a name are re-read by id at the end of the run when
-their holder gave the name up later in the run (renamed in a later batch) or is gone from
-Odoo, so they land in the run that read them.
+Incremental runs first retry the records with open rejects (by id) and re-read the rows
+archived with a parent that is live again (purchase order lines of a restored order); then
+they read from ``cursor - overlap`` (a record that retry just read, unchanged, is not
+processed or counted again). ``full`` runs read everything and finally mark rows whose id
+Odoo no longer returned with ``deleted_at``, live and archived ones. Invoices refused a
+name are re-read by id at the end of the run when their holder gave the name up later in
+the run (renamed in a later batch) or is gone from Odoo, so they land in the run that read
+them.
 
 Counts are per record, not per read: ``fetched`` counts each version of a record once (a
 record re-read unchanged by id is not counted again), ``rejected`` the records the run
@@ -55,6 +57,7 @@ class SyncReport:
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    deleted_archived: int = 0  # archive rows Odoo no longer has, marked with deleted_at
     skipped_archived: int = 0
     retried_rejects: int = 0
     resolved_rejects: int = 0
@@ -99,6 +102,7 @@ class SyncReport:
             "unchanged": self.unchanged,
             "rejected": self.rejected,
             "deleted": self.deleted,
+            "deleted_archived": self.deleted_archived,
             "skipped_archived": self.skipped_archived,
             "retried_rejects": self.retried_rejects,
             "batches": self.batches,
@@ -161,6 +165,8 @@ def sync_model(
     report.cursor = saved
     if mode == "incremental":
         _retry_open_rejects(spec, client, warehouse, report, run_id)
+        if spec.archived_with:
+            _bring_back_children_of_live_parents(spec, client, warehouse, report, run_id)
         after = overlap_start(saved, overlap_seconds) if saved else None
     else:
         after = None
@@ -372,17 +378,21 @@ def _retry_open_rejects(
 
 
 def _reread_by_id(
-    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, ids: list[int]
-) -> None:
+    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, ids: list[int],
+    *, retry: bool = True,
+) -> set[int]:
     """Read these records again by id and process them; ids Odoo no longer returns (deleted,
-    or out of scope) have nothing left to fix: their rejects are dropped."""
+    or out of scope) have nothing left to fix: their rejects are dropped. Returns those ids.
+    ``retry``: the ids are retried rejects (counted in ``retried_rejects``)."""
+    all_gone: set[int] = set()
     for i in range(0, len(ids), 200):
         chunk = ids[i : i + 200]
         batch = client.search_read(
             spec.model, [("id", "in", chunk), *spec.domain], [*spec.fields, "write_date"],
             order=KEYSET_ORDER, context=spec.context,
         )
-        report.retried_rejects += len(chunk)
+        if retry:
+            report.retried_rejects += len(chunk)
         for record in batch:
             rid, fingerprint = _record_id(record), _fingerprint(record)
             if rid is None or report.versions.get(rid) != fingerprint:
@@ -394,6 +404,43 @@ def _reread_by_id(
             gone = set(chunk) - seen
             report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, gone)
         report.landed(gone)
+        all_gone |= gone
+    return all_gone
+
+
+def _bring_back_children_of_live_parents(
+    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None
+) -> None:
+    """Rows archived with their parent (purchase order lines with their order) come back
+    with it: when the parent is live again (changed in Odoo, synced just before by the
+    parent's asset), re-read its archived children by id now, so they do not wait for the
+    nightly full read (they are usually unchanged in Odoo, so no incremental read sees them).
+    Children archived for their own deletion (``deleted_at``) are not asked about again;
+    children Odoo no longer has get ``deleted_at`` in the archive, so they are asked once."""
+    assert spec.archived_with is not None
+    parent_table, parent_key = spec.archived_with
+    archive, parent = warehouse.table(spec.archive_table), warehouse.table(parent_table)
+    query = sa.select(archive.c.id).where(
+        archive.c.deleted_at.is_(None), archive.c[parent_key].in_(sa.select(parent.c.id))
+    ).order_by(archive.c.id)
+    with warehouse.engine.connect() as conn:
+        ids = [rid for (rid,) in conn.execute(query)]
+    if not ids:
+        return
+    gone = sorted(_reread_by_id(spec, client, warehouse, report, run_id, ids, retry=False))
+    if gone:
+        _mark_archived_deleted(warehouse, spec, gone, report)
+
+
+def _mark_archived_deleted(warehouse: Warehouse, spec: ModelSpec, ids: list[int], report: SyncReport) -> None:
+    archive = warehouse.table(spec.archive_table)
+    now = utcnow()
+    with warehouse.transaction() as tx:
+        for i in range(0, len(ids), 500):
+            report.deleted_archived += tx.execute(
+                archive.update().where(archive.c.id.in_(ids[i : i + 500]), archive.c.deleted_at.is_(None))
+                .values(deleted_at=now)
+            ).rowcount
 
 
 def _retry_names_given_up_since(
@@ -452,15 +499,20 @@ def _release_names_of_deleted_holders(
 
 
 def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report: SyncReport) -> None:
-    """After a full read: rows Odoo no longer has get ``deleted_at`` (their rejects are dropped)."""
+    """After a full read: rows Odoo no longer has get ``deleted_at`` (their rejects are dropped),
+    in the live table and in the archive (a record archived, then deleted in Odoo); an
+    archived row marked so that Odoo returns again has it cleared."""
     table = warehouse.table(spec.table)
+    archive = warehouse.table(spec.archive_table)
     with warehouse.transaction() as tx:
         live = {rid for (rid,) in tx.execute(sa.select(table.c.id).where(table.c.deleted_at.is_(None)))}
+        archived = {rid: deleted_at is None for rid, deleted_at in tx.execute(sa.select(archive.c.id, archive.c.deleted_at))}
         gone = sorted(live - seen)
-        if live and not seen:
+        if (live or any(archived.values())) and not seen:
             raise RuntimeError(
                 f"Odoo returned no {spec.model} records at all in a full sync, but {len(live)} rows are live in "
-                f"{spec.table}: refusing to mark them all deleted (wrong database or user lacking access rights?)"
+                f"{spec.table} ({sum(archived.values())} in its archive): refusing to mark them all deleted "
+                "(wrong database or user lacking access rights?)"
             )
         now = utcnow()
         for i in range(0, len(gone), 500):
@@ -468,6 +520,12 @@ def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report:
                 table.update().where(table.c.id.in_(gone[i : i + 500])).values(deleted_at=now, synced_at=now)
             )
         report.deleted = len(gone)
+        archived_gone = sorted(rid for rid, alive in archived.items() if alive and rid not in seen)
+        archived_back = sorted(rid for rid, alive in archived.items() if not alive and rid in seen)
+        for ids, value in ((archived_gone, now), (archived_back, None)):
+            for i in range(0, len(ids), 500):
+                tx.execute(archive.update().where(archive.c.id.in_(ids[i : i + 500])).values(deleted_at=value))
+        report.deleted_archived += len(archived_gone)
         rejects = tx.table("sync_rejects")
         open_keys = [
             k for (k,) in tx.execute(

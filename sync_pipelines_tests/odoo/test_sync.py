@@ -666,5 +666,71 @@ def test_purchase_order_lines_leave_and_come_back_with_their_order(odoo):
     assert all(r["order_id"] in live_orders for r in odoo.rows(PURCHASE_ORDER_LINES.table))
 
 
+def test_lines_archived_with_their_order_come_back_on_the_incremental_run_that_brings_the_order_back(odoo):
+    """The order is set back to draft in Odoo; its lines are unchanged there, so no
+    incremental read returns them: the lines sync re-reads the archived lines of live orders
+    by id and brings them back in the same run. A line Odoo deleted meanwhile is marked
+    deleted in the archive (and asked about only once)."""
+    odoo.sync()
+    now = odoo.sandbox.clock.now()
+    cancelled = sorted(r["id"] for r in odoo.vendor.records["purchase.order"].values() if r["state"] == "cancel")
+    lines_of = {
+        order: sorted(r["id"] for r in odoo.vendor.records["purchase.order.line"].values() if r["order_id"][0] == order)
+        for order in cancelled
+    }
+    back = next(order for order in cancelled if len(lines_of[order]) >= 2)
+    odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())
+    archived_lines = {r["id"] for r in odoo.rows(f"{PURCHASE_ORDER_LINES.table}_archive")}
+    assert set(lines_of[back]) <= archived_lines
+
+    odoo.sandbox.clock.advance(seconds=1)
+    deleted_line, *kept_lines = lines_of[back]
+    odoo.control("delete", model="purchase.order.line", id=deleted_line)
+    odoo.control("write", model="purchase.order", id=back, values={"state": "draft"})
+    run = odoo.sync(types="purchases")  # incremental
+    assert run.success
+    assert odoo.row(PURCHASE_ORDERS.table, back)["state"] == "draft"
+    assert {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.table, "order_id = :o", o=back)} == set(kept_lines)
+    still_archived = {r["id"]: r for r in odoo.rows(f"{PURCHASE_ORDER_LINES.table}_archive")}
+    assert set(still_archived) == archived_lines - set(kept_lines)
+    assert still_archived[deleted_line]["deleted_at"] is not None
+    meta = run.meta(PURCHASE_ORDER_LINES)
+    assert (meta["inserted"], meta["deleted_archived"], meta["retried_rejects"]) == (len(kept_lines), 1, 0)
+    live_orders = {r["id"] for r in odoo.rows(PURCHASE_ORDERS.table)}
+    assert all(r["order_id"] in live_orders for r in odoo.rows(PURCHASE_ORDER_LINES.table))
+
+    # the next run asks about nothing again: the deleted line is marked, the others' orders are archived
+    before = odoo.control("stats")["search_read_calls"][PURCHASE_ORDER_LINES.model]
+    run = odoo.sync(types="purchases")
+    meta = run.meta(PURCHASE_ORDER_LINES)
+    assert meta["inserted"] == meta["deleted_archived"] == 0
+    assert odoo.control("stats")["search_read_calls"][PURCHASE_ORDER_LINES.model] - before == meta["batches"]
+
+
+def test_an_archived_record_deleted_in_odoo_is_marked_deleted_in_the_archive_by_a_full_run(odoo):
+    odoo.sync()
+    now = odoo.sandbox.clock.now()
+    moved = odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())
+    assert moved[INVOICES.table]
+    archived = sorted(r["id"] for r in odoo.rows(INVOICES.archive_table))
+    gone = dict(odoo.vendor.records["account.move"][archived[0]])
+    odoo.control("delete", model="account.move", id=archived[0])
+
+    run = odoo.sync(mode="full", types="invoices")
+    meta = run.meta(INVOICES)
+    assert (meta["deleted"], meta["deleted_archived"]) == (0, 1)
+    rows = {r["id"]: r for r in odoo.rows(INVOICES.archive_table)}
+    assert rows[archived[0]]["deleted_at"] is not None
+    assert all(rows[i]["deleted_at"] is None for i in archived[1:])
+    assert odoo.row(INVOICES.table, archived[0]) is None  # still archived, not back
+    assert odoo.sync(mode="full", types="invoices").meta(INVOICES)["deleted_archived"] == 0
+
+    # restored in Odoo as it was (from a backup, say): the archive row is not deleted any more
+    odoo.vendor.records["account.move"][archived[0]] = gone
+    odoo.sync(mode="full", types="invoices")
+    assert odoo.row(INVOICES.archive_table, archived[0])["deleted_at"] is None
+    assert odoo.row(INVOICES.table, archived[0]) is None
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
