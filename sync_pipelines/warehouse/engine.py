@@ -74,6 +74,12 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# Execution option naming how a SQLite transaction begins: "DEFERRED" (the default, for
+# reads) or "IMMEDIATE" (takes the write lock at BEGIN, see :func:`write_engine`).
+SQLITE_BEGIN = "sqlite_begin"
+_SQLITE_BEGIN_MODES = ("DEFERRED", "IMMEDIATE", "EXCLUSIVE")
+
+
 def create_warehouse_engine(url: str) -> sa.Engine:
     url = normalize_url(url)
     parsed = make_url(url)
@@ -88,6 +94,11 @@ def create_warehouse_engine(url: str) -> sa.Engine:
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # SQLAlchemy's documented recipe for real SQLite transactions: pysqlite's legacy
+            # transaction control never BEGINs before DDL (CREATE TABLE autocommits, so a
+            # failed migration left half its tables) nor before SELECT; SQLAlchemy emits
+            # BEGIN itself instead (``_sqlite_begin``).
+            dbapi_conn.isolation_level = None
             # WAL lets the UI/readers see data while a run writes; busy_timeout makes two
             # processes of a multiprocess run wait for each other instead of failing.
             cur = dbapi_conn.cursor()
@@ -95,6 +106,13 @@ def create_warehouse_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA busy_timeout=60000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: sa.Connection) -> None:
+            mode = str(conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")).upper()
+            if mode not in _SQLITE_BEGIN_MODES:
+                raise ValueError(f"{SQLITE_BEGIN} must be one of {_SQLITE_BEGIN_MODES}, got {mode!r}")
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     return sa.create_engine(
@@ -105,3 +123,14 @@ def create_warehouse_engine(url: str) -> sa.Engine:
         max_overflow=5,
         connect_args={"connect_timeout": 10, "application_name": "sync_pipelines"},
     )
+
+
+def write_engine(engine: sa.Engine) -> sa.Engine:
+    """``engine`` (same pool) whose transactions take SQLite's write lock at BEGIN.
+
+    A deferred SQLite transaction that reads and then writes cannot wait for the lock: in
+    WAL mode, if another process committed since its read, the write fails at once
+    (SQLITE_BUSY_SNAPSHOT) whatever the busy timeout. BEGIN IMMEDIATE waits (busy_timeout)
+    for the writer ahead and then reads the latest data. Postgres ignores the option.
+    """
+    return engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})

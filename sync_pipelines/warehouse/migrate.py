@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -9,6 +11,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from sync_pipelines.warehouse.engine import write_engine
 
 VERSION_TABLE = "sync_alembic_version"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -38,16 +42,29 @@ def current_revisions(engine: sa.Engine) -> tuple[str, ...]:
         return tuple(sorted(context.get_current_heads()))
 
 
-def upgrade(engine: sa.Engine, revision: str = "heads") -> tuple[str, ...]:
-    """Bring the schema to ``revision`` (every branch head by default); idempotent."""
-    with engine.begin() as conn:
+@contextmanager
+def _locked_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """One transaction holding the schema lock, so that concurrent migrations queue up.
+
+    Two runs starting at once on a fresh database must not both create the tables: the
+    second waits for the first to commit and then finds the schema current. Postgres: an
+    advisory lock. SQLite: BEGIN IMMEDIATE (the write lock, waited for up to busy_timeout),
+    and since the engine BEGINs before DDL too, a migration failing midway rolls back whole.
+    """
+    with write_engine(engine).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_ADVISORY_LOCK_ID})")
+        yield conn
+
+
+def upgrade(engine: sa.Engine, revision: str = "heads") -> tuple[str, ...]:
+    """Bring the schema to ``revision`` (every branch head by default); idempotent, all or nothing."""
+    with _locked_transaction(engine) as conn:
         command.upgrade(alembic_config(conn), revision)
     return current_revisions(engine)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> tuple[str, ...]:
-    with engine.begin() as conn:
+    with _locked_transaction(engine) as conn:
         command.downgrade(alembic_config(conn), revision)
     return current_revisions(engine)

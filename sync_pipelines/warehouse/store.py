@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from sync_pipelines.redaction import redact, redact_url
 from sync_pipelines.warehouse import migrate
-from sync_pipelines.warehouse.engine import create_warehouse_engine, dumps, normalize_url
+from sync_pipelines.warehouse.engine import create_warehouse_engine, dumps, normalize_url, write_engine
 from sync_pipelines.warehouse.upsert import UpsertCounts, upsert_rows
 
 
@@ -148,6 +148,7 @@ class Warehouse:
         self.url = normalize_url(url)
         self.safe_url = redact_url(self.url)
         self.engine = create_warehouse_engine(self.url)
+        self._write_engine = write_engine(self.engine)
         self._tables: dict[str, sa.Table] = {}
         self._metadata = sa.MetaData()
         self._migrated = False
@@ -205,8 +206,16 @@ class Warehouse:
 
     @contextmanager
     def transaction(self) -> Iterator[WarehouseTransaction]:
+        """A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE).
+
+        Sources read and then write in one transaction (a cursor, then the batch it covers);
+        with two processes writing one SQLite file, a deferred transaction's first write
+        fails outright if the other committed since its first read. Taking the lock first
+        makes the second writer wait its turn instead. Plain reads (``engine.connect()``)
+        stay deferred and never wait.
+        """
         with self._wrap_errors("writing"):
-            with self.engine.begin() as conn:
+            with self._write_engine.begin() as conn:
                 yield WarehouseTransaction(self, conn)
 
     @contextmanager
@@ -246,8 +255,10 @@ class Warehouse:
         return total
 
     def get_cursor(self, source: str, entity: str) -> Any:
-        with self.transaction() as tx:
-            return tx.get_cursor(source, entity)
+        """A cursor as last committed (a read: it takes no write lock)."""
+        with self._wrap_errors("reading"):
+            with self.engine.connect() as conn:
+                return WarehouseTransaction(self, conn).get_cursor(source, entity)
 
     def count(self, table: str, where: str | None = None, params: Mapping[str, Any] | None = None) -> int:
         with self.engine.connect() as conn:
