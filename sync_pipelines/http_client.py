@@ -5,7 +5,9 @@ What it gives each client, so no source re-implements it:
 * explicit ``(connect, read)`` timeouts on every call;
 * retries with exponential backoff and full jitter on 429, 5xx and connection errors,
   honouring ``Retry-After`` (seconds or HTTP date) and ``X-Rate-Limit-Remaining/Reset``;
-* a per-vendor rate limiter shared by every client of that vendor in the process;
+* a per-vendor rate limiter shared by every client of that vendor in the process: a wait
+  the vendor asks for (``Retry-After``, an exhausted ``X-Rate-Limit`` window) holds back
+  every client and thread of that vendor, not only the one that was told;
 * errors that name the vendor, the endpoint and the status, and never a secret.
 """
 
@@ -77,37 +79,50 @@ class RetryPolicy:
         return random.uniform(0, min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1))))
 
 
-class RateLimiter:
-    """A thread-safe token bucket, plus a "not before" time set by the vendor's own headers."""
+_RESOLUTION = 1e-6
 
-    def __init__(self, rate_per_second: float | None, burst: int = 1, clock: Callable[[], float] = time.monotonic):
+
+class RateLimiter:
+    """A thread-safe token bucket, plus a "not before" time set by the vendor's own headers.
+
+    One clock serves both (Unix seconds by default, since vendors say when a window resets
+    in Unix seconds); tests inject a fake clock together with a sleep that advances it.
+    """
+
+    def __init__(self, rate_per_second: float | None, burst: int = 1, clock: Callable[[], float] = time.time):
         self.rate = rate_per_second
         self.capacity = max(1, burst)
         self.tokens = float(self.capacity)
         self.clock = clock
         self.updated = clock()
-        self.not_before_wall = 0.0
+        self.not_before = 0.0
         self._lock = threading.Lock()
 
-    def defer_until(self, wall_time: float) -> None:
+    def defer_until(self, when: float) -> None:
+        """No call (of any client of this vendor) before ``when``, on this limiter's clock."""
         with self._lock:
-            self.not_before_wall = max(self.not_before_wall, wall_time)
+            self.not_before = max(self.not_before, when)
+
+    def defer_for(self, seconds: float) -> None:
+        self.defer_until(self.clock() + seconds)
 
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block until a call may be made; returns the seconds waited."""
         waited = 0.0
         while True:
             with self._lock:
-                pause = max(0.0, self.not_before_wall - time.time())
-                if pause <= 0 and self.rate:
-                    now = self.clock()
-                    self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                now = self.clock()
+                pause = self.not_before - now
+                # Waits under a microsecond count as done: Unix seconds in a float resolve
+                # ~0.2 us, so sleeping such a remainder may not move the clock at all.
+                if pause < _RESOLUTION and self.rate:
+                    self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.updated) * self.rate)
                     self.updated = now
-                    if self.tokens >= 1:
-                        self.tokens -= 1
+                    if self.tokens >= 1 - _RESOLUTION * self.rate:
+                        self.tokens = max(0.0, self.tokens - 1)
                         return waited
                     pause = (1 - self.tokens) / self.rate
-                elif pause <= 0:
+                elif pause < _RESOLUTION:
                     return waited
             sleep(pause)
             waited += pause
@@ -117,12 +132,14 @@ _limiters: dict[str, RateLimiter] = {}
 _limiters_lock = threading.Lock()
 
 
-def rate_limiter_for(vendor: str, rate_per_second: float | None, burst: int = 1) -> RateLimiter:
-    """The process-wide limiter of a vendor (created on first use)."""
+def rate_limiter_for(
+    vendor: str, rate_per_second: float | None, burst: int = 1, clock: Callable[[], float] = time.time
+) -> RateLimiter:
+    """The process-wide limiter of a vendor (created on first use, with that caller's settings)."""
     with _limiters_lock:
         limiter = _limiters.get(vendor)
         if limiter is None:
-            limiter = _limiters[vendor] = RateLimiter(rate_per_second, burst)
+            limiter = _limiters[vendor] = RateLimiter(rate_per_second, burst, clock)
         return limiter
 
 
@@ -187,6 +204,8 @@ class VendorHTTPClient:
     headers: Mapping[str, str] = field(default_factory=dict)
     secrets: Iterable[str] = ()
     sleep: Callable[[float], None] = time.sleep
+    # Unix seconds: the rate limiter's clock and "now" for Retry-After dates and X-Rate-Limit-Reset.
+    clock: Callable[[], float] = time.time
     stats: ClientStats = field(default_factory=ClientStats)
 
     def __post_init__(self) -> None:
@@ -198,7 +217,7 @@ class VendorHTTPClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": "sync_pipelines/0.1", **dict(self.headers)})
-        self.limiter = rate_limiter_for(self.vendor, self.rate_limit_per_second, self.rate_limit_burst)
+        self.limiter = rate_limiter_for(self.vendor, self.rate_limit_per_second, self.rate_limit_burst, self.clock)
 
     # -- public API -------------------------------------------------------------------
 
@@ -257,9 +276,10 @@ class VendorHTTPClient:
                 raise self._status_error(endpoint, response, attempt)
             if attempt >= self.retry.max_attempts:
                 raise self._status_error(endpoint, response, attempt, gave_up=True)
-            wait = parse_retry_after(response.headers.get("Retry-After"))
+            now = self.clock()
+            wait = parse_retry_after(response.headers.get("Retry-After"), now)
             if wait is None and status == 429:
-                wait = rate_limit_reset_wait(response.headers)
+                wait = rate_limit_reset_wait(response.headers, now)
             if wait is not None and wait > self.retry.max_wait:
                 raise VendorHTTPError(
                     self.vendor,
@@ -273,6 +293,9 @@ class VendorHTTPClient:
                 wait = self.retry.backoff(attempt)
             else:
                 wait += random.uniform(0, min(1.0, wait * 0.1))  # never earlier than asked
+                # The vendor throttles the account, not this client: every client and thread
+                # of the vendor in this process holds off until then, not only this one.
+                self.limiter.defer_until(now + wait)
             self._wait(wait, endpoint, f"HTTP {status}", attempt)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
@@ -323,9 +346,10 @@ class VendorHTTPClient:
     def _note_rate_headers(self, response: requests.Response) -> None:
         # A 2xx that says the window is used up makes the *next* call wait for the reset,
         # instead of spending a request to learn it from a 429.
-        wait = rate_limit_reset_wait(response.headers)
+        now = self.clock()
+        wait = rate_limit_reset_wait(response.headers, now)
         if wait and 200 <= response.status_code < 300:
-            self.limiter.defer_until(time.time() + min(wait, self.retry.max_wait))
+            self.limiter.defer_until(now + min(wait, self.retry.max_wait))
 
     def _status_error(
         self, endpoint: str, response: requests.Response, attempt: int, gave_up: bool = False
@@ -335,7 +359,7 @@ class VendorHTTPClient:
         suffix = f" (gave up after {attempt} attempts)" if gave_up else ""
         message = f"HTTP {status}{': ' + detail if detail else ''}{suffix}"
         cls = VendorAuthError if status in (401, 403) else VendorHTTPError
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
         return cls(self.vendor, endpoint, message, status=status, retry_after=retry_after)
 
 

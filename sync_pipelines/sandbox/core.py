@@ -206,7 +206,8 @@ FAULT_KINDS = ("status", "slow", "malformed", "wrong_type", "disconnect")
 class Fault:
     """One switchable fault.
 
-    ``kind``: ``status`` (answer ``status`` with optional ``retry_after``), ``slow`` (wait
+    ``kind``: ``status`` (answer ``status`` with optional ``retry_after`` and extra
+    ``headers``, e.g. ``X-Rate-Limit-Remaining: 0`` / ``X-Rate-Limit-Reset``), ``slow`` (wait
     ``delay`` seconds before answering), ``malformed`` (a truncated body with status 200),
     ``wrong_type`` (one record gets a wrong-typed ``field``), ``disconnect`` (close the
     connection without an answer). It hits requests of ``vendor`` (all if None) whose
@@ -219,6 +220,7 @@ class Fault:
     path: str | None = None
     status: int = 503
     retry_after: float | None = None
+    headers: dict[str, str] | None = None
     delay: float = 0.0
     times: int | None = 1
     skip: int = 0
@@ -403,7 +405,9 @@ class Sandbox:
             if fault.kind == "disconnect":
                 return None
             if fault.kind == "status":
-                headers = {"Retry-After": _fmt_seconds(fault.retry_after)} if fault.retry_after is not None else {}
+                headers = {k: str(v) for k, v in (fault.headers or {}).items()}
+                if fault.retry_after is not None:
+                    headers["Retry-After"] = _fmt_seconds(fault.retry_after)
                 return json_response({"code": fault.status, "message": "sandbox fault"}, fault.status, **headers)
             if fault.kind == "slow":
                 time.sleep(fault.delay)

@@ -59,9 +59,9 @@ def probe():
         yield sb
 
 
-def client(sb: Sandbox, **kw) -> VendorHTTPClient:
+def client(sb: Sandbox, vendor: str = "probe", **kw) -> VendorHTTPClient:
     kw.setdefault("retry", RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05))
-    return VendorHTTPClient(vendor="probe", base_url=sb.url("probe"), timeout=(2, 2), **kw)
+    return VendorHTTPClient(vendor=vendor, base_url=sb.url("probe"), timeout=(2, 2), **kw)
 
 
 def test_retry_after_is_honoured(probe: Sandbox):
@@ -174,3 +174,85 @@ def test_parse_retry_after_forms():
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
+
+
+class FakeClock:
+    """Unix seconds that move only when a client sleeps: waits are asserted, never spent."""
+
+    def __init__(self, start: float | None = None):
+        self.now = time.time() if start is None else start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _vendor_name(request) -> str:
+    # a limiter is per vendor and per process: a name of its own keeps tests apart
+    return f"probe-{request.node.name}"
+
+
+def test_429_with_only_rate_limit_headers_waits_until_the_reset(probe: Sandbox, request):
+    clock = FakeClock()
+    reset = int(clock.now) + 30
+    probe.faults.add(
+        "status", vendor="probe", status=429, times=1,
+        headers={"X-Rate-Limit-Limit": "3600", "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(reset)},
+    )
+    c = client(probe, _vendor_name(request), sleep=clock.sleep, clock=clock)
+    started = time.monotonic()
+    assert c.get_json("/items")["total"] == 5
+    assert clock.now >= reset  # waited out until the window reset, not a short backoff
+    assert sum(clock.slept) < 30 + 3.1  # (+ at most 1 s of jitter, + rounding of the start)
+    assert c.stats.retries == 1 and c.stats.requests == 2
+    assert time.monotonic() - started < 5  # the fake clock, not wall time
+
+
+def test_a_retry_after_told_to_one_client_holds_back_the_vendors_other_clients(probe: Sandbox, request):
+    clock = FakeClock()
+    vendor = _vendor_name(request)
+    second_waits: list[float] = []
+    served_before_second_sent: list[int] = []
+
+    def second_sleep(seconds: float) -> None:
+        second_waits.append(seconds)
+        served_before_second_sent.append(probe.vendor("probe").requests_served)
+        clock.sleep(seconds)
+
+    second = client(probe, vendor, sleep=second_sleep, clock=clock)
+
+    def first_sleep(seconds: float) -> None:
+        # While the first client waits out its 429, the second one wants to call the vendor.
+        assert second.get_json("/items")["total"] == 5
+        clock.sleep(seconds)
+
+    probe.faults.add("status", vendor="probe", status=429, retry_after=20, times=1)
+    first = client(probe, vendor, sleep=first_sleep, clock=clock)
+    assert second.limiter is first.limiter  # same vendor, same process: one limiter
+    assert first.get_json("/items")["total"] == 5
+    assert len(second_waits) == 1 and second_waits[0] >= 20  # the second client waited too
+    assert served_before_second_sent == [0]  # ...before sending anything (the 429 is not served by the vendor)
+    assert second.stats.requests == 1 and second.stats.retries == 0  # and never met the 429 itself
+
+
+def test_token_bucket_limits_a_burst_to_the_configured_rate(probe: Sandbox, request):
+    clock = FakeClock()
+    sent_at: list[float] = []
+    c = client(probe, _vendor_name(request), sleep=clock.sleep, clock=clock, rate_limit_per_second=5, rate_limit_burst=2)
+    start = clock.now
+    started = time.monotonic()
+    for _ in range(12):
+        c.get("/items")
+        sent_at.append(clock.now - start)
+    # 2 at once (the burst), then one every 1/5 s: 10 more take 2 s
+    assert sent_at[:2] == [0, 0]
+    assert sent_at[-1] == pytest.approx(2.0)
+    for i, at in enumerate(sent_at):
+        # never more than burst + rate * t by time t (to the microsecond Unix-time floats resolve)
+        assert i + 1 <= 2 + (at + 1e-6) * 5, sent_at
+    assert c.stats.throttled_seconds == pytest.approx(2.0)
+    assert time.monotonic() - started < 2  # the fake clock, not wall time (and no busy spin)
