@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 MASK = "***"
 
@@ -43,9 +43,21 @@ _known_secrets: set[str] = set()
 _lock = threading.Lock()
 
 _name_alt = "|".join(re.escape(n) for n in sorted(SENSITIVE_NAMES, key=len, reverse=True))
+# A header (or any ``name: value``) whose name is, or ends in, a sensitive name:
+# ``x-api-key``, ``X-Auth-Token``, ``Procore-Api-Key``...
+_header_name = rf"(?<![\w-])(?:[A-Za-z0-9]+[-_])*(?:{_name_alt})"
 _PATTERNS = [
-    # Authorization: Bearer <token> / Basic <creds>
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/=]{6,}"), r"\1 " + MASK),
+    # Authorization: <any scheme> <credentials> (Bearer, Basic, Token, Api-Key, Digest...)
+    (
+        re.compile(r"(?i)(?<![\w-])((?:proxy-)?authorization[\"']?[ \t]*:[ \t]*)(?![\"'])(?:[A-Za-z][\w-]*[ \t]+)?[^\s\"',;]+"),
+        r"\1" + MASK,
+    ),
+    # Cookie: a=1; b=2 (every cookie of the header, to the end of the line)
+    (re.compile(r"(?i)(?<![\w-])((?:set-)?cookie[ \t]*:[ \t]*)(?![\"'\s])[^\r\n\"']+"), r"\1" + MASK),
+    # x-api-key: <value> (unquoted header text; quoted JSON values are the pattern below)
+    (re.compile(rf"(?i)({_header_name}[ \t]*:[ \t]*)(?![\"'\s]|\*\*\*)[^\s\"',;]+"), r"\1" + MASK),
+    # Bearer <token> / Basic <creds> / Api-Key <key>, also without the header name
+    (re.compile(r"(?i)\b(bearer|basic|api-key)[ \t]+(?!\*\*\*)[A-Za-z0-9\-._~+/=]{6,}"), r"\1 " + MASK),
     # "access_token": "value"  /  'password': 'value'
     (re.compile(rf"(?i)([\"']?(?:{_name_alt})[\"']?\s*:\s*[\"'])[^\"']*([\"'])"), r"\1" + MASK + r"\2"),
     # access_token=value (query strings, form bodies, cookies)
@@ -79,6 +91,21 @@ def redact(text: Any, extra_secrets: Iterable[str] = ()) -> str:
     return out
 
 
+def redact_value(value: Any) -> Any:
+    """A copy of a JSON-like document fit to store: the values of secret-looking keys masked
+    (``password``, ``api_key``, ``token``, ``cookie``...), every string leaf redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and is_sensitive_name(k) and v not in (None, "") else redact_value(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact_value(v) for v in value]
+    return value
+
+
 def redact_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
     """A copy of headers/params with sensitive names masked and other values redacted."""
     if not values:
@@ -87,18 +114,25 @@ def redact_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def redact_url(url: str) -> str:
-    """A URL without user-info password and with sensitive query parameters masked."""
+    """A URL without user-info password and with sensitive query parameters masked.
+
+    Only those two parts are rewritten; the rest stays as written (``urlunsplit`` would
+    turn ``sqlite:////tmp/x`` into ``sqlite://tmp/x``, a different file).
+    """
     parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
+    rest, hash_sign, fragment = url.partition("#")
+    head, question_mark, query = rest.partition("?")
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = urlencode(
-        [(k, MASK if is_sensitive_name(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-        safe="|()._-:",
-    )
-    return redact(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+        head = head.replace(parts.netloc, netloc, 1)
+    if query:
+        query = urlencode(
+            [(k, MASK if is_sensitive_name(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)],
+            safe="|()._-:",
+        )
+    return redact(head + question_mark + query + hash_sign + fragment)
 
 
 class RedactingFilter(logging.Filter):

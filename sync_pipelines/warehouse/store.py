@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -12,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from sync_pipelines.redaction import redact, redact_url
+from sync_pipelines.redaction import redact, redact_url, redact_value
 from sync_pipelines.warehouse import migrate
 from sync_pipelines.warehouse.engine import create_warehouse_engine, dumps, normalize_url, write_engine
 from sync_pipelines.warehouse.upsert import UpsertCounts, upsert_rows
@@ -32,6 +33,22 @@ class WarehouseUnavailableError(RuntimeError):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+# sync_rejects.record_key is varchar(512): Postgres refuses longer values, SQLite would
+# keep them. A longer key is stored as its first characters plus a digest of the whole,
+# the same for the same record, so reject() stays idempotent and resolve_rejects() finds it.
+REJECT_KEY_MAX = 512
+_DIGEST_MARK = "#sha256="
+
+
+def reject_key(record_key: Any) -> str:
+    """The ``sync_rejects.record_key`` of a record key (its text, shortened when too long)."""
+    key = str(record_key)
+    if len(key) <= REJECT_KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+    return key[: REJECT_KEY_MAX - len(_DIGEST_MARK) - len(digest)] + _DIGEST_MARK + digest
 
 
 class WarehouseTransaction:
@@ -100,7 +117,12 @@ class WarehouseTransaction:
         payload: Any = None,
         run_id: str | None = None,
     ) -> None:
-        """Set a bad record aside with its reason (idempotent: one row per record key)."""
+        """Set a bad record aside with its reason (idempotent: one row per record key).
+
+        The payload is what the vendor sent, so it may carry a secret (an echoed key, a
+        session cookie): values of secret-looking keys are masked and string leaves redacted
+        before it is stored, like the reason.
+        """
         now = utcnow()
         self.upsert(
             "sync_rejects",
@@ -108,9 +130,9 @@ class WarehouseTransaction:
                 {
                     "source": source,
                     "entity": entity,
-                    "record_key": str(record_key),
+                    "record_key": reject_key(record_key),
                     "reason": redact(reason)[:4000],
-                    "payload": payload,
+                    "payload": redact_value(payload),
                     "run_id": run_id,
                     "first_seen_at": now,
                     "last_seen_at": now,
@@ -122,7 +144,7 @@ class WarehouseTransaction:
 
     def resolve_rejects(self, source: str, entity: str, record_keys: Iterable[Any]) -> int:
         """Forget rejects of records that have since landed cleanly; returns how many."""
-        keys = [str(k) for k in record_keys]
+        keys = [reject_key(k) for k in record_keys]
         if not keys:
             return 0
         rejects = self.table("sync_rejects")
@@ -136,6 +158,16 @@ class WarehouseTransaction:
                 )
             ).rowcount
         return removed
+
+
+# SQLite reports a missing table or a bad statement as an OperationalError, like a lock
+# timeout; Postgres raises ProgrammingError for those. They do not go away by waiting.
+_SQLITE_SCHEMA_ERRORS = ("no such table", "no such column", "has no column named", "already exists", "syntax error")
+
+
+def _is_schema_error(reason: str) -> bool:
+    lowered = reason.lower()
+    return any(marker in lowered for marker in _SQLITE_SCHEMA_ERRORS)
 
 
 class Warehouse:
@@ -227,7 +259,8 @@ class Warehouse:
             # (without its password) and keep the driver's reason, redacted.
             reason = redact(str(exc.orig) if exc.orig else str(exc)).strip().splitlines()[0]
             raise WarehouseUnavailableError(
-                f"destination database {self.safe_url} unavailable while {doing}: {reason}"
+                f"destination database {self.safe_url} unavailable while {doing}: {reason}",
+                transient=not _is_schema_error(reason),
             ) from None
 
     # -- conveniences (each its own transaction) -------------------------------------------

@@ -56,3 +56,62 @@ def test_database_url_password_never_shown(tmp_path):
     assert redact_url("postgresql+psycopg2://app:pa55word@db.internal:5432/sync") == (
         "postgresql+psycopg2://app:***@db.internal:5432/sync"
     )
+
+
+def test_unregistered_header_text_is_masked():
+    text = (
+        "request headers: x-api-key: gk_live_11112222 Accept: application/json\n"
+        "Authorization: Token 9f8e7d6c5b4a3210\n"
+        "Authorization: Api-Key ak_33334444\n"
+        "proxy-authorization: Digest dg_55556666\n"
+        "X-Auth-Token: xt_77778888 (then HTTP 403)\n"
+        "Cookie: JSESSIONID=js_99990000; theme=dark\n"
+        "Api-Key ak_bare_12121212"
+    )
+    out = redact(text)
+    for secret in ("gk_live_11112222", "9f8e7d6c5b4a3210", "ak_33334444", "dg_55556666", "xt_77778888",
+                   "js_99990000", "theme=dark", "ak_bare_12121212"):
+        assert secret not in out, (secret, out)
+    # only the values go: the names, other headers and the rest of the line stay readable
+    assert "x-api-key: ***" in out and "Accept: application/json" in out
+    assert "Authorization: ***\n" in out and "X-Auth-Token: *** (then HTTP 403)" in out
+    assert "Cookie: ***\n" in out and "Api-Key ***" in out
+
+
+def test_sqlite_urls_keep_their_slashes():
+    assert redact_url("sqlite:////tmp/x") == "sqlite:////tmp/x"  # absolute path
+    assert redact_url("sqlite:///relative/x.sqlite") == "sqlite:///relative/x.sqlite"
+    assert redact_url("sqlite://") == "sqlite://"
+    assert redact_url("https://u:pw@host/p?api_key=K123&page=2#top") == "https://u:***@host/p?api_key=***&page=2#top"
+    warehouse = Warehouse("sqlite:////tmp/sync_pipelines_redaction_test.sqlite")
+    assert warehouse.safe_url == "sqlite:////tmp/sync_pipelines_redaction_test.sqlite"
+    warehouse.dispose()
+
+
+def test_reject_payloads_are_stored_redacted(warehouse: Warehouse):
+    register_secret("reg-secret-5a5a5a5a")
+    payload = {
+        "id": 7,
+        "name": "widget",
+        "password": "hunter2",
+        "api_key": "ak_unregistered_1",
+        "Cookie": "sid=abc",
+        "nested": {"access_token": "at_2", "note": "echoed reg-secret-5a5a5a5a back", "token": None},
+        "lines": [{"x-api-key": "k_3"}, "Bearer abcdef123456", 4.5],
+    }
+    with warehouse.transaction() as tx:
+        tx.reject("test", "items", 7, "bad price (key reg-secret-5a5a5a5a)", payload)
+        tx.reject("test", "items", 8, "bad", "x-api-key: gk_plain_text_1")
+    stored = {r["record_key"]: r for r in warehouse.rejects("test", "items")}
+    assert stored["7"]["payload"] == {
+        "id": 7,
+        "name": "widget",
+        "password": "***",
+        "api_key": "***",
+        "Cookie": "***",
+        "nested": {"access_token": "***", "note": "echoed *** back", "token": None},
+        "lines": [{"x-api-key": "***"}, "Bearer ***", 4.5],
+    }
+    assert "reg-secret-5a5a5a5a" not in stored["7"]["reason"]
+    assert stored["8"]["payload"] == "x-api-key: ***"
+    assert payload["password"] == "hunter2"  # the caller's record is not modified

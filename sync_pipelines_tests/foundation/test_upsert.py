@@ -205,3 +205,40 @@ def test_postgres_upsert_outside_a_transaction_is_a_clear_error(pg_url: str):
             upsert_rows(conn, warehouse.table("sync_state"), [{"source": "s", "entity": "e", "cursor": "1"}])
     assert warehouse.count("sync_state") == 0
     warehouse.dispose()
+
+
+def test_reject_keys_longer_than_the_column_are_stored_under_a_stable_digest(warehouse: Warehouse):
+    """record_key is varchar(512) (Postgres refuses more): a longer key becomes its first
+    characters plus a digest of the whole, the same for the same record."""
+    from sync_pipelines.warehouse.store import REJECT_KEY_MAX, reject_key
+
+    long_key = "listing/" + "x" * 600
+    other = "listing/" + "x" * 599 + "y"  # same first 512 characters, another record
+    with warehouse.transaction() as tx:
+        tx.reject("test", "long", long_key, "bad", {"n": 1})
+        tx.reject("test", "long", long_key, "bad again", {"n": 2})  # same record: same row
+        tx.reject("test", "long", other, "bad", None)
+        tx.reject("test", "long", "short", "bad", None)
+    stored = {r["record_key"]: r for r in warehouse.rejects("test", "long")}
+    assert len(stored) == 3
+    assert stored[reject_key(long_key)]["payload"] == {"n": 2}
+    assert all(len(k) <= REJECT_KEY_MAX for k in stored)
+    assert reject_key(long_key) != reject_key(other) and reject_key(long_key).startswith("listing/xxx")
+    assert reject_key("short") == "short"
+    with warehouse.transaction() as tx:
+        assert tx.resolve_rejects("test", "long", [long_key, other]) == 2
+    assert [r["record_key"] for r in warehouse.rejects("test", "long")] == ["short"]
+
+
+def test_a_missing_table_on_sqlite_is_a_permanent_failure(sqlite_url: str):
+    """SQLite says "no such table" with an OperationalError, as it says "database is locked":
+    only the latter is worth a step retry."""
+    from sync_pipelines.retries import is_transient
+    from sync_pipelines.warehouse import WarehouseUnavailableError
+
+    warehouse = Warehouse.for_url(sqlite_url)
+    with pytest.raises(WarehouseUnavailableError, match="no such table") as err:
+        with warehouse.transaction() as tx:
+            tx.execute("SELECT * FROM table_nobody_made")
+    assert err.value.transient is False and not is_transient(err.value)
+    warehouse.dispose()
