@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from dagster import DagsterInstance, Definitions
 
 from sync_pipelines.definitions import defs
@@ -65,6 +66,8 @@ def _assert_policies(instance: DagsterInstance) -> None:
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
     assert instance.run_monitoring_enabled
     assert instance.run_monitoring_max_runtime_seconds == 10800
+    # slots of a run whose worker died are given back by the daemon (else the pool stays blocked)
+    assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 300
 
 
 def test_production_instance_config_on_postgres(pg_url, tmp_path, monkeypatch):
@@ -88,6 +91,23 @@ def test_production_instance_config_on_postgres(pg_url, tmp_path, monkeypatch):
 
 def test_embedded_yaml_matches_production_policies():
     """Both instance files carry the same policies; only storage differs."""
-    prod = (ROOT / "dagster.yaml").read_text().split("\n\n", 3)[-1]
-    embedded = EMBEDDED_YAML.read_text()
-    assert prod.strip() in embedded
+    prod = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    embedded = yaml.safe_load(EMBEDDED_YAML.read_text())
+    assert prod.pop("storage")["custom"]["class"] == "EnvironmentSelectedStorage"
+    assert "storage" not in embedded  # Dagster's default: SQLite under $DAGSTER_HOME
+    assert embedded == prod
+
+    # and the policies themselves, as the README states them
+    assert prod["retention"]["schedule"]["purge_after_days"] == {"skipped": 7, "success": 30, "failure": 90}
+    assert prod["retention"]["sensor"]["purge_after_days"] == {"skipped": 3, "success": 30, "failure": 90}
+    monitoring = prod["run_monitoring"]
+    assert monitoring["enabled"] is True and monitoring["start_timeout_seconds"] == 300
+    assert monitoring["max_runtime_seconds"] == 10800
+    assert monitoring["free_slots_after_run_end_seconds"] == 300
+    runs = prod["concurrency"]["runs"]
+    assert runs["max_concurrent_runs"] == 8
+    assert runs["tag_concurrency_limits"] == [
+        {"key": "sync_pipelines/source", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+    ]
+    assert prod["concurrency"]["pools"]["default_limit"] == 1
+    assert prod["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": True}
