@@ -3,8 +3,14 @@
 Starts the bundled sandbox APIs on a loopback port, points every client at them, and runs
 each source's ``*_sync_job`` (then its ``*_archive_job``) on a SQLite Dagster instance,
 writing into the SQLite destination. Prints where the data and the run history went.
-Runs are recorded in ``$DAGSTER_HOME``; ``--ui`` (``make ui``) then serves them in the
-Dagster UI, with the sandbox kept up.
+``--ui`` (``make ui``) then serves those runs in the Dagster UI, with the sandbox kept up.
+
+The demo always runs on the embedded default, whatever the shell exports: the destination
+is ``$SYNC_DATA_DIR/warehouse.sqlite`` and the Dagster home (SQLite storage)
+``$SYNC_DATA_DIR/dagster_home`` (``SYNC_DATA_DIR`` defaults to ``.sync_data``).
+``SYNC_DATABASE_URL``, ``DAGSTER_HOME`` and ``DAGSTER_PG_*`` are ignored (and
+``SYNC_ALERT_WEBHOOK_URL``), so that running it from a production shell can never write
+sandbox data into a real database or Dagster instance, nor alert anyone about it.
 """
 
 from __future__ import annotations
@@ -29,8 +35,36 @@ def _sync_job_names(defs) -> list[str]:
     return names
 
 
+def use_embedded_default() -> list[str]:
+    """Point this process (and the UI it may start) at the embedded default only.
+
+    Returns the names of the variables that were set and are now overridden or dropped.
+    """
+    data_dir = settings.data_dir()
+    overridden = [name for name in ("SYNC_DATABASE_URL", "DAGSTER_HOME") if settings.env(name)]
+    # Dagster's Postgres storage, and the real alert webhook (`--ui` runs the alert sensor
+    # on sandbox runs: they must not page anyone).
+    for name in sorted(os.environ):
+        if name.startswith("DAGSTER_PG_") or name == "SYNC_ALERT_WEBHOOK_URL":
+            overridden.append(name)
+            del os.environ[name]
+    os.environ["SYNC_DATA_DIR"] = str(data_dir)
+    os.environ["SYNC_DATABASE_URL"] = settings.default_database_url()
+    os.environ["DAGSTER_HOME"] = str(data_dir / "dagster_home")
+    return overridden
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sync_pipelines.demo")
+    parser = argparse.ArgumentParser(
+        prog="python -m sync_pipelines.demo",
+        description=(
+            "Run every source's sync job against the bundled sandbox APIs on the embedded default: "
+            "SQLite destination $SYNC_DATA_DIR/warehouse.sqlite and SQLite Dagster home "
+            "$SYNC_DATA_DIR/dagster_home (SYNC_DATA_DIR defaults to .sync_data). "
+            "SYNC_DATABASE_URL, DAGSTER_HOME, DAGSTER_PG_* and SYNC_ALERT_WEBHOOK_URL are ignored: "
+            "the demo never writes into a real database or Dagster instance, nor alerts anyone."
+        ),
+    )
     parser.add_argument("--mode", choices=["incremental", "full"], default="full")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
@@ -39,16 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=3000, help="Dagster UI port with --ui")
     args = parser.parse_args(argv)
 
-    data_dir = settings.data_dir()
-    os.environ.setdefault("SYNC_DATA_DIR", str(data_dir))
-    os.environ.setdefault("DAGSTER_HOME", str(data_dir / "dagster_home"))
+    overridden = use_embedded_default()
+    if overridden:
+        print(f"ignoring {', '.join(overridden)}: the demo always runs on the embedded default (SQLite)")
 
     from dagster import DagsterInstance
 
     from sync_pipelines.instance import prepare_dagster_home
     from sync_pipelines.sandbox import Sandbox
 
-    prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+    # The demo's own home: it always carries the shipped embedded policies.
+    prepare_dagster_home(Path(os.environ["DAGSTER_HOME"]), refresh=True)
     sandbox = Sandbox(seed=args.seed)
     sandbox.start()
     os.environ.update(sandbox.env())

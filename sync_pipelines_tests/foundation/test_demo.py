@@ -9,10 +9,12 @@ import sys
 
 import pytest
 
+from sync_pipelines.instance import EMBEDDED_YAML
+
 pytestmark = pytest.mark.timeout(300)
 
 
-def _demo(data_dir) -> subprocess.CompletedProcess:
+def _demo(data_dir, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -20,8 +22,9 @@ def _demo(data_dir) -> subprocess.CompletedProcess:
         if not k.startswith(("ENCAR_", "KBCHACHACHA_", "ODOO_", "PROCORE_", "GOLIOTH_", "DAGSTER_", "SYNC_"))
     }
     env["SYNC_DATA_DIR"] = str(data_dir)
+    env.update(extra_env)
     return subprocess.run(
-        [sys.executable, "-m", "sync_pipelines.demo"], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, "-m", "sync_pipelines.demo", *args], env=env, capture_output=True, text=True, timeout=240
     )
 
 
@@ -45,3 +48,42 @@ def test_demo_syncs_every_source_into_sqlite_and_says_where(tmp_path):
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert _counts(second.stdout) == counts
+
+
+def test_demo_ignores_a_production_shell_and_stays_on_the_embedded_default(tmp_path):
+    """Exported production settings must not send sandbox data anywhere real."""
+    bogus_home = tmp_path / "production_dagster_home"
+    # a demo home made by an older version: its stale dagster.yaml is replaced by the shipped one
+    (tmp_path / "data" / "dagster_home").mkdir(parents=True)
+    (tmp_path / "data" / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    result = _demo(
+        tmp_path / "data",
+        SYNC_DATABASE_URL="postgresql://prod:prodpassword@127.0.0.1:1/production",
+        DAGSTER_HOME=str(bogus_home),
+        DAGSTER_PG_URL="postgresql://dagster:pgpassword@127.0.0.1:1/dagster",
+        DAGSTER_PG_HOST="127.0.0.1",
+        DAGSTER_PG_PORT="1",
+        DAGSTER_PG_USER="dagster",
+        DAGSTER_PG_PASSWORD="pgpassword",
+        DAGSTER_PG_DB="dagster",
+        SYNC_ALERT_WEBHOOK_URL="http://127.0.0.1:1/hooks/production",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "always runs on the embedded default" in result.stdout
+    assert f"destination (sqlite): {tmp_path / 'data' / 'warehouse.sqlite'}" in result.stdout
+    assert f"run history (Dagster, SQLite): {tmp_path / 'data' / 'dagster_home'}" in result.stdout
+    assert "FAILED" not in result.stdout
+    assert _counts(result.stdout).get("cars", 0) > 0
+    assert (tmp_path / "data" / "dagster_home" / "storage").is_dir()  # SQLite run storage
+    assert not bogus_home.exists()
+    assert (tmp_path / "data" / "dagster_home" / "dagster.yaml").read_text() == EMBEDDED_YAML.read_text()
+    for secret in ("prodpassword", "pgpassword"):
+        assert secret not in result.stdout + result.stderr
+
+
+def test_demo_help_says_it_uses_the_embedded_default(tmp_path):
+    result = _demo(tmp_path, "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "SYNC_DATABASE_URL, DAGSTER_HOME, DAGSTER_PG_* and SYNC_ALERT_WEBHOOK_URL are ignored" in text
+    assert not (tmp_path / "dagster_home").exists()
