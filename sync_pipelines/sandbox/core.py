@@ -313,13 +313,13 @@ class Sandbox:
         self.seed = seed
         self.clock = clock or SandboxClock()
         self.faults = FaultBoard()
-        self.rng = random.Random(seed)
         classes = discover_vendor_classes()
         unknown = set(vendors or []) - set(classes)
         if unknown:
             raise ValueError(f"unknown sandbox vendors {sorted(unknown)}; known: {sorted(classes)}")
         chosen = [cls for name, cls in classes.items() if vendors is None or name in vendors]
         self.vendors: dict[str, SandboxVendor] = {cls.name: cls(self) for cls in [*chosen, *extra_vendors]}
+        self._evolve_rngs = self._seed_evolve_rngs()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -370,18 +370,25 @@ class Sandbox:
 
     def reset(self, seed: int | None = None) -> None:
         self.seed = self.seed if seed is None else seed
-        self.rng = random.Random(self.seed)
+        self._evolve_rngs = self._seed_evolve_rngs()
         self.faults.clear()
         for vendor in self.vendors.values():
             with vendor.lock:
                 vendor.reset(self.seed)
+
+    def _seed_evolve_rngs(self) -> dict[str, random.Random]:
+        # One random stream per vendor, seeded from its name and the seed: what a vendor
+        # evolves into depends on nothing else, so adding a vendor (or serving fewer)
+        # changes no other vendor's data. (A str seed is hashed with SHA-512, the same in
+        # every process, whatever PYTHONHASHSEED.)
+        return {name: random.Random(f"sandbox-evolve/{name}/{self.seed}") for name in self.vendors}
 
     def evolve(self, steps: int = 1) -> dict[str, list[dict[str, Any]]]:
         changes: dict[str, list[dict[str, Any]]] = {name: [] for name in self.vendors}
         for _ in range(steps):
             for name, vendor in self.vendors.items():
                 with vendor.lock:
-                    changes[name].append(vendor.evolve(self.rng))
+                    changes[name].append(vendor.evolve(self._evolve_rngs[name]))
         return changes
 
     # request handling -----------------------------------------------------------------------

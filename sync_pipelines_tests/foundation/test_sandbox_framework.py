@@ -94,3 +94,43 @@ def test_every_bundled_vendor_declares_prefix_and_env():
         env = sb.env()
         for vendor in sb.vendors.values():
             assert any(v.startswith(sb.base_url + vendor.prefix) for v in env.values()), vendor.name
+
+
+class OtherVendor(CounterVendor):
+    """A second vendor drawing from its evolve rng, like a source added later."""
+
+    name = "other"
+    prefix = "/other"
+
+    def env_vars(self, base_url):
+        return {"OTHER_URL": base_url}
+
+
+def test_a_vendors_evolution_does_not_depend_on_the_other_vendors():
+    """Adding a vendor (Procore, Golioth...) must not change what the others evolve into."""
+    alone = Sandbox(seed=5, vendors=[], extra_vendors=[CounterVendor])
+    with_other = Sandbox(seed=5, vendors=[], extra_vendors=[OtherVendor, CounterVendor])  # evolved first
+    alone.evolve(steps=4)
+    with_other.evolve(steps=4)
+    assert alone.vendor("counter").values == with_other.vendor("counter").values
+    # each vendor has a stream of its own: same class, same seed, different name, other draws
+    assert with_other.vendor("other").values[3:] != with_other.vendor("counter").values[3:]
+
+    # reset() restarts every stream: the same evolution again
+    evolved = list(alone.vendor("counter").values)
+    alone.reset()
+    alone.evolve(steps=4)
+    assert alone.vendor("counter").values == evolved
+    # another seed, another evolution
+    alone.reset(seed=6)
+    alone.evolve(steps=4)
+    assert alone.vendor("counter").values[3:] != evolved[3:]
+
+
+def test_bundled_vendors_evolve_alike_alone_or_together():
+    """The real vendors: each evolves the same served alone as with every other vendor."""
+    together = Sandbox(seed=11)
+    together_changes = together.evolve(steps=3)
+    for name in together.vendors:
+        alone = Sandbox(seed=11, vendors=[name])
+        assert alone.evolve(steps=3)[name] == together_changes[name], name
