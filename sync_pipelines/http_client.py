@@ -79,6 +79,8 @@ class RetryPolicy:
         return random.uniform(0, min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1))))
 
 
+# Waits under a microsecond count as done: Unix seconds in a float resolve ~0.2 us, so
+# sleeping such a remainder may not move the clock at all (an endless loop under a fake one).
 _RESOLUTION = 1e-6
 
 
@@ -103,9 +105,6 @@ class RateLimiter:
         with self._lock:
             self.not_before = max(self.not_before, when)
 
-    def defer_for(self, seconds: float) -> None:
-        self.defer_until(self.clock() + seconds)
-
     def acquire(self, sleep: Callable[[float], None] = time.sleep) -> float:
         """Block until a call may be made; returns the seconds waited."""
         waited = 0.0
@@ -113,8 +112,6 @@ class RateLimiter:
             with self._lock:
                 now = self.clock()
                 pause = self.not_before - now
-                # Waits under a microsecond count as done: Unix seconds in a float resolve
-                # ~0.2 us, so sleeping such a remainder may not move the clock at all.
                 if pause < _RESOLUTION and self.rate:
                     self.tokens = min(self.capacity, self.tokens + max(0.0, now - self.updated) * self.rate)
                     self.updated = now
