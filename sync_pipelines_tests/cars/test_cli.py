@@ -51,3 +51,11 @@ def test_cli_full_then_incremental_then_archive_job(cars, database_url, tmp_path
     )
     assert archive.returncode == 0, archive.stdout[-3000:] + archive.stderr[-3000:]
     assert ("encar", sold) in cars.rows("cars_archive") and ("encar", sold) not in cars.rows()
+
+    # The README's no-config full sync: cars_full_sync_job reads every page of both sources.
+    full_job = _dagster(["job", "execute", "-m", "sync_pipelines.definitions", "-j", "cars_full_sync_job"], env)
+    output = full_job.stdout + full_job.stderr
+    assert full_job.returncode == 0, output[-6000:]
+    assert "encar (full)" in output and "kbchachacha (full)" in output
+    assert "(incremental)" not in output
+    assert set(cars.rows()) == cars.listed()
