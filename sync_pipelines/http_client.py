@@ -230,12 +230,18 @@ class VendorHTTPClient:
         ok_statuses: Iterable[int] = (),
         idempotent: bool = True,
         timeout: tuple[float, float] | None = None,
+        check: Callable[[requests.Response], None] | None = None,
     ) -> requests.Response:
         """Send a request, retrying what is safe to retry; return a 2xx (or ``ok_statuses``) answer.
 
         ``idempotent=False`` (e.g. an OAuth refresh with a single-use token) retries only
         answers the vendor refused outright (429/503), never a timeout or dropped connection
         after which the request may have been applied.
+
+        ``check`` sees every answer before its status is acted on and may raise to stop
+        there: a body that says more than its status (a bot challenge served as 403/503)
+        is then the client's own error, neither retried as an outage nor called refused
+        credentials.
         """
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
         endpoint = f"{method.upper()} {urlsplit(url).path}"
@@ -265,6 +271,8 @@ class VendorHTTPClient:
                 continue
 
             self._note_rate_headers(response)
+            if check is not None:
+                check(response)
             status = response.status_code
             if 200 <= status < 300 or status in allowed:
                 return response

@@ -10,7 +10,7 @@ answers with a JavaScript challenge page instead of the list: that is a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from bs4 import BeautifulSoup
@@ -29,11 +29,8 @@ from sync_pipelines.http_client import (
     VendorError,
     VendorHTTPClient,
     VendorResponseError,
-    parse_retry_after,
 )
-from sync_pipelines.redaction import get_logger, register_secret
-
-log = get_logger("sync_pipelines.cars.kbchachacha")
+from sync_pipelines.redaction import register_secret
 
 # The cars of the list (vendor notes): one div.area[data-car-seq] per car, inside the list
 # container div.generalRegist. Cards elsewhere on the page (other blocks) are not the list.
@@ -45,8 +42,10 @@ AJAX_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
 # answers a challenge page; other cookies (e.g. from KBCHACHACHA_COOKIE) are kept.
 SESSION_COOKIE_NAMES = ("cha-cid", "JSESSIONID")
 # Cloudflare-style bot challenges come with HTTP 403 or 503 as well as 200. The shared HTTP
-# layer would call a 403 refused credentials and retry a 503 as an outage, so the client
-# lets these two through (ok_statuses) and looks at the body itself.
+# layer would call a 403 refused credentials and retry a 503 as an outage, so the body of
+# these two is looked at first (the shared layer's ``check`` hook). A 200 answer is judged
+# by what it must hold instead (the list markup, a JSON body): a genuine list may carry
+# scripts, and other error statuses (429, 5xx pages) are not where challenges are served.
 CHALLENGE_STATUSES = (403, 503)
 # Text of challenge pages (Cloudflare "Just a moment...", its cf-chl/challenge-platform
 # scripts, captcha walls). A 403/503 HTML page with a script counts too: an outage or
@@ -85,6 +84,21 @@ def is_challenge_page(response: requests.Response) -> bool:
         return False
     lowered = text.lower()
     return "<script" in lowered or any(marker in lowered for marker in CHALLENGE_MARKERS)
+
+
+def raise_on_challenge_page(response: requests.Response) -> None:
+    """The shared HTTP layer's ``check`` for every KB call: a 403/503 challenge page is a
+    :class:`KBChallengeError` at once (retried as an outage it would only fetch the same page
+    again; it is not refused credentials either). Other answers go on to the shared layer."""
+    status = response.status_code
+    if status in CHALLENGE_STATUSES and is_challenge_page(response):
+        raise KBChallengeError(
+            KBCHACHACHA, f"{response.request.method} {urlsplit(response.url).path}",
+            f"HTTP {status} with a challenge page, not an answer (likely a JavaScript challenge, "
+            "Cloudflare-style). Not treating it as zero cars or as sold; retry later or set KBCHACHACHA_COOKIE "
+            "to a browser session cookie",
+            status=status,
+        )
 
 
 def parse_cookie_header(value: str) -> dict[str, str]:
@@ -180,7 +194,7 @@ class KBChachachaClient:
         the page size: a shorter or empty page is the last; so is a page that repeats the
         previous one (some sites serve the last page again past the end)."""
         endpoint = f"GET {KB_LIST_PATH}"
-        response = self._send("GET", KB_LIST_PATH, params={"page": number, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+        response = self._get_list(number)
         cards = parse_list_html(response.text, self.base_url, page=number, endpoint=endpoint)
         keys = [c.key for c in cards]
         if number == 1 or self.page_size is None:
@@ -193,7 +207,7 @@ class KBChachachaClient:
     def ensure_session(self) -> None:
         """The per-car JSON wants the site's session cookie: get one from the list if needed."""
         if not self.http.session.cookies:
-            self._send("GET", KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+            self._get_list(1)
 
     def refresh_session(self) -> None:
         """Drop the session cookies and get new ones from the list (after a challenge on the
@@ -205,7 +219,7 @@ class KBChachachaClient:
         endpoint = f"GET {KB_LIST_PATH}"
         status = None
         try:
-            response = self._send("GET", KB_LIST_PATH, params={"page": 1, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS)
+            response = self._get_list(1)
             status = response.status_code
             parse_list_html(response.text, self.base_url, page=1, endpoint=endpoint)
         except KBChallengeError as exc:
@@ -238,9 +252,9 @@ class KBChachachaClient:
 
     def _car_status(self, car_seq: str) -> StatusAnswer:
         endpoint = f"POST {KB_CAR_STATUS_PATH}"
-        response = self._send(
-            "POST",
+        response = self.http.post(
             KB_CAR_STATUS_PATH,
+            check=raise_on_challenge_page,
             data={"gotoPage": "1", "pageSize": "1", "carSeqVal": car_seq},
             headers=AJAX_HEADERS,
         )
@@ -254,37 +268,11 @@ class KBChachachaClient:
             )
         return kb_status_from_list(self.http.decode_json(response), car_seq)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """One call through the shared HTTP layer, with a 403/503 answer looked at first.
-
-        A challenge page (:func:`is_challenge_page`) is a :class:`KBChallengeError` at once:
-        retried as an outage it would only fetch the same page six times. Any other 403/503
-        is an ordinary refusal or outage, handed back to the shared layer: after the wait a
-        503 asks for (``Retry-After``, else the policy's first backoff; none when it is
-        beyond ``retry.max_wait``, as the shared layer then fails at once), the call is
-        made again through it, which retries or raises as for any vendor."""
-        response = self.http.request(method, path, ok_statuses=CHALLENGE_STATUSES, **kwargs)
-        status = response.status_code
-        if status not in CHALLENGE_STATUSES:
-            return response
-        if is_challenge_page(response):
-            raise KBChallengeError(
-                KBCHACHACHA, f"{method} {path}",
-                f"HTTP {status} with a challenge page, not an answer (likely a JavaScript challenge, "
-                "Cloudflare-style). Not treating it as zero cars or as sold; retry later or set KBCHACHACHA_COOKIE "
-                "to a browser session cookie",
-                status=status,
-            )
-        if status == 503:
-            wait = parse_retry_after(response.headers.get("Retry-After"))
-            wait = self.retry.backoff(1) if wait is None else wait
-            if wait <= self.retry.max_wait:
-                self.http.stats.retries += 1
-                self.http.stats.throttled_seconds += wait
-                log.warning("%s %s %s: HTTP 503 (not a challenge page), asking again in %.2fs",
-                            KBCHACHACHA, method, path, wait)
-                self.http.sleep(wait)
-        return self.http.request(method, path, **kwargs)
+    def _get_list(self, number: int) -> requests.Response:
+        return self.http.get(
+            KB_LIST_PATH, params={"page": number, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS,
+            check=raise_on_challenge_page,
+        )
 
     def close(self) -> None:
         self.http.close()

@@ -149,12 +149,43 @@ def test_kb_503_and_403_without_a_challenge_page_stay_an_outage_and_a_refusal(sa
     from sync_pipelines.http_client import VendorAuthError
 
     client = KBChachachaResource().get_client()
-    sandbox.faults.add("status", vendor="kbchachacha", status=503, retry_after=0.05, times=3, path=r"list\.empty")
+    outage = sandbox.faults.add("status", vendor="kbchachacha", status=503, retry_after=0.05, times=3, path=r"list\.empty")
     assert len(client.list_page(1).cards) == 20  # waited out like any outage (Retry-After)
     assert client.stats.retries == 3
-    sandbox.faults.add("status", vendor="kbchachacha", status=403, times=None, path=r"list\.empty")
+    # the shared retry loop alone: three 503s and the answer, no call of the client's own
+    assert outage.hits == 3 and client.stats.requests == 4
+    refusal = sandbox.faults.add("status", vendor="kbchachacha", status=403, times=None, path=r"list\.empty")
     with pytest.raises(VendorAuthError, match="HTTP 403"):
         client.list_page(2)
+    assert refusal.hits == 1 and client.stats.requests == 5  # one refusal, asked once
+    assert client.stats.retries == 3
+
+
+def test_kb_503_without_a_challenge_page_gives_up_as_any_vendor_after_max_attempts(sandbox):
+    from sync_pipelines.http_client import VendorHTTPError
+
+    client = KBChachachaResource().get_client()
+    attempts = client.retry.max_attempts
+    outage = sandbox.faults.add("status", vendor="kbchachacha", status=503, retry_after=0.01, times=None,
+                                path=r"list\.empty")
+    with pytest.raises(VendorHTTPError, match=f"HTTP 503.*gave up after {attempts} attempts"):
+        client.list_page(1)
+    # as many requests as the error says, each wait but the last one's
+    assert outage.hits == attempts and client.stats.requests == attempts
+    assert client.stats.retries == attempts - 1
+
+
+def test_kb_503_asking_a_wait_beyond_the_cap_fails_at_once_without_asking_again(sandbox):
+    from sync_pipelines.http_client import VendorHTTPError
+
+    client = KBChachachaResource().get_client()
+    beyond = client.retry.max_wait + 100
+    outage = sandbox.faults.add("status", vendor="kbchachacha", status=503, retry_after=beyond, times=None,
+                                path=r"list\.empty")
+    with pytest.raises(VendorHTTPError, match="more than the 300s a run waits") as info:
+        client.list_page(1)
+    assert info.value.retry_after == beyond
+    assert outage.hits == 1 and client.stats.requests == 1 and client.stats.retries == 0
 
 
 def test_kb_per_car_answer_about_another_car_is_malformed_not_on_sale(sandbox):

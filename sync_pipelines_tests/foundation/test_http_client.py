@@ -158,6 +158,36 @@ def test_exhausted_rate_window_defers_the_next_call(probe: Sandbox):
     assert slept and slept[0] > 0  # waited for X-Rate-Limit-Reset instead of hitting a 429
 
 
+class BodySaysMore(Exception):
+    pass
+
+
+def test_check_sees_an_error_answer_before_it_is_retried_or_raised(probe: Sandbox):
+    seen: list[int] = []
+
+    def check(response) -> None:
+        seen.append(response.status_code)
+        if response.status_code in (403, 503) and "sandbox fault" in response.text:
+            raise BodySaysMore(response.status_code)
+
+    for status in (503, 403):
+        fault = probe.faults.add("status", vendor="probe", status=status, retry_after=0, times=None)
+        c = client(probe)
+        with pytest.raises(BodySaysMore):
+            c.get("/items", check=check)
+        # stopped at the first answer: no retry of the 503, no VendorAuthError for the 403
+        assert fault.hits == 1 and c.stats.requests == 1 and c.stats.retries == 0
+        probe.faults.clear()
+    assert seen == [503, 403]
+
+    # a check that lets the answer through changes nothing: a 503 is retried as ever, a 2xx returned
+    probe.faults.add("status", vendor="probe", status=503, retry_after=0, times=2)
+    c = client(probe)
+    assert c.get_json("/items", check=lambda response: seen.append(response.status_code))["total"] == 5
+    assert seen[2:] == [503, 503, 200]
+    assert c.stats.requests == 3 and c.stats.retries == 2
+
+
 def test_auth_error_never_shows_the_key(probe: Sandbox):
     c = client(probe, headers={"x-api-key": "wrong_key_987654"}, secrets=["wrong_key_987654"])
     with pytest.raises(VendorAuthError) as err:
