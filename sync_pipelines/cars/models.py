@@ -10,10 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sync_pipelines.cars.settings import ENCAR, ENCAR_CAR_URL, ENCAR_PHOTO_BASE, KBCHACHACHA, KST
@@ -54,22 +53,31 @@ class CarRecord:
 # -- value normalisation ------------------------------------------------------------------------
 
 
-def _number(value: Any, field: str) -> float:
-    """A JSON number (not a bool, not NaN); strings of digits are tolerated."""
+def _number(value: Any, field: str) -> Decimal:
+    """A JSON number (not a bool, not NaN) as the exact decimal the vendor wrote; strings of
+    digits are tolerated. Exact so that 만원 and 억 amounts add up without binary-float error,
+    which would round a half-won one way or the other depending on the sum."""
     if isinstance(value, bool) or value is None:
         raise RecordError(f"{field} must be a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        number = float(value)
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))  # the shortest decimal that is this float: what the JSON said
     elif isinstance(value, str):
         try:
-            number = float(value.replace(",", "").strip())
-        except ValueError:
+            number = Decimal(value.replace(",", "").strip())
+        except InvalidOperation:
             raise RecordError(f"{field} must be a number, got {value[:40]!r}") from None
     else:
         raise RecordError(f"{field} must be a number, got {type(value).__name__}")
-    if math.isnan(number) or math.isinf(number):
+    if not number.is_finite():
         raise RecordError(f"{field} must be a finite number, got {value!r}")
     return number
+
+
+def _whole(number: Decimal) -> int:
+    """The one rounding rule of every price and mileage: to the nearest whole, a half up."""
+    return int(number.to_integral_value(ROUND_HALF_UP))
 
 
 def price_krw_from_man_won(value: Any, field: str = "price") -> int:
@@ -77,14 +85,14 @@ def price_krw_from_man_won(value: Any, field: str = "price") -> int:
     number = _number(value, field)
     if number < 0:
         raise RecordError(f"{field} must not be negative, got {value!r}")
-    return int(round(number * MAN_WON))
+    return _whole(number * MAN_WON)
 
 
 def mileage_km(value: Any, field: str = "mileage") -> int:
     number = _number(value, field)
     if number < 0:
         raise RecordError(f"{field} must not be negative, got {value!r}")
-    return int(round(number))
+    return _whole(number)
 
 
 def year_month(value: Any, field: str = "year") -> int:
@@ -219,11 +227,7 @@ _AMOUNT = r"(\d[\d,]*(?:\.\d+)?)"
 _PRICE = re.compile(rf"^(?:{_AMOUNT}\s*억)?\s*(?:{_AMOUNT}\s*만)?\s*원?$")
 _KB_YEAR = re.compile(r"(\d{2}|\d{4})\s*[/.년]\s*(\d{1,2})")
 _KB_KM = re.compile(r"^(?:([\d,]+)|" + _AMOUNT + r"\s*만)\s*km$", re.IGNORECASE)
-EOK_WON = 100_000_000  # 1억
-
-
-def _decimal(text: str) -> Decimal:
-    return Decimal(text.replace(",", ""))
+MAN_PER_EOK = 10_000  # 1억 = 10,000만
 
 
 def kb_price_krw(text: str | None) -> int:
@@ -233,10 +237,8 @@ def kb_price_krw(text: str | None) -> int:
     if not match or not any(match.groups()):
         raise RecordError(f"price is not '<number>만원' or '<number>억 <number>만원': {cleaned[:40]!r}")
     eok, man = match.groups()
-    if eok is None:
-        return price_krw_from_man_won(man, "price")
-    won = _decimal(eok) * EOK_WON + (_decimal(man) * MAN_WON if man else 0)
-    return int(won.to_integral_value(ROUND_HALF_UP))
+    man_won = (_number(eok, "price") * MAN_PER_EOK if eok else 0) + (_number(man, "price") if man else 0)
+    return price_krw_from_man_won(man_won, "price")
 
 
 def kb_year_month(text: str) -> int:
@@ -256,9 +258,7 @@ def kb_mileage_km(text: str) -> int:
     if not match:
         raise RecordError(f"mileage is not '<number>km' or '<number>만km': {(text or '')[:40]!r}")
     km, man = match.groups()
-    if km is not None:
-        return mileage_km(km, "mileage")
-    return int((_decimal(man) * MAN_WON).to_integral_value(ROUND_HALF_UP))
+    return mileage_km(km if km is not None else _number(man, "mileage") * MAN_WON, "mileage")
 
 
 def parse_kb_card(car_seq: str, title: str | None, data_line: list[str], price_text: str | None,

@@ -111,6 +111,25 @@ def test_kb_prices_in_eok_and_mileage_in_man():
             kb_mileage_km(bad)
 
 
+@pytest.mark.parametrize(
+    ("man", "krw"),
+    [("0.00005", 1), ("0.00015", 2), ("0.00025", 3), ("0.00035", 4), ("1.00005", 10_001), ("3,199.00005", 31_990_001)],
+)
+def test_a_price_rounds_the_same_with_or_without_eok(man, krw):
+    """Every price goes through one conversion and one rounding rule (a half won up): adding
+    1억 to a price adds exactly 100,000,000 KRW, whatever its fraction of a won; the same
+    amount from Encar (a JSON number) gives the same KRW. Halves are where rules differ."""
+    assert kb_price_krw(f"{man}만원") == krw  # x.5 KRW: the half won rounds up
+    assert kb_price_krw(f"1억 {man}만원") == kb_price_krw(f"1억{man}만원") == krw + 100_000_000
+    assert price_krw_from_man_won(float(man.replace(",", ""))) == krw
+
+
+def test_mileage_rounds_one_way_whether_in_km_or_man_km():
+    assert kb_mileage_km("0.00005만km") == mileage_km(0.5) == mileage_km("0.5") == 1
+    assert kb_mileage_km("1.23455만km") == mileage_km(12345.5) == 12_346
+    assert mileage_km(12292.4) == 12292 and kb_mileage_km("12,292km") == 12292
+
+
 def test_a_kb_card_priced_in_eok_lands_with_its_price():
     html = '<div class="generalRegist">' + CARD.format(seq=7, price="1억 2,000만원") + "</div>"
     [card] = parse_list_html(html, "", page=1, endpoint="e")
