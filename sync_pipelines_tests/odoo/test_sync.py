@@ -514,6 +514,34 @@ def test_an_open_reject_inside_the_overlap_window_is_counted_once(odoo):
     assert float(odoo.row(INVOICES.table, ids[0])["amount_total"]) == 12.5
 
 
+def test_only_records_the_run_read_by_id_are_fingerprinted_in_its_batches(odoo, monkeypatch):
+    """The overlap read compares a record with the version the reject retry read only when
+    the retry read it: the other records of the batch are not serialised for nothing."""
+    from sync_pipelines.odoo import sync as odoo_sync
+
+    odoo.sync()
+    ids = sorted(odoo.odoo_ids(INVOICES))
+    odoo.control("write", model="account.move", id=ids[1], values={"ref": "in the window"})
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("wrong_type", model="account.move", id=ids[0], field="amount_total", value="12,50 EUR")
+    odoo.sync(types="invoices")
+    window = _in_overlap_window(odoo)
+    assert {ids[0], ids[1]} <= window and [r["record_key"] for r in odoo.rejects(INVOICES.entity)] == [str(ids[0])]
+
+    fingerprinted: list[int] = []
+    real = odoo_sync._fingerprint
+
+    def recording(record):
+        fingerprinted.append(record.get("id") if isinstance(record, dict) else None)
+        return real(record)
+
+    monkeypatch.setattr(odoo_sync, "_fingerprint", recording)
+    run = odoo.sync(types="invoices")  # retries ids[0] by id, then re-reads the window
+    meta = run.meta(INVOICES)
+    assert (meta["retried_rejects"], meta["fetched"], meta["rejected"], meta["unchanged"]) == (1, 2, 1, 1)
+    assert fingerprinted and set(fingerprinted) == {ids[0]}
+
+
 def _same_kind_pair(odoo) -> tuple[dict, dict]:
     """Copies of the last two posted invoices of one company and move type."""
     posted = _posted_invoices(odoo, 1000)
