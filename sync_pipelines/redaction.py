@@ -46,18 +46,34 @@ _name_alt = "|".join(re.escape(n) for n in sorted(SENSITIVE_NAMES, key=len, reve
 # A header (or any ``name: value``) whose name is, or ends in, a sensitive name:
 # ``x-api-key``, ``X-Auth-Token``, ``Procore-Api-Key``...
 _header_name = rf"(?<![\w-])(?:[A-Za-z0-9]+[-_])*(?:{_name_alt})"
+# One unquoted value: up to whitespace, a quote, a comma or a semicolon.
+_value_char = r"[^\s\"',;]"
+# A value shaped like a credential (a key, token, session id or password), not a word of an
+# error message ("Invalid token: expired", "session_id: unknown"): 16 characters or more, or
+# 8 or more with a digit in them. Shorter secrets are masked when registered.
+_credential = rf"(?:(?={_value_char}*\d){_value_char}{{8,}}|{_value_char}{{16,}})(?!{_value_char})"
+# The schemes an Authorization header names before its credentials. Only these are taken
+# as a scheme, so "Authorization: insufficient scope" is an error message, not a header.
+_auth_scheme = r"(?:Bearer|Basic|Token|Digest|Api-Key|Negotiate|OAuth)"
 _PATTERNS = [
-    # Authorization: <any scheme> <credentials> (Bearer, Basic, Token, Api-Key, Digest...)
+    # Authorization: <scheme> <credentials> (whatever follows a known scheme is credentials),
+    # or Authorization: <a credential-shaped value> without a scheme
     (
-        re.compile(r"(?i)(?<![\w-])((?:proxy-)?authorization[\"']?[ \t]*:[ \t]*)(?![\"'])(?:[A-Za-z][\w-]*[ \t]+)?[^\s\"',;]+"),
+        re.compile(
+            r"(?i)(?<![\w-])((?:proxy-)?authorization[\"']?[ \t]*:[ \t]*)(?![\"'])"
+            rf"(?:{_auth_scheme}[ \t]+{_value_char}+|{_credential})"
+        ),
         r"\1" + MASK,
     ),
     # Cookie: a=1; b=2 (every cookie of the header, to the end of the line)
     (re.compile(r"(?i)(?<![\w-])((?:set-)?cookie[ \t]*:[ \t]*)(?![\"'\s])[^\r\n\"']+"), r"\1" + MASK),
-    # x-api-key: <value> (unquoted header text; quoted JSON values are the pattern below)
-    (re.compile(rf"(?i)({_header_name}[ \t]*:[ \t]*)(?![\"'\s]|\*\*\*)[^\s\"',;]+"), r"\1" + MASK),
-    # Bearer <token> / Basic <creds> / Api-Key <key>, also without the header name
-    (re.compile(r"(?i)\b(bearer|basic|api-key)[ \t]+(?!\*\*\*)[A-Za-z0-9\-._~+/=]{6,}"), r"\1 " + MASK),
+    # x-api-key: <value> (unquoted header text; quoted JSON values are the pattern below),
+    # when the value is credential-shaped
+    (re.compile(rf"(?i)({_header_name}[ \t]*:[ \t]*)(?![\"'\s]|\*\*\*){_credential}"), r"\1" + MASK),
+    # Bearer <token> / Basic <creds>, also without the header name
+    (re.compile(r"(?i)\b(bearer|basic)[ \t]+(?!\*\*\*)[A-Za-z0-9\-._~+/=]{6,}"), r"\1 " + MASK),
+    # Api-Key <key> without the header name, when a key follows: "api-key" is prose too
+    (re.compile(rf"(?i)\b(api-key)[ \t]+(?!\*\*\*){_credential}"), r"\1 " + MASK),
     # "access_token": "value"  /  'password': 'value'
     (re.compile(rf"(?i)([\"']?(?:{_name_alt})[\"']?\s*:\s*[\"'])[^\"']*([\"'])"), r"\1" + MASK + r"\2"),
     # access_token=value (query strings, form bodies, cookies)

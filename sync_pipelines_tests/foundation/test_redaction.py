@@ -115,3 +115,33 @@ def test_reject_payloads_are_stored_redacted(warehouse: Warehouse):
     assert "reg-secret-5a5a5a5a" not in stored["7"]["reason"]
     assert stored["8"]["payload"] == "x-api-key: ***"
     assert payload["password"] == "hunter2"  # the caller's record is not modified
+
+
+def test_error_text_after_a_sensitive_name_stays_readable():
+    # words of an error message, not credentials: nothing to hide, and they say what went wrong
+    for text in (
+        "Invalid token: expired",
+        "Authorization: insufficient scope",
+        "refresh_token: revoked by user",
+        "session_id: unknown",
+        "api-key rotation due",
+        "X-Api-Key: missing",
+    ):
+        assert redact(text) == text
+
+
+def test_an_unquoted_value_is_masked_when_it_is_credential_shaped():
+    # 16 characters or more; or 8 or more with a digit
+    assert redact("token: abcdefghijklmnop") == "token: ***"
+    assert redact("token: abcdefghijklmno") == "token: abcdefghijklmno"  # 15, no digit
+    assert redact("session_id: abcdefg1 (stale)") == "session_id: *** (stale)"
+    assert redact("session_id: abcdef1") == "session_id: abcdef1"  # 7, even with a digit
+    assert redact("Authorization: 9f8e7d6c5b4a3210") == "Authorization: ***"  # no scheme, a credential
+    assert redact("api-key gk_live_11112222 rotated") == "api-key *** rotated"
+    # after a scheme an Authorization header holds credentials, however short
+    for scheme in ("Bearer", "Basic", "Token", "Digest", "Api-Key", "Negotiate", "OAuth"):
+        assert redact(f"Authorization: {scheme} dTpw\n") == "Authorization: ***\n", scheme
+    # a registered secret is masked wherever it is, however short or plain
+    register_secret("plainpw")
+    assert redact("password: plainpw") == "password: ***"
+    assert redact("token: expired, was plainpw") == "token: expired, was ***"
