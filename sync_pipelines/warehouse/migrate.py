@@ -36,10 +36,14 @@ def head_revisions() -> tuple[str, ...]:
     return tuple(sorted(ScriptDirectory.from_config(alembic_config()).get_heads()))
 
 
+def _current_heads(conn: sa.Connection) -> tuple[str, ...]:
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return tuple(sorted(context.get_current_heads()))
+
+
 def current_revisions(engine: sa.Engine) -> tuple[str, ...]:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return tuple(sorted(context.get_current_heads()))
+        return _current_heads(conn)
 
 
 @contextmanager
@@ -58,9 +62,23 @@ def _locked_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 def upgrade(engine: sa.Engine, revision: str = "heads") -> tuple[str, ...]:
-    """Bring the schema to ``revision`` (every branch head by default); idempotent, all or nothing."""
+    """Bring the schema to ``revision`` (every branch head by default); idempotent, all or nothing.
+
+    Every process (step, sensor, check) calls this on start-up, and the schema is nearly
+    always current: that is found on a plain read first, without the schema lock. On SQLite
+    the lock is the database's write lock, which a long archive transaction may hold for a
+    while; queueing behind it only to learn that nothing changed could reach busy_timeout
+    and fail "database is locked". The lock is taken only when an upgrade is needed, and
+    the schema read again under it: another process may have upgraded it meanwhile.
+    """
+    # Only the default target is checked up front; any other goes to Alembic, under the lock.
+    target = head_revisions() if revision == "heads" else None
+    current = current_revisions(engine)
+    if current == target:
+        return current
     with _locked_transaction(engine) as conn:
-        command.upgrade(alembic_config(conn), revision)
+        if _current_heads(conn) != target:
+            command.upgrade(alembic_config(conn), revision)
     return current_revisions(engine)
 
 
