@@ -441,14 +441,23 @@ def _bring_back_children_of_live_parents(
 
 
 def _mark_archived_deleted(warehouse: Warehouse, spec: ModelSpec, ids: list[int], report: SyncReport) -> None:
-    archive = warehouse.table(spec.archive_table)
-    now = utcnow()
     with warehouse.transaction() as tx:
-        for i in range(0, len(ids), 500):
-            report.deleted_archived += tx.execute(
-                archive.update().where(archive.c.id.in_(ids[i : i + 500]), archive.c.deleted_at.is_(None))
-                .values(deleted_at=now)
-            ).rowcount
+        report.deleted_archived += _set_archive_deleted_at(tx, spec, ids, utcnow())
+
+
+def _set_archive_deleted_at(
+    tx: WarehouseTransaction, spec: ModelSpec, ids: list[int], deleted_at: dt.datetime | None
+) -> int:
+    """Mark these archive rows deleted in Odoo (``deleted_at``), or back (None); rows already
+    so are left alone. Returns how many rows changed."""
+    archive = tx.table(spec.archive_table)
+    already = archive.c.deleted_at.is_not(None) if deleted_at is not None else archive.c.deleted_at.is_(None)
+    changed = 0
+    for i in range(0, len(ids), 500):
+        changed += tx.execute(
+            archive.update().where(archive.c.id.in_(ids[i : i + 500]), sa.not_(already)).values(deleted_at=deleted_at)
+        ).rowcount
+    return changed
 
 
 def _retry_names_given_up_since(
@@ -514,26 +523,27 @@ def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report:
     archive = warehouse.table(spec.archive_table)
     with warehouse.transaction() as tx:
         live = {rid for (rid,) in tx.execute(sa.select(table.c.id).where(table.c.deleted_at.is_(None)))}
-        archived = {rid: deleted_at is None for rid, deleted_at in tx.execute(sa.select(archive.c.id, archive.c.deleted_at))}
-        gone = sorted(live - seen)
-        if (live or any(archived.values())) and not seen:
+        # Only the ids each side needs, not every archive row with its deleted_at: archive
+        # rows not yet marked (gone unless seen), and marked ones (back if seen).
+        archived_alive = {rid for (rid,) in tx.execute(sa.select(archive.c.id).where(archive.c.deleted_at.is_(None)))}
+        if (live or archived_alive) and not seen:
             raise RuntimeError(
                 f"Odoo returned no {spec.model} records at all in a full sync, but {len(live)} rows are live in "
-                f"{spec.table} ({sum(archived.values())} in its archive): refusing to mark them all deleted "
+                f"{spec.table} ({len(archived_alive)} in its archive): refusing to mark them all deleted "
                 "(wrong database or user lacking access rights?)"
             )
+        archived_marked = {
+            rid for (rid,) in tx.execute(sa.select(archive.c.id).where(archive.c.deleted_at.is_not(None)))
+        }
+        gone = sorted(live - seen)
         now = utcnow()
         for i in range(0, len(gone), 500):
             tx.execute(
                 table.update().where(table.c.id.in_(gone[i : i + 500])).values(deleted_at=now, synced_at=now)
             )
         report.deleted = len(gone)
-        archived_gone = sorted(rid for rid, alive in archived.items() if alive and rid not in seen)
-        archived_back = sorted(rid for rid, alive in archived.items() if not alive and rid in seen)
-        for ids, value in ((archived_gone, now), (archived_back, None)):
-            for i in range(0, len(ids), 500):
-                tx.execute(archive.update().where(archive.c.id.in_(ids[i : i + 500])).values(deleted_at=value))
-        report.deleted_archived += len(archived_gone)
+        report.deleted_archived += _set_archive_deleted_at(tx, spec, sorted(archived_alive - seen), now)
+        _set_archive_deleted_at(tx, spec, sorted(archived_marked & seen), None)
         rejects = tx.table("sync_rejects")
         open_keys = [
             k for (k,) in tx.execute(

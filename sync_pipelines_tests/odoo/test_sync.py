@@ -760,5 +760,39 @@ def test_an_archived_record_deleted_in_odoo_is_marked_deleted_in_the_archive_by_
     assert odoo.row(INVOICES.table, archived[0]) is None
 
 
+def test_a_full_run_reads_only_the_archive_ids_it_may_mark_never_the_whole_archive(odoo):
+    """Marking deletions after a full read asks the archive for its unmarked ids (gone unless
+    Odoo returned them) and its marked ids (back if it did), never for every row: every
+    archive read of the run names the rows it wants."""
+    odoo.sync()
+    now = odoo.sandbox.clock.now()
+    assert odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())[INVOICES.table] >= 2
+    archived = sorted(r["id"] for r in odoo.rows(INVOICES.archive_table))
+    restored = dict(odoo.vendor.records["account.move"][archived[1]])
+    odoo.control("delete", model="account.move", id=archived[1])
+    odoo.sync(mode="full", types="invoices")
+    odoo.vendor.records["account.move"][archived[1]] = restored  # back in Odoo as it was
+    odoo.control("delete", model="account.move", id=archived[0])
+
+    archive_reads: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        text = " ".join(statement.split())
+        if text.upper().startswith("SELECT") and f"FROM {INVOICES.archive_table}" in text:
+            archive_reads.append(text)
+
+    sa.event.listen(odoo.warehouse.engine, "before_cursor_execute", note)
+    try:
+        run = odoo.sync(mode="full", types="invoices")
+    finally:
+        sa.event.remove(odoo.warehouse.engine, "before_cursor_execute", note)
+    meta = run.meta(INVOICES)
+    assert (meta["deleted"], meta["deleted_archived"]) == (0, 1)
+    rows = {r["id"]: r for r in odoo.rows(INVOICES.archive_table)}
+    assert rows[archived[0]]["deleted_at"] is not None and rows[archived[1]]["deleted_at"] is None
+    assert all(rows[i]["deleted_at"] is None for i in archived[2:])
+    assert archive_reads and all(" WHERE " in text for text in archive_reads), archive_reads
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
