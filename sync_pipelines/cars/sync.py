@@ -20,11 +20,12 @@ mid-paging). Sale status therefore only ever changes through the vendor's per-ca
   detail. (KB's per-car call only says listed or not, so its round-robin skips the cars the
   listing showed: ``VendorAdapter.status_checks_listed_cars``.)
 
-A car archived as sold that a listing shows again is first moved back from ``cars_archive``
-(:func:`_restore_archived`; checked for the cars the run-start snapshot did not have or had
-as sold, since an archive job may run during the sync), and after the page's upsert any
-archive row still left for a key of the page is merged into ``cars`` and deleted
-(:func:`_merge_archived_after_upsert`), so a key is never in both tables.
+A car archived as sold that a listing shows again is moved back from ``cars_archive``
+(:func:`_restore_archived`) in the page's transaction, before the upsert. An archive job may
+run during the sync: the page first locks its cars' rows in ``cars``
+(:func:`_lock_live_rows`), which waits out an archive transaction holding one of them, and
+looks in the archive for exactly the keys not in ``cars`` then, so a key is never in both
+tables.
 
 The listing writes ``sale_status``/``sold_at`` only when it inserts a car
 (``LISTING_INSERT_ONLY``), so an overlapping run's page cannot undo a confirmed sale. Sold
@@ -301,14 +302,11 @@ def sync_source(
         report.pages_fetched += 1
         report.fetched += len(page.cards)
         with wh.transaction() as tx:
-            # Only sold cars are archived: a car this run's snapshot did not have, or had as sold
-            # (an archive job may have moved it since the run started), may be in cars_archive.
-            maybe_archived = [
-                c.key
-                for c in page.cards
-                if c.record is not None and (c.key not in known or known[c.key].sale_status == "sold")
-            ]
-            report.unarchived += _restore_archived(tx, source, maybe_archived, known)
+            # A key not in cars once its rows are locked is new or archived (and the archive
+            # transaction that moved it has committed): only those are looked up in the archive.
+            listed_keys = [c.key for c in page.cards if c.record is not None]
+            live = _lock_live_rows(tx, source, listed_keys)
+            report.unarchived += _restore_archived(tx, source, [k for k in listed_keys if k not in live], known)
             rows, clean_keys, bad = [], [], []
             for card in page.cards:
                 if card.record is None:
@@ -331,9 +329,6 @@ def sync_source(
             report.counts += tx.upsert(
                 CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=LISTING_INSERT_ONLY, now=now
             )
-            raced = _merge_archived_after_upsert(tx, source, clean_keys, known)
-            report.unarchived += len(raced)
-            relisted.extend(k for k in raced if k not in relisted)
             for card in bad:
                 tx.reject(SOURCE, source, card.key, card.error or "unusable record", card.payload, run_id)
                 rejected_keys.add(card.key)
@@ -397,6 +392,31 @@ def sync_source(
     return report
 
 
+def _lock_live_rows(tx: WarehouseTransaction, source: str, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are in ``cars``, their rows locked until the page's transaction ends.
+
+    The archive job moves a car (copy to ``cars_archive``, delete from ``cars``) in a
+    transaction of its own, which a page must not look past: on Postgres this select waits
+    for an archive transaction holding one of these rows, then finds the row gone and its
+    archive copy committed, for :func:`_restore_archived`; an archive transaction that
+    starts later passes the rows locked here (SKIP LOCKED) and leaves them for its next run.
+    Locked in key order, so two overlapping runs lock shared keys in the same order. On
+    SQLite no FOR UPDATE is rendered: the page's transaction holds the database's write lock
+    from BEGIN (IMMEDIATE), so no archive transaction commits during it."""
+    cars = tx.table(CARS_TABLE)
+    live: set[str] = set()
+    for chunk in _chunks(sorted(set(keys))):
+        live.update(
+            tx.execute(
+                sa.select(cars.c.source_id)
+                .where(cars.c.source == source, cars.c.source_id.in_(chunk))
+                .order_by(cars.c.source_id)
+                .with_for_update()
+            ).scalars()
+        )
+    return live
+
+
 def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]) -> int:
     """Bring cars the listing shows again back from ``cars_archive`` into ``cars``, in the page's
     transaction, so a car is always in exactly one of the two tables (never both, never neither).
@@ -421,43 +441,6 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
     return len(rows)
-
-
-def _merge_archived_after_upsert(
-    tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]
-) -> list[str]:
-    """Keys of this page that are still in ``cars_archive`` after the page's upsert, moved out.
-
-    :func:`_restore_archived` runs before the upsert; an archive job committing in between
-    (it waited for no lock of this transaction yet) would leave the car in both tables,
-    freshly inserted in ``cars``. After the upsert this transaction holds the rows (Postgres
-    row locks, SQLite's write lock), so what this select finds is final: the archive row's
-    history (``first_seen_at``, its ``sold`` status and ``sold_at``) goes onto the ``cars``
-    row, as a restore would have done, and the archive row is deleted. The caller re-asks
-    these cars like any sold car shown again."""
-    if not keys:
-        return []
-    cars, archive = tx.table(CARS_TABLE), tx.table(CARS_ARCHIVE_TABLE)
-    found = []
-    for chunk in _chunks(keys):
-        found += list(
-            tx.execute(
-                sa.select(archive.c.source_id, archive.c.first_seen_at, archive.c.sale_status, archive.c.sold_at).where(
-                    archive.c.source == source, archive.c.source_id.in_(chunk)
-                )
-            )
-        )
-    for row in found:
-        tx.execute(
-            cars.update()
-            .where(cars.c.source == source, cars.c.source_id == row.source_id)
-            .values(first_seen_at=row.first_seen_at, sale_status=row.sale_status, sold_at=row.sold_at)
-        )
-        known[row.source_id] = Known(row.sale_status, row.sold_at)
-    raced = [row.source_id for row in found]
-    for chunk in _chunks(raced):
-        tx.execute(archive.delete().where(archive.c.source == source, archive.c.source_id.in_(chunk)))
-    return raced
 
 
 def _clear_gone_unkeyed_rejects(wh: Warehouse, source: str, still_rejected: set[str]) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+import time
+from contextlib import contextmanager
 
 import pytest
+import sqlalchemy as sa
 
 from sync_pipelines_tests.cars.conftest import days_from_now
 
@@ -133,29 +137,98 @@ def test_a_car_archived_by_a_job_running_during_the_sync_is_not_in_both_tables(c
     assert cars.sync("incremental").checks()["no_duplicate_keys"] is True
 
 
+def _archive_committing_once_the_first_page_waits(cars, as_of: str):
+    """An Encar adapter whose first page is read while cars_archive_job's code runs in another
+    thread (archiving sold cars as of ``as_of``) and holds its transaction open: it has copied
+    and deleted the cars but commits only once the page's transaction waits for it (Postgres:
+    a backend of this database waiting on a lock; SQLite: after a pause, the page's BEGIN
+    IMMEDIATE waiting for the archive's write lock meanwhile)."""
+    from sync_pipelines.archive import parse_as_of
+    from sync_pipelines.cars.archive import archive_sold_cars
+    from sync_pipelines.cars.sync import EncarAdapter
+
+    wh = cars.warehouse
+
+    def page_waits_on_a_lock() -> bool:
+        if wh.engine.dialect.name != "postgresql":
+            time.sleep(0.5)
+            return True
+        deadline = time.monotonic() + 30
+        with wh.engine.connect() as conn:
+            while time.monotonic() < deadline:
+                waiting = conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )
+                ).scalar_one()
+                conn.rollback()  # a fresh snapshot of pg_stat_activity each time
+                if waiting:
+                    return True
+                time.sleep(0.02)
+        return False
+
+    class CommitsOnceThePageWaits:
+        """The warehouse as the archive code sees it: its transaction commits only once the page waits."""
+
+        def __init__(self):
+            self.moved = threading.Event()
+            self.page_waited: bool | None = None
+
+        @contextmanager
+        def transaction(self):
+            with wh.transaction() as tx:
+                yield tx
+                self.moved.set()
+                self.page_waited = page_waits_on_a_lock()
+
+    class ArchiveCommitsDuringThePage(EncarAdapter):
+        archive = CommitsOnceThePageWaits()
+        archived: list[int] = []
+        thread: threading.Thread | None = None
+
+        def fetch_page(self, number):
+            page = super().fetch_page(number)
+            if number == 1:
+                cls = ArchiveCommitsDuringThePage
+                cutoff = parse_as_of(as_of) - dt.timedelta(days=7)
+                cls.thread = threading.Thread(
+                    target=lambda: cls.archived.append(archive_sold_cars(cls.archive, cutoff).moved), daemon=True
+                )
+                cls.thread.start()
+                assert cls.archive.moved.wait(60), "the archive job did not move the car"
+            return page
+
+    return ArchiveCommitsDuringThePage
+
+
 def test_a_page_leaves_none_of_its_keys_in_the_archive_whatever_the_timing(cars):
-    """The net after each page's upsert: an archive row left for a key the page wrote (an
-    archive job committing between the restore check and the upsert leaves one) is merged
-    into `cars` and deleted. The state is made by hand here: the timing cannot be."""
-    import sqlalchemy as sa
+    """An archive transaction has moved a car page 1 shows and commits while the page's
+    transaction runs: the page waits for it (it locks its cars' rows first), then finds the
+    car in the archive and brings it back, never inserting it beside its archive row."""
+    from sync_pipelines.cars.resources import EncarResource
+    from sync_pipelines.cars.sync import sync_source
 
     cars.sync("full")
     car_id = cars.encar.listed_ids()[4]
-    row = cars.rows()[("encar", car_id)]
-    sold_at = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)
-    first_seen = row["first_seen_at"] - dt.timedelta(days=30)
-    with cars.warehouse.transaction() as tx:
-        tx.execute(
-            sa.insert(cars.warehouse.table("cars_archive")).values(
-                **{**row, "sale_status": "sold", "sold_at": sold_at, "first_seen_at": first_seen},
-                archived_at=sold_at + dt.timedelta(days=8),
-            )
+    first_seen = cars.rows()[("encar", car_id)]["first_seen_at"]
+    cars.encar.sell(car_id)
+    cars.sync("incremental")
+    assert _status(cars, car_id) == "sold"
+    cars.encar.relist(car_id)  # advertised again: back on page 1
+
+    adapter_class = _archive_committing_once_the_first_page_waits(cars, days_from_now(8))
+    with EncarResource().get_client() as client:
+        report = sync_source(
+            adapter_class(client), cars.warehouse, mode="incremental", max_pages=500, incremental_pages=1,
+            status_checks_per_run=0,
         )
-    run = cars.sync("incremental", status_checks_per_run=0)
-    meta = run.meta("encar_listings")
+    adapter_class.thread.join(60)
+    assert adapter_class.archived == [1] and adapter_class.archive.page_waited is True
     assert ("encar", car_id) not in cars.rows("cars_archive")
     live = cars.rows()[("encar", car_id)]
-    assert _utc(live["first_seen_at"]) == _utc(first_seen)  # the older history is kept
+    assert report.counts.inserted == 0
+    assert _utc(live["first_seen_at"]) == _utc(first_seen)  # its history came back with it
     # it came back as sold and was re-asked like any sold car shown again: on sale
-    assert meta["unarchived"] == 1 and meta["reactivated"] == 1 and live["sale_status"] == "active"
-    assert run.checks()["no_duplicate_keys"] is True
+    assert report.unarchived == 1 and report.reactivated == 1 and live["sale_status"] == "active"
+    assert cars.sync("incremental").checks()["no_duplicate_keys"] is True
