@@ -201,8 +201,6 @@ class VendorHTTPClient:
     headers: Mapping[str, str] = field(default_factory=dict)
     secrets: Iterable[str] = ()
     sleep: Callable[[float], None] = time.sleep
-    # Unix seconds: the rate limiter's clock and "now" for Retry-After dates and X-Rate-Limit-Reset.
-    clock: Callable[[], float] = time.time
     stats: ClientStats = field(default_factory=ClientStats)
 
     def __post_init__(self) -> None:
@@ -214,7 +212,11 @@ class VendorHTTPClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": "sync_pipelines/0.1", **dict(self.headers)})
-        self.limiter = rate_limiter_for(self.vendor, self.rate_limit_per_second, self.rate_limit_burst, self.clock)
+        # Shared by every client of the vendor in the process; its clock (Unix seconds) is also
+        # "now" for Retry-After dates and X-Rate-Limit-Reset, so that a wait computed here and
+        # the limiter's "not before" are on one time base (tests inject a fake clock through
+        # rate_limiter_for before building clients).
+        self.limiter = rate_limiter_for(self.vendor, self.rate_limit_per_second, self.rate_limit_burst)
 
     # -- public API -------------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class VendorHTTPClient:
                 raise self._status_error(endpoint, response, attempt)
             if attempt >= self.retry.max_attempts:
                 raise self._status_error(endpoint, response, attempt, gave_up=True)
-            now = self.clock()
+            now = self.limiter.clock()
             wait = parse_retry_after(response.headers.get("Retry-After"), now)
             if wait is None and status == 429:
                 wait = rate_limit_reset_wait(response.headers, now)
@@ -351,7 +353,7 @@ class VendorHTTPClient:
     def _note_rate_headers(self, response: requests.Response) -> None:
         # A 2xx that says the window is used up makes the *next* call wait for the reset,
         # instead of spending a request to learn it from a 429.
-        now = self.clock()
+        now = self.limiter.clock()
         wait = rate_limit_reset_wait(response.headers, now)
         if wait and 200 <= response.status_code < 300:
             self.limiter.defer_until(now + min(wait, self.retry.max_wait))
@@ -364,7 +366,7 @@ class VendorHTTPClient:
         suffix = f" (gave up after {attempt} attempts)" if gave_up else ""
         message = f"HTTP {status}{': ' + detail if detail else ''}{suffix}"
         cls = VendorAuthError if status in (401, 403) else VendorHTTPError
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self.limiter.clock())
         return cls(self.vendor, endpoint, message, status=status, retry_after=retry_after)
 
 

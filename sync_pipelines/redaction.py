@@ -123,10 +123,9 @@ def redact_value(value: Any) -> Any:
 
 
 def redact_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A copy of headers/params with sensitive names masked and other values redacted."""
-    if not values:
-        return {}
-    return {k: (MASK if is_sensitive_name(k) else redact(v)) for k, v in values.items()}
+    """A copy of headers/params with sensitive names masked and other values redacted
+    (:func:`redact_value` of them)."""
+    return redact_value(values) if values else {}
 
 
 def redact_url(url: str) -> str:

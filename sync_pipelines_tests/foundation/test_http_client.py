@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from sync_pipelines.http_client import (
     VendorHTTPError,
     VendorResponseError,
     parse_retry_after,
+    rate_limiter_for,
 )
 from sync_pipelines.sandbox import Sandbox, SandboxVendor, json_response, route
 
@@ -226,6 +228,14 @@ def _vendor_name(request) -> str:
     return f"probe-{request.node.name}"
 
 
+def _vendor_on(request, clock: FakeClock, rate_per_second: float | None = None, burst: int = 1) -> str:
+    """A vendor of this test whose limiter (made here, first) runs on ``clock``: the clients
+    built after it use that clock for waits, rate windows and Retry-After dates."""
+    vendor = _vendor_name(request)
+    rate_limiter_for(vendor, rate_per_second, burst, clock)
+    return vendor
+
+
 def test_429_with_only_rate_limit_headers_waits_until_the_reset(probe: Sandbox, request):
     clock = FakeClock()
     reset = int(clock.now) + 30
@@ -233,7 +243,7 @@ def test_429_with_only_rate_limit_headers_waits_until_the_reset(probe: Sandbox, 
         "status", vendor="probe", status=429, times=1,
         headers={"X-Rate-Limit-Limit": "3600", "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(reset)},
     )
-    c = client(probe, _vendor_name(request), sleep=clock.sleep, clock=clock)
+    c = client(probe, _vendor_on(request, clock), sleep=clock.sleep)
     started = time.monotonic()
     assert c.get_json("/items")["total"] == 5
     assert clock.now >= reset  # waited out until the window reset, not a short backoff
@@ -244,7 +254,7 @@ def test_429_with_only_rate_limit_headers_waits_until_the_reset(probe: Sandbox, 
 
 def test_a_retry_after_told_to_one_client_holds_back_the_vendors_other_clients(probe: Sandbox, request):
     clock = FakeClock()
-    vendor = _vendor_name(request)
+    vendor = _vendor_on(request, clock)
     second_waits: list[float] = []
     served_before_second_sent: list[int] = []
 
@@ -253,7 +263,7 @@ def test_a_retry_after_told_to_one_client_holds_back_the_vendors_other_clients(p
         served_before_second_sent.append(probe.vendor("probe").requests_served)
         clock.sleep(seconds)
 
-    second = client(probe, vendor, sleep=second_sleep, clock=clock)
+    second = client(probe, vendor, sleep=second_sleep)
 
     def first_sleep(seconds: float) -> None:
         # While the first client waits out its 429, the second one wants to call the vendor.
@@ -261,7 +271,7 @@ def test_a_retry_after_told_to_one_client_holds_back_the_vendors_other_clients(p
         clock.sleep(seconds)
 
     probe.faults.add("status", vendor="probe", status=429, retry_after=20, times=1)
-    first = client(probe, vendor, sleep=first_sleep, clock=clock)
+    first = client(probe, vendor, sleep=first_sleep)
     assert second.limiter is first.limiter  # same vendor, same process: one limiter
     assert first.get_json("/items")["total"] == 5
     assert len(second_waits) == 1 and second_waits[0] >= 20  # the second client waited too
@@ -272,7 +282,8 @@ def test_a_retry_after_told_to_one_client_holds_back_the_vendors_other_clients(p
 def test_token_bucket_limits_a_burst_to_the_configured_rate(probe: Sandbox, request):
     clock = FakeClock()
     sent_at: list[float] = []
-    c = client(probe, _vendor_name(request), sleep=clock.sleep, clock=clock, rate_limit_per_second=5, rate_limit_burst=2)
+    vendor = _vendor_on(request, clock, rate_per_second=5, burst=2)
+    c = client(probe, vendor, sleep=clock.sleep, rate_limit_per_second=5, rate_limit_burst=2)
     start = clock.now
     started = time.monotonic()
     for _ in range(12):
@@ -286,3 +297,19 @@ def test_token_bucket_limits_a_burst_to_the_configured_rate(probe: Sandbox, requ
         assert i + 1 <= 2 + (at + 1e-6) * 5, sent_at
     assert c.stats.throttled_seconds == pytest.approx(2.0)
     assert time.monotonic() - started < 2  # the fake clock, not wall time (and no busy spin)
+
+
+def test_every_client_of_a_vendor_reads_time_from_the_vendors_limiter(probe: Sandbox, request):
+    # A day behind the wall clock: a wait computed on any other time base would be off by a day.
+    clock = FakeClock(start=time.time() - 86_400)
+    vendor = _vendor_on(request, clock)
+    first, second = client(probe, vendor, sleep=clock.sleep), client(probe, vendor, sleep=clock.sleep)
+    assert not hasattr(first, "clock") and first.limiter is second.limiter and first.limiter.clock is clock
+    # Retry-After as an HTTP date 20 s after the limiter's now (a day in the past for the wall clock)
+    when = email.utils.formatdate(clock.now + 20, usegmt=True)
+    probe.faults.add("status", vendor="probe", status=503, times=1, headers={"Retry-After": when})
+    started = time.monotonic()
+    assert second.get_json("/items")["total"] == 5
+    assert len(clock.slept) == 1 and 19 <= clock.slept[0] <= 22  # (the date has whole seconds, + jitter)
+    assert first.limiter.not_before >= clock.now - 1e-6  # the deferral is on that clock too
+    assert time.monotonic() - started < 5

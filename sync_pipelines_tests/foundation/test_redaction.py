@@ -38,6 +38,13 @@ def test_urls_and_headers():
         "Accept": "json",
         "X-Api-Key": "***",
     }
+    # one walk for headers, params and stored payloads alike: nested values too, numbers kept
+    assert redact_mapping({"page": 2, "filter": {"token": "t_1", "q": "Bearer abcdef123456"}, "Cookie": "a=1"}) == {
+        "page": 2,
+        "filter": {"token": "***", "q": "Bearer ***"},
+        "Cookie": "***",
+    }
+    assert redact_mapping(None) == {} and redact_mapping({}) == {}
 
 
 def test_log_records_are_redacted(caplog):
