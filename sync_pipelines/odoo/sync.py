@@ -14,8 +14,8 @@ For every batch ``search_read`` returns, in ONE destination transaction:
    (write_date, id), never backwards.
 
 Incremental runs first retry the records with open rejects (by id) and re-read the rows
-archived with a parent that is live again (purchase order lines of a restored order); then
-they read from ``cursor - overlap`` (a record that retry just read, unchanged, is not
+archived with a parent that is live again (purchase order lines of a restored order, among
+the orders synced since the lines last looked); then they read from ``cursor - overlap`` (a record that retry just read, unchanged, is not
 processed or counted again). ``full`` runs read everything and finally mark rows whose id
 Odoo no longer returned with ``deleted_at``, live and archived ones. Invoices refused a
 name are re-read by id at the end of the run when their holder gave the name up later in
@@ -424,20 +424,61 @@ def _bring_back_children_of_live_parents(
     parent's asset), re-read its archived children by id now, so they do not wait for the
     nightly full read (they are usually unchanged in Odoo, so no incremental read sees them).
     Children archived for their own deletion (``deleted_at``) are not asked about again;
-    children Odoo no longer has get ``deleted_at`` in the archive, so they are asked once."""
+    children Odoo no longer has get ``deleted_at`` in the archive, so they are asked once.
+
+    Only parents synced since the last check (:func:`_parents_synced_since`) are looked at:
+    a parent comes back by being written, which stamps its ``synced_at``, so the archive is
+    looked up (index on the parent key) for the few parents of the last runs, never for
+    every live parent."""
     assert spec.archived_with is not None
     parent_table, parent_key = spec.archived_with
     archive, parent = warehouse.table(spec.archive_table), warehouse.table(parent_table)
+    checking = _parents_checked_entity(spec)
+    started = utcnow()
+    parents = sa.select(parent.c.id)
+    since = _parents_synced_since(warehouse.get_cursor(SOURCE, checking))
+    if since is not None:
+        parents = parents.where(parent.c.synced_at >= since)
     query = sa.select(archive.c.id).where(
-        archive.c.deleted_at.is_(None), archive.c[parent_key].in_(sa.select(parent.c.id))
+        archive.c.deleted_at.is_(None), archive.c[parent_key].in_(parents)
     ).order_by(archive.c.id)
     with warehouse.engine.connect() as conn:
         ids = [rid for (rid,) in conn.execute(query)]
-    if not ids:
-        return
-    gone = sorted(_reread_by_id(spec, client, warehouse, report, run_id, ids, retry=False))
-    if gone:
-        _mark_archived_deleted(warehouse, spec, gone, report)
+    if ids:
+        gone = sorted(_reread_by_id(spec, client, warehouse, report, run_id, ids, retry=False))
+        if gone:
+            _mark_archived_deleted(warehouse, spec, gone, report)
+    # Saved once the children are back (or marked gone): a run that fails before looks at
+    # the same parents again.
+    with warehouse.transaction() as tx:
+        tx.set_cursor(SOURCE, checking, started.isoformat(), run_id)
+
+
+# A parent's synced_at is stamped when its batch is written, a moment before that batch
+# commits, and by the clock of the process that wrote it: parents synced shortly before the
+# last check are looked at again, so one committed during that check (a concurrent run) or
+# stamped by a clock slightly behind is not missed.
+PARENTS_CHECK_MARGIN = dt.timedelta(minutes=10)
+
+
+def _parents_checked_entity(spec: ModelSpec) -> str:
+    """``sync_state`` entity holding when the children of ``spec`` last looked for parents
+    that came back (a time, beside the entity's own (write_date, id) cursor)."""
+    return f"{spec.entity}_parents_checked"
+
+
+def _parents_synced_since(value: Any) -> dt.datetime | None:
+    """Parents synced at or after this time may have come back since the last check; None
+    (never checked, e.g. just upgraded, or unreadable) looks at every live parent."""
+    if not isinstance(value, str):
+        return None
+    try:
+        checked = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if checked.tzinfo is None:
+        return None
+    return checked.astimezone(dt.timezone.utc) - PARENTS_CHECK_MARGIN
 
 
 def _mark_archived_deleted(warehouse: Warehouse, spec: ModelSpec, ids: list[int], report: SyncReport) -> None:

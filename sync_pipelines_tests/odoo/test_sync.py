@@ -735,6 +735,68 @@ def test_lines_archived_with_their_order_come_back_on_the_incremental_run_that_b
     assert odoo.control("stats")["search_read_calls"][PURCHASE_ORDER_LINES.model] - before == meta["batches"]
 
 
+def _archive_orders_with_lines(odoo) -> tuple[int, set[int]]:
+    """Sync, archive the cancelled purchase orders with their lines; returns one archived
+    order with lines, and its line ids."""
+    odoo.sync()
+    now = odoo.sandbox.clock.now()
+    cancelled = sorted(r["id"] for r in odoo.vendor.records["purchase.order"].values() if r["state"] == "cancel")
+    lines_of = {
+        order: {r["id"] for r in odoo.vendor.records["purchase.order.line"].values() if r["order_id"][0] == order}
+        for order in cancelled
+    }
+    back = next(order for order in cancelled if lines_of[order])
+    odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())
+    assert lines_of[back] <= {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.archive_table)}
+    return back, lines_of[back]
+
+
+def test_lines_come_back_on_a_lines_run_after_an_orders_only_run_brought_their_order_back(odoo):
+    """The lines look at the orders synced since their own last look, not only in this run:
+    an order brought back by a run of the orders alone brings its lines back on the next
+    run of the lines."""
+    back, lines = _archive_orders_with_lines(odoo)
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="purchase.order", id=back, values={"state": "draft"})
+    odoo.sync(types="purchase_orders")
+    assert odoo.row(PURCHASE_ORDERS.table, back)["state"] == "draft"
+    assert odoo.rows(PURCHASE_ORDER_LINES.table, "order_id = :o", o=back) == []
+
+    run = odoo.sync(types="purchase_order_lines")
+    assert {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.table, "order_id = :o", o=back)} == lines
+    assert not lines & {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.archive_table)}
+    assert run.meta(PURCHASE_ORDER_LINES)["inserted"] == len(lines)
+
+
+def test_the_lines_sync_asks_only_about_orders_synced_since_its_last_look(odoo):
+    """The archived lines of an order synced well before the lines' last look are not looked
+    up (nor asked of Odoo) again; with no last look recorded (a database just upgraded),
+    every live order is looked at once."""
+    back, lines = _archive_orders_with_lines(odoo)
+    odoo.sandbox.clock.advance(seconds=1)
+    odoo.control("write", model="purchase.order", id=back, values={"state": "draft"})
+    odoo.sync(types="purchase_orders")
+    orders = odoo.warehouse.table(PURCHASE_ORDERS.table)
+    with odoo.warehouse.transaction() as tx:  # as if it had come back a day before the lines last looked
+        tx.execute(orders.update().where(orders.c.id == back).values(
+            synced_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)))
+
+    before = odoo.control("stats")["search_read_calls"][PURCHASE_ORDER_LINES.model]
+    run = odoo.sync(types="purchase_order_lines")
+    assert odoo.control("stats")["search_read_calls"][PURCHASE_ORDER_LINES.model] - before == run.meta(
+        PURCHASE_ORDER_LINES)["batches"]
+    assert lines <= {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.archive_table)}
+
+    state = odoo.warehouse.table("sync_state")
+    with odoo.warehouse.transaction() as tx:
+        assert tx.execute(state.delete().where(
+            state.c.source == SOURCE, state.c.entity == "purchase_order_lines_parents_checked")).rowcount == 1
+    run = odoo.sync(types="purchase_order_lines")
+    assert {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.table, "order_id = :o", o=back)} == lines
+    assert not lines & {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.archive_table)}
+    assert run.meta(PURCHASE_ORDER_LINES)["inserted"] == len(lines)
+
+
 def test_an_archived_record_deleted_in_odoo_is_marked_deleted_in_the_archive_by_a_full_run(odoo):
     odoo.sync()
     now = odoo.sandbox.clock.now()
