@@ -30,9 +30,15 @@ from sync_pipelines import settings
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def _sync_job_names(defs) -> list[str]:
-    names = sorted(job.name for job in defs.resolve_all_job_defs() if job.name.endswith("_sync_job"))
-    return names
+def _sync_job_names(defs, source_modules) -> list[str]:
+    """Each source's main job, ``<source>_sync_job`` (contract section 4), once per source.
+
+    Named from the source subpackages rather than matched by suffix: a source may offer
+    variants of its sync job (``cars_full_sync_job``) that the demo must not run again.
+    """
+    defined = {job.name for job in defs.resolve_all_job_defs()}
+    names = (f"{module.__name__.rsplit('.', 1)[-1]}_sync_job" for module in source_modules)
+    return [name for name in names if name in defined]
 
 
 def use_embedded_default() -> list[str]:
@@ -89,14 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(sandbox.env())
     print(f"sandbox APIs ({', '.join(sorted(sandbox.vendors))}) at {sandbox.base_url}")
 
-    from sync_pipelines.definitions import defs
+    from sync_pipelines.definitions import SOURCE_MODULES, defs
     from sync_pipelines.warehouse import Warehouse
 
     warehouse = Warehouse.for_url(settings.database_url())
     instance = DagsterInstance.get()
     failures = 0
     try:
-        jobs = _sync_job_names(defs)
+        jobs = _sync_job_names(defs, SOURCE_MODULES)
         if not jobs:
             print("no source is built yet: nothing to sync (the warehouse schema is migrated)")
         for name in jobs:
