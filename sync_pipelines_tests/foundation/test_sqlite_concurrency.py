@@ -6,9 +6,11 @@ for a "go" file, so that both hit the fresh database at the same moment.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -91,3 +93,30 @@ def test_a_migration_failing_midway_leaves_no_half_made_tables(database_url: str
     assert set(sa.inspect(engine).get_table_names()) == {"cars_archive"}
     assert migrate.current_revisions(engine) == ()
     engine.dispose()
+
+
+def test_switching_a_fresh_file_to_wal_waits_for_a_writer_instead_of_failing(tmp_path: Path):
+    """The race behind 'database is locked' when runs open a fresh file at once, made certain.
+
+    A fresh file is in rollback-journal mode; while another connection holds its write lock,
+    ``PRAGMA journal_mode=WAL`` fails at once (SQLite calls no busy handler for it). The
+    engine's connections wait for the lock and switch the file once it is free.
+    """
+    path = tmp_path / "fresh.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x integer)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # the bare race, as SQLite has it
+        sqlite3.connect(path, timeout=60).execute("PRAGMA journal_mode=WAL")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    engine = create_warehouse_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    finally:
+        release.join()
+        engine.dispose()
+        other.close()
