@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,11 +64,10 @@ from sync_pipelines.cars.settings import (
     SOURCE,
 )
 from sync_pipelines.http_client import VendorResponseError
-from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, utcnow
+from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
 
 MAX_STATUS_ERRORS = 5  # malformed per-car answers tolerated before a run stops (if most are bad)
 STATUS_BATCH = 50  # status answers committed per transaction (progress survives a failure)
-KEY_CHUNK = 500
 
 
 class StatusCheckError(RuntimeError):
@@ -260,11 +258,6 @@ def listing_row(record: CarRecord, now: dt.datetime) -> dict[str, Any]:
     return {**record.as_row(), "sale_status": "active", "sold_at": None, "first_seen_at": now, "last_seen_at": now}
 
 
-def _chunks(items: list[str], size: int = KEY_CHUNK) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
 def sync_source(
     adapter: VendorAdapter,
     wh: Warehouse,
@@ -405,7 +398,7 @@ def _lock_live_rows(tx: WarehouseTransaction, source: str, keys: list[str]) -> s
     from BEGIN (IMMEDIATE), so no archive transaction commits during it."""
     cars = tx.table(CARS_TABLE)
     live: set[str] = set()
-    for chunk in _chunks(sorted(set(keys))):
+    for chunk in chunked(sorted(set(keys))):
         live.update(
             tx.execute(
                 sa.select(cars.c.source_id)
@@ -465,7 +458,7 @@ def _refresh_last_seen(wh: Warehouse, source: str, keys: list[str], now: dt.date
     cutoff = now - LAST_SEEN_RESOLUTION
     refreshed = 0
     with wh.transaction() as tx:
-        for chunk in _chunks(keys):
+        for chunk in chunked(keys):
             refreshed += tx.execute(
                 cars.update()
                 .where(cars.c.source == source, cars.c.source_id.in_(chunk), cars.c.last_seen_at < cutoff)
@@ -512,7 +505,7 @@ def _check_statuses(adapter, wh, source, candidates, known, report, log, *, list
     A held-back car keeps its ``status_checked_at``, so a stopped run's cars are asked
     again first next time."""
     held_sold: list[Answer] = []
-    for batch in _chunks(candidates, STATUS_BATCH):
+    for batch in chunked(candidates, STATUS_BATCH):
         asked_at = utcnow()
         answers: list[Answer] = []
         for source_id in batch:
@@ -551,7 +544,7 @@ def _check_statuses(adapter, wh, source, candidates, known, report, log, *, list
     answered = report.status_checked
     if report.sold_answers and answered >= min_answers and report.sold_answers * 2 > answered:
         _verify_per_car_endpoint(adapter, source, canaries, report, log)
-    for batch in _chunks(held_sold, STATUS_BATCH):
+    for batch in chunked(held_sold, STATUS_BATCH):
         with wh.transaction() as tx:
             _write_answers(tx, source, batch, known, report)
 
@@ -618,7 +611,7 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
     for source_id, _, asked_at in answers:
         by_time.setdefault(asked_at, []).append(source_id)
     for asked_at, ids in by_time.items():
-        for chunk in _chunks(ids):
+        for chunk in chunked(ids):
             tx.execute(
                 cars.update()
                 .where(cars.c.source == source, cars.c.source_id.in_(chunk), _no_newer_check(cars, asked_at))

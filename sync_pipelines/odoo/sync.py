@@ -41,11 +41,15 @@ import sqlalchemy as sa
 from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
 from sync_pipelines.odoo.models import RecordRejected, map_record, reject_key
 from sync_pipelines.odoo.settings import INVOICES, KEYSET_ORDER, SOURCE, ModelSpec
-from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, utcnow
+from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
 
 log = logging.getLogger("sync_pipelines.odoo")
 
 Position = tuple[str, int]
+
+# Ids per search_read by id (reject retries, name holders, lines of restored orders): one
+# short domain per call, well inside what Odoo's JSON-RPC takes.
+READ_BY_ID_CHUNK = 200
 
 
 @dataclass
@@ -297,9 +301,9 @@ def _split_duplicate_names(
     names = sorted({key[2] for key, _ in keyed if key})
     stored: dict[tuple, int] = {}  # live holders in the table of the names this batch uses
     table = tx.table(INVOICES.table)
-    for i in range(0, len(names), 500):
+    for chunk in chunked(names):
         query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
-            table.c.name.in_(names[i : i + 500]), table.c.deleted_at.is_(None)
+            table.c.name.in_(chunk), table.c.deleted_at.is_(None)
         )
         for rid, company_id, move_type, name in tx.execute(query):
             stored[(company_id, move_type, name)] = rid
@@ -351,8 +355,8 @@ def _without_unchanged_archived(
     archive = tx.table(spec.archive_table)
     ids = [r["id"] for r in rows]
     archived: dict[int, Any] = {}
-    for i in range(0, len(ids), 500):
-        query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(ids[i : i + 500]))
+    for chunk in chunked(ids):
+        query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(chunk))
         archived.update({rid: _naive_utc(wd) for rid, wd in tx.execute(query)})
     if not archived:
         return rows, []
@@ -362,8 +366,8 @@ def _without_unchanged_archived(
         parent_table, parent_key = spec.archived_with
         parent = tx.table(parent_table)
         parent_ids = sorted({r[parent_key] for r in rows if r["id"] in archived and r.get(parent_key) is not None})
-        for i in range(0, len(parent_ids), 500):
-            query = sa.select(parent.c.id).where(parent.c.id.in_(parent_ids[i : i + 500]))
+        for chunk in chunked(parent_ids):
+            query = sa.select(parent.c.id).where(parent.c.id.in_(chunk))
             live_parents.update(pid for (pid,) in tx.execute(query))
     kept, back = [], []
     for row in rows:
@@ -393,8 +397,7 @@ def _reread_by_id(
     or out of scope) have nothing left to fix: their rejects are dropped. Returns those ids.
     ``retry``: the ids are retried rejects (counted in ``retried_rejects``)."""
     all_gone: set[int] = set()
-    for i in range(0, len(ids), 200):
-        chunk = ids[i : i + 200]
+    for chunk in chunked(ids, READ_BY_ID_CHUNK):
         batch = client.search_read(
             spec.model, [("id", "in", chunk), *spec.domain], [*spec.fields, "write_date"],
             order=KEYSET_ORDER, context=spec.context,
@@ -494,9 +497,9 @@ def _set_archive_deleted_at(
     archive = tx.table(spec.archive_table)
     already = archive.c.deleted_at.is_not(None) if deleted_at is not None else archive.c.deleted_at.is_(None)
     changed = 0
-    for i in range(0, len(ids), 500):
+    for chunk in chunked(ids):
         changed += tx.execute(
-            archive.update().where(archive.c.id.in_(ids[i : i + 500]), sa.not_(already)).values(deleted_at=deleted_at)
+            archive.update().where(archive.c.id.in_(chunk), sa.not_(already)).values(deleted_at=deleted_at)
         ).rowcount
     return changed
 
@@ -512,9 +515,9 @@ def _retry_names_given_up_since(
     held: set[tuple[int, tuple]] = set()
     table = warehouse.table(spec.table)
     with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
-        for i in range(0, len(holders), 500):
+        for chunk in chunked(holders):
             query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
-                table.c.id.in_(holders[i : i + 500]), table.c.deleted_at.is_(None)
+                table.c.id.in_(chunk), table.c.deleted_at.is_(None)
             )
             held.update((rid, (company_id, move_type, name)) for rid, company_id, move_type, name in conn.execute(query))
     freed = sorted(rid for rid, claim in report.refused_names.items() if claim not in held)
@@ -537,9 +540,9 @@ def _release_names_of_deleted_holders(
     invoice is not missing until midnight (the old setup's top complaint)."""
     holders = sorted({holder for holder, _ in report.refused_names.values()})
     existing: set[int] = set()
-    for i in range(0, len(holders), 200):
+    for chunk in chunked(holders, READ_BY_ID_CHUNK):
         found = client.search_read(
-            spec.model, [("id", "in", holders[i : i + 200]), *spec.domain], ["id"], context=spec.context
+            spec.model, [("id", "in", chunk), *spec.domain], ["id"], context=spec.context
         )
         existing.update(r["id"] for r in found)
     gone = [h for h in holders if h not in existing]
@@ -578,9 +581,9 @@ def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report:
         }
         gone = sorted(live - seen)
         now = utcnow()
-        for i in range(0, len(gone), 500):
+        for chunk in chunked(gone):
             tx.execute(
-                table.update().where(table.c.id.in_(gone[i : i + 500])).values(deleted_at=now, synced_at=now)
+                table.update().where(table.c.id.in_(chunk)).values(deleted_at=now, synced_at=now)
             )
         report.deleted = len(gone)
         report.deleted_archived += _set_archive_deleted_at(tx, spec, sorted(archived_alive - seen), now)

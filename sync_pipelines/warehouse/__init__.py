@@ -5,6 +5,7 @@ from sync_pipelines.warehouse.store import (
     Warehouse,
     WarehouseTransaction,
     WarehouseUnavailableError,
+    chunked,
     utcnow,
 )
 from sync_pipelines.warehouse.upsert import UpsertCounts
@@ -15,5 +16,6 @@ __all__ = [
     "WarehouseResource",
     "WarehouseTransaction",
     "WarehouseUnavailableError",
+    "chunked",
     "utcnow",
 ]

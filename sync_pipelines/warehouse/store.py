@@ -8,7 +8,7 @@ import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -49,6 +49,19 @@ def reject_key(record_key: Any) -> str:
         return key
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return key[: REJECT_KEY_MAX - len(_DIGEST_MARK) - len(digest)] + _DIGEST_MARK + digest
+
+
+T = TypeVar("T")
+
+# Keys per ``IN (...)`` list: well under SQLite's bound-parameter limit (999 before 3.32)
+# and Postgres' statement size; every key lookup and bulk update goes through :func:`chunked`.
+IN_LIST_CHUNK = 500
+
+
+def chunked(items: Sequence[T], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 class WarehouseTransaction:
@@ -149,12 +162,12 @@ class WarehouseTransaction:
             return 0
         rejects = self.table("sync_rejects")
         removed = 0
-        for i in range(0, len(keys), 500):
+        for chunk in chunked(keys):
             removed += self.conn.execute(
                 rejects.delete().where(
                     rejects.c.source == source,
                     rejects.c.entity == entity,
-                    rejects.c.record_key.in_(keys[i : i + 500]),
+                    rejects.c.record_key.in_(chunk),
                 )
             ).rowcount
         return removed
