@@ -116,7 +116,7 @@ def create_warehouse_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(
             url,
             json_serializer=dumps,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},  # sqlite3's busy timeout, in seconds
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -126,10 +126,10 @@ def create_warehouse_engine(url: str) -> sa.Engine:
             # failed migration left half its tables) nor before SELECT; SQLAlchemy emits
             # BEGIN itself instead (``_sqlite_begin``).
             dbapi_conn.isolation_level = None
-            # WAL lets the UI/readers see data while a run writes; busy_timeout makes two
-            # processes of a multiprocess run wait for each other instead of failing.
+            # WAL lets the UI/readers see data while a run writes; the busy timeout (the
+            # ``timeout`` connect argument, set before any statement) makes two processes of
+            # a multiprocess run wait for each other instead of failing.
             cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             _enable_wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
