@@ -108,17 +108,24 @@ def _archive_during_the_first_page(cars, as_of: str):
     return ArchiveDuringTheSync
 
 
+def _sold_then_relisted(cars, index: int):
+    """After a full sync, the Encar car at ``index`` is sold (confirmed by an incremental
+    sync), then advertised again (back on page 1); returns its id and first_seen_at."""
+    cars.sync("full")
+    car_id = cars.encar.listed_ids()[index]
+    first_seen = cars.rows()[("encar", car_id)]["first_seen_at"]
+    cars.encar.sell(car_id)
+    cars.sync("incremental")
+    assert _status(cars, car_id) == "sold"
+    cars.encar.relist(car_id)
+    return car_id, first_seen
+
+
 def test_a_car_archived_by_a_job_running_during_the_sync_is_not_in_both_tables(cars):
     from sync_pipelines.cars.resources import EncarResource
     from sync_pipelines.cars.sync import sync_source
 
-    cars.sync("full")
-    victim = cars.encar.listed_ids()[10]
-    first_seen = cars.rows()[("encar", victim)]["first_seen_at"]
-    cars.encar.sell(victim)
-    cars.sync("incremental")
-    assert _status(cars, victim) == "sold"
-    cars.encar.relist(victim)  # advertised again: back on page 1
+    victim, first_seen = _sold_then_relisted(cars, 10)
 
     adapter_class = _archive_during_the_first_page(cars, days_from_now(8))
     with EncarResource().get_client() as client:
@@ -209,13 +216,7 @@ def test_a_page_leaves_none_of_its_keys_in_the_archive_whatever_the_timing(cars)
     from sync_pipelines.cars.resources import EncarResource
     from sync_pipelines.cars.sync import sync_source
 
-    cars.sync("full")
-    car_id = cars.encar.listed_ids()[4]
-    first_seen = cars.rows()[("encar", car_id)]["first_seen_at"]
-    cars.encar.sell(car_id)
-    cars.sync("incremental")
-    assert _status(cars, car_id) == "sold"
-    cars.encar.relist(car_id)  # advertised again: back on page 1
+    car_id, first_seen = _sold_then_relisted(cars, 4)
 
     adapter_class = _archive_committing_once_the_first_page_waits(cars, days_from_now(8))
     with EncarResource().get_client() as client:

@@ -655,17 +655,23 @@ def test_the_archive_job_moves_every_table_in_one_transaction(odoo):
     assert odoo.archive(as_of=as_of) == {spec.table: 0 for spec in MODEL_SPECS}
 
 
+def _cancelled_orders_with_their_lines(odoo) -> tuple[list[int], dict[int, set[int]]]:
+    """The sandbox's cancelled purchase order ids, and each one's line ids."""
+    cancelled = sorted(r["id"] for r in odoo.vendor.records["purchase.order"].values() if r["state"] == "cancel")
+    lines_of = {
+        order: {r["id"] for r in odoo.vendor.records["purchase.order.line"].values() if r["order_id"][0] == order}
+        for order in cancelled
+    }
+    return cancelled, lines_of
+
+
 def test_purchase_order_lines_leave_and_come_back_with_their_order(odoo):
     """A purchase order line never outlives its order in the live table: the archive job moves
     the lines of an archived order (cancelled past retention, whatever the lines' own dates),
     and when the order is live again its lines come back too."""
     odoo.sync()
     now = odoo.sandbox.clock.now()
-    cancelled = sorted(r["id"] for r in odoo.vendor.records["purchase.order"].values() if r["state"] == "cancel")
-    lines_of = {
-        order: {r["id"] for r in odoo.vendor.records["purchase.order.line"].values() if r["order_id"][0] == order}
-        for order in cancelled
-    }
+    cancelled, lines_of = _cancelled_orders_with_their_lines(odoo)
     assert cancelled and all(lines_of.values())
     moved = odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())
     assert moved[PURCHASE_ORDERS.table] == len(cancelled)
@@ -740,11 +746,7 @@ def _archive_orders_with_lines(odoo) -> tuple[int, set[int]]:
     order with lines, and its line ids."""
     odoo.sync()
     now = odoo.sandbox.clock.now()
-    cancelled = sorted(r["id"] for r in odoo.vendor.records["purchase.order"].values() if r["state"] == "cancel")
-    lines_of = {
-        order: {r["id"] for r in odoo.vendor.records["purchase.order.line"].values() if r["order_id"][0] == order}
-        for order in cancelled
-    }
+    cancelled, lines_of = _cancelled_orders_with_their_lines(odoo)
     back = next(order for order in cancelled if lines_of[order])
     odoo.archive(as_of=(now + dt.timedelta(days=40)).isoformat())
     assert lines_of[back] <= {r["id"] for r in odoo.rows(PURCHASE_ORDER_LINES.archive_table)}
