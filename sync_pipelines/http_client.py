@@ -184,8 +184,21 @@ class ClientStats:
         }
 
 
+class ClosesOnExit:
+    """``with client:`` closes the client on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass
-class VendorHTTPClient:
+class VendorHTTPClient(ClosesOnExit):
     """A retrying, rate-limited, secret-safe HTTP client bound to one vendor base URL.
 
     ``secrets`` are values (API keys, tokens, cookies) that must never be shown: they are
@@ -334,12 +347,6 @@ class VendorHTTPClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> VendorHTTPClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- internals --------------------------------------------------------------------
 
     def _wait(self, seconds: float, endpoint: str, reason: str, attempt: int) -> None:
@@ -370,6 +377,20 @@ class VendorHTTPClient:
         return cls(self.vendor, endpoint, message, status=status, retry_after=retry_after)
 
 
+class VendorClient(ClosesOnExit):
+    """Base of a vendor client that talks through one :class:`VendorHTTPClient`, ``self.http``
+    (set in ``__init__``/``__post_init__``): ``stats``, ``close`` and ``with`` once."""
+
+    http: VendorHTTPClient
+
+    @property
+    def stats(self) -> ClientStats:
+        return self.http.stats
+
+    def close(self) -> None:
+        self.http.close()
+
+
 def _describe_transport_error(exc: Exception, timeout: tuple[float, float]) -> str:
     if isinstance(exc, requests.ConnectTimeout):
         return f"connect timed out after {timeout[0]}s"
@@ -396,9 +417,11 @@ def _error_detail(response: requests.Response) -> str:
 
 __all__ = [
     "ClientStats",
+    "ClosesOnExit",
     "RateLimiter",
     "RetryPolicy",
     "VendorAuthError",
+    "VendorClient",
     "VendorError",
     "VendorHTTPClient",
     "VendorHTTPError",

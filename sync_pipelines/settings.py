@@ -10,15 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Public vendor bases; the sandbox serves the same paths under a prefix per vendor.
-DEFAULT_VENDOR_URLS = {
-    "ENCAR_API_URL": "https://api.encar.com",
-    "KBCHACHACHA_URL": "https://www.kbchachacha.com",
-    "PROCORE_API_URL": "https://api.procore.com",
-    "PROCORE_LOGIN_URL": "https://login.procore.com",
-    "GOLIOTH_API_URL": "https://api.golioth.io/v1",
-}
-
 
 def env(name: str, default: str | None = None) -> str | None:
     """An environment variable, with empty strings treated as unset."""
@@ -40,9 +31,10 @@ def database_url() -> str:
     return env("SYNC_DATABASE_URL") or default_database_url()
 
 
-def vendor_url(name: str) -> str:
-    """A vendor base URL from its variable, falling back to the real vendor host."""
-    return (env(name) or DEFAULT_VENDOR_URLS[name]).rstrip("/")
+def vendor_url(name: str, default: str) -> str:
+    """A vendor base URL from its variable, else ``default`` (the real vendor host, which each
+    source's ``settings.py`` names)."""
+    return (env(name) or default).rstrip("/")
 
 
 def env_number(name: str, default: float, *, minimum: float = 0, integer: bool = False) -> float:

@@ -15,7 +15,8 @@ from dagster import OpExecutionContext, Output, in_process_executor, job, op
 from pydantic import Field
 
 from sync_pipelines.archive import ArchiveConfig, ArchiveResult, archive_rows
-from sync_pipelines.cars.settings import CARS_ARCHIVE_TABLE, CARS_TABLE, DEFAULT_ARCHIVE_AFTER_DAYS
+from sync_pipelines.cars.settings import CARS_ARCHIVE_TABLE, CARS_TABLE, DEFAULT_ARCHIVE_AFTER_DAYS, SOURCE
+from sync_pipelines.kit import run_tags
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.warehouse import Warehouse, WarehouseResource
 
@@ -61,7 +62,7 @@ def archive_sold_cars_op(context: OpExecutionContext, config: CarsArchiveConfig,
 
 @job(
     name="cars_archive_job",
-    tags={"sync_pipelines/source": "cars"},
+    tags=run_tags(SOURCE),
     executor_def=in_process_executor,
     description="Move cars sold for more than 7 days (configurable) to cars_archive. Also runs inside every sync.",
 )

@@ -35,14 +35,14 @@ from sync_pipelines.cars.settings import (
     FRESHNESS_FAIL_WINDOW,
     FRESHNESS_WINDOW,
     MASS_SOLD_MIN_ANSWERS,
+    SOURCE,
     VENDORS,
 )
 from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, SourceReport, sync_source
+from sync_pipelines.kit import run_tags
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
-
-SOURCE_TAGS = {"sync_pipelines/source": "cars"}
 
 
 class CarsListingConfig(SyncConfig):
@@ -186,7 +186,7 @@ def run_config_for(mode: str = "incremental", archive: dict | None = None, **lis
 cars_sync_job = define_asset_job(
     "cars_sync_job",
     selection=AssetSelection.assets(*CARS_ASSETS),
-    tags=SOURCE_TAGS,
+    tags=run_tags(SOURCE),
     config=run_config_for("incremental"),
     description="Encar and KB Chachacha listings into `cars` (in parallel), then archive cars sold > 7 days. "
     "Incremental by default (first page per source plus the round-robin status checks).",
@@ -195,7 +195,7 @@ cars_sync_job = define_asset_job(
 cars_full_sync_job = define_asset_job(
     "cars_full_sync_job",
     selection=AssetSelection.assets(*CARS_ASSETS),
-    tags=SOURCE_TAGS,
+    tags=run_tags(SOURCE),
     config=run_config_for("full"),
     description="cars_sync_job in full mode by default: both listings to their end (up to max_pages, 500), "
     "every car that left the list confirmed through the per-car call, then archive.",

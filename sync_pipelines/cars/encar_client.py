@@ -20,7 +20,8 @@ from sync_pipelines.cars.settings import (
     ENCAR_PAGE_SIZE,
     ENCAR_SORT,
 )
-from sync_pipelines.http_client import RetryPolicy, VendorHTTPClient, VendorResponseError
+from sync_pipelines.http_client import RetryPolicy, VendorClient, VendorHTTPClient, VendorResponseError
+from sync_pipelines.kit import paginate
 
 # A truncated/garbled body is usually transient: ask again this many times, then fail the
 # run. A malformed page is never read as an empty page (that would end paging early).
@@ -37,7 +38,7 @@ class ListPage:
 
 
 @dataclass
-class EncarClient:
+class EncarClient(VendorClient):
     base_url: str
     page_size: int = ENCAR_PAGE_SIZE
     requests_per_second: float | None = None
@@ -55,10 +56,6 @@ class EncarClient:
             rate_limit_per_second=self.requests_per_second,
             headers={"Accept": "application/json", "Referer": "https://www.encar.com/", "Origin": "https://www.encar.com"},
         )
-
-    @property
-    def stats(self):
-        return self.http.stats
 
     def list_page(self, number: int) -> ListPage:
         offset = (number - 1) * self.page_size
@@ -89,12 +86,11 @@ class EncarClient:
         return ListPage(number=number, offset=offset, items=items, total=total, last=last)
 
     def iter_pages(self, max_pages: int) -> Iterator[ListPage]:
-        """Pages 1..max_pages, stopping after a short/empty page."""
-        for number in range(1, max_pages + 1):
-            page = self.list_page(number)
-            yield page
-            if page.last:
-                return
+        """Pages 1..max_pages, stopping after a short/empty page (a repeated page fails)."""
+        return paginate(
+            self.list_page, keys=lambda page: [item.get("Id") if isinstance(item, dict) else item for item in page.items],
+            is_last=lambda page: page.last, max_pages=max_pages, vendor=ENCAR, endpoint=f"GET {ENCAR_LIST_PATH}",
+        )
 
     def car_status(self, car_id: str) -> StatusAnswer:
         """Ask the detail whether a car is still advertised (404 / not ADVERTISE = sold)."""
@@ -102,12 +98,3 @@ class EncarClient:
         response = self.http.get(path, ok_statuses=(404,))
         body = None if response.status_code == 404 else self.http.decode_json(response)
         return encar_status_from_detail(response.status_code, body)
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> EncarClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

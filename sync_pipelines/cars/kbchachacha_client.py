@@ -26,6 +26,7 @@ from sync_pipelines.cars.models import (
 from sync_pipelines.cars.settings import KB_CAR_STATUS_PATH, KB_LIST_PATH, KB_LIST_SORT, KBCHACHACHA
 from sync_pipelines.http_client import (
     RetryPolicy,
+    VendorClient,
     VendorError,
     VendorHTTPClient,
     VendorResponseError,
@@ -161,7 +162,7 @@ def parse_list_html(html: str, base_url: str, *, page: int, endpoint: str) -> li
 
 
 @dataclass
-class KBChachachaClient:
+class KBChachachaClient(VendorClient):
     base_url: str
     cookie: str | None = None
     requests_per_second: float | None = None
@@ -184,10 +185,6 @@ class KBChachachaClient:
         self.page_size: int | None = None
         self._previous_keys: list[str] = []
         self.session_refreshes = 0  # counted for metadata
-
-    @property
-    def stats(self):
-        return self.http.stats
 
     def list_page(self, number: int) -> KBListPage:
         """Page ``number`` (1-based). The URL sets no page size, so the first page's size is
@@ -273,12 +270,3 @@ class KBChachachaClient:
             KB_LIST_PATH, params={"page": number, "sort": KB_LIST_SORT}, headers=AJAX_HEADERS,
             check=raise_on_challenge_page,
         )
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> KBChachachaClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -11,9 +11,11 @@ from sync_pipelines.cars.kbchachacha_client import KBChachachaClient
 from sync_pipelines.cars.settings import (
     ENCAR,
     ENCAR_DEFAULT_REQUESTS_PER_SECOND,
+    ENCAR_DEFAULT_URL,
     ENCAR_PAGE_SIZE,
     KB_DEFAULT_REQUESTS_PER_SECOND,
     KBCHACHACHA,
+    KBCHACHACHA_DEFAULT_URL,
     requests_per_second,
 )
 from sync_pipelines.redaction import register_secret
@@ -28,7 +30,7 @@ class EncarResource(ConfigurableResource):
 
     def get_client(self) -> EncarClient:
         return EncarClient(
-            base_url=(self.base_url or vendor_url("ENCAR_API_URL")).rstrip("/"),
+            base_url=(self.base_url or vendor_url("ENCAR_API_URL", ENCAR_DEFAULT_URL)).rstrip("/"),
             page_size=self.page_size,
             requests_per_second=requests_per_second(ENCAR, ENCAR_DEFAULT_REQUESTS_PER_SECOND),
         )
@@ -45,7 +47,7 @@ class KBChachachaResource(ConfigurableResource):
         cookie = env("KBCHACHACHA_COOKIE")
         register_secret(cookie)
         return KBChachachaClient(
-            base_url=(self.base_url or vendor_url("KBCHACHACHA_URL")).rstrip("/"),
+            base_url=(self.base_url or vendor_url("KBCHACHACHA_URL", KBCHACHACHA_DEFAULT_URL)).rstrip("/"),
             cookie=cookie,
             requests_per_second=requests_per_second(KBCHACHACHA, KB_DEFAULT_REQUESTS_PER_SECOND),
         )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
-from sync_pipelines.cars.assets import SOURCE_TAGS, cars_sync_job, run_config_for
+from sync_pipelines.cars.assets import cars_sync_job, run_config_for
+from sync_pipelines.cars.settings import SOURCE
+from sync_pipelines.kit import run_tags
 
 
 @schedule(
@@ -19,5 +21,5 @@ from sync_pipelines.cars.assets import SOURCE_TAGS, cars_sync_job, run_config_fo
 def cars_sync_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     return RunRequest(
         run_config=run_config_for("incremental"),
-        tags={**SOURCE_TAGS, "sync_pipelines/mode": "incremental", "sync_pipelines/trigger": "cars_sync_schedule"},
+        tags=run_tags(SOURCE, mode="incremental", trigger="cars_sync_schedule"),
     )

@@ -24,6 +24,9 @@ SALE_STATUSES = ("active", "reserved", "sold")
 KST = dt.timezone(dt.timedelta(hours=9), "KST")
 
 # -- Encar ------------------------------------------------------------------------------------
+# Real vendor hosts (ENCAR_API_URL / KBCHACHACHA_URL unset); the sandbox serves the same paths.
+ENCAR_DEFAULT_URL = "https://api.encar.com"
+KBCHACHACHA_DEFAULT_URL = "https://www.kbchachacha.com"
 ENCAR_LIST_PATH = "/search/car/list/general"
 ENCAR_LIST_QUERY = "(And.Hidden.N._.CarType.A.)"  # every visible car, domestic and imported
 ENCAR_SORT = "ModifiedDate"

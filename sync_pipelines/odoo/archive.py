@@ -17,7 +17,8 @@ from dagster import Nothing, OpExecutionContext, Out, Output, in_process_executo
 from pydantic import Field
 
 from sync_pipelines.archive import ArchiveConfig, ArchiveResult, archive_rows
-from sync_pipelines.odoo.settings import DEFAULT_ARCHIVE_RETENTION_DAYS, MODEL_SPECS, ModelSpec
+from sync_pipelines.kit import run_tags
+from sync_pipelines.odoo.settings import DEFAULT_ARCHIVE_RETENTION_DAYS, MODEL_SPECS, SOURCE, ModelSpec
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.warehouse import WarehouseResource, utcnow
 
@@ -78,7 +79,7 @@ def odoo_archive_rows(context: OpExecutionContext, config: OdooArchiveConfig, wa
 
 @job(
     name="odoo_archive_job",
-    tags={"sync_pipelines/source": "odoo"},
+    tags=run_tags(SOURCE),
     executor_def=in_process_executor,
     description="Archive Odoo rows deleted in Odoo or cancelled for more than N days (default 30).",
 )

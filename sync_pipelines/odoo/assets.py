@@ -17,15 +17,14 @@ from dagster import (
 )
 from pydantic import Field
 
+from sync_pipelines.kit import run_tags
 from sync_pipelines.odoo import settings
 from sync_pipelines.odoo.resources import OdooResource
-from sync_pipelines.odoo.settings import MODEL_SPECS, PURCHASE_ORDER_LINES, PURCHASE_ORDERS, ModelSpec
+from sync_pipelines.odoo.settings import MODEL_SPECS, PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SOURCE, ModelSpec
 from sync_pipelines.odoo.sync import sync_model
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
-
-SOURCE_TAGS = {"sync_pipelines/source": "odoo"}
 
 
 class OdooSyncConfig(SyncConfig):
@@ -114,7 +113,7 @@ ASSET_KEYS = {spec.entity: AssetKey(spec.asset_name) for spec in MODEL_SPECS}
 odoo_sync_job = define_asset_job(
     "odoo_sync_job",
     selection=AssetSelection.assets(*SYNC_ASSETS),
-    tags=SOURCE_TAGS,
+    tags=run_tags(SOURCE),
     executor_def=in_process_executor,
     description="Sync every Odoo model (or the selected ones): invoices, purchases, sales, products, inventory.",
 )

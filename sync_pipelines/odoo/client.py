@@ -25,6 +25,7 @@ from typing import Any
 from sync_pipelines.http_client import (
     RetryPolicy,
     VendorAuthError,
+    VendorClient,
     VendorError,
     VendorHTTPClient,
     VendorResponseError,
@@ -120,7 +121,7 @@ def keyset_position(record: Any) -> tuple[str, int] | None:
 
 
 @dataclass
-class OdooClient:
+class OdooClient(VendorClient):
     """One authenticated connection to an Odoo database."""
 
     url: str
@@ -148,19 +149,6 @@ class OdooClient:
         )
         self._ids = itertools.count(1)
         self._uid: int | None = None
-
-    @property
-    def stats(self):
-        return self.http.stats
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> OdooClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- JSON-RPC -------------------------------------------------------------------------
 

@@ -11,10 +11,11 @@ from dagster import (
     schedule,
 )
 
+from sync_pipelines.kit import run_tags
 from sync_pipelines.odoo.archive import odoo_archive_job
-from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
+from sync_pipelines.odoo.assets import odoo_sync_job, run_config_for
 from sync_pipelines.odoo.resources import OdooResource
-from sync_pipelines.odoo.settings import auto_sync_enabled, auto_sync_specs
+from sync_pipelines.odoo.settings import SOURCE, auto_sync_enabled, auto_sync_specs
 
 
 def sync_run_request(tick: dt.datetime) -> RunRequest:
@@ -25,7 +26,7 @@ def sync_run_request(tick: dt.datetime) -> RunRequest:
     return RunRequest(
         run_config=run_config_for(specs, mode),
         asset_selection=[AssetKey(spec.asset_name) for spec in specs],
-        tags={**SOURCE_TAGS, "sync_pipelines/mode": mode, "sync_pipelines/trigger": "odoo_sync_schedule"},
+        tags=run_tags(SOURCE, mode=mode, trigger="odoo_sync_schedule"),
     )
 
 
@@ -55,4 +56,4 @@ def odoo_sync_schedule(context: ScheduleEvaluationContext, odoo: OdooResource) -
     description="Daily: archive Odoo rows deleted or cancelled for more than 30 days.",
 )
 def odoo_archive_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    return RunRequest(tags={"sync_pipelines/source": "odoo", "sync_pipelines/trigger": "odoo_archive_schedule"})
+    return RunRequest(tags=run_tags(SOURCE, trigger="odoo_archive_schedule"))

@@ -29,7 +29,8 @@ from dagster import (
     sensor,
 )
 
-from sync_pipelines.odoo.assets import SOURCE_TAGS, odoo_sync_job, run_config_for
+from sync_pipelines.kit import run_tags
+from sync_pipelines.odoo.assets import odoo_sync_job, run_config_for
 from sync_pipelines.odoo.client import keyset_domain
 from sync_pipelines.odoo.resources import OdooResource
 from sync_pipelines.odoo.settings import SOURCE, auto_sync_enabled, auto_sync_specs
@@ -103,7 +104,7 @@ def odoo_changes_sensor(
                 run_key="odoo-changes-" + hashlib.sha1(new_cursor.encode()).hexdigest()[:16],
                 run_config=run_config_for(changed, "incremental"),
                 asset_selection=[AssetKey(spec.asset_name) for spec in changed],
-                tags={**SOURCE_TAGS, "sync_pipelines/trigger": "odoo_changes_sensor"},
+                tags=run_tags(SOURCE, trigger="odoo_changes_sensor"),
             )
         ],
         cursor=new_cursor,

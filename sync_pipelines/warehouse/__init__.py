@@ -5,6 +5,7 @@ from sync_pipelines.warehouse.store import (
     Warehouse,
     WarehouseTransaction,
     WarehouseUnavailableError,
+    as_utc,
     chunked,
     utcnow,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "WarehouseResource",
     "WarehouseTransaction",
     "WarehouseUnavailableError",
+    "as_utc",
     "chunked",
     "utcnow",
 ]

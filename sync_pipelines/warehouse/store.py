@@ -35,6 +35,14 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def as_utc(value: Any) -> Any:
+    """An aware UTC datetime; a naive one (as SQLite gives timestamps back) is read as UTC.
+    Anything that is not a datetime is returned as it is."""
+    if not isinstance(value, dt.datetime):
+        return value
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
 # sync_rejects.record_key is varchar(512): Postgres refuses longer values, SQLite would
 # keep them. A longer key is stored as its first characters plus a digest of the whole,
 # the same for the same record, so reject() stays idempotent and resolve_rejects() finds it.
@@ -42,7 +50,7 @@ REJECT_KEY_MAX = 512
 _DIGEST_MARK = "#sha256="
 
 
-def reject_key(record_key: Any) -> str:
+def stored_record_key(record_key: Any) -> str:
     """The ``sync_rejects.record_key`` of a record key (its text, shortened when too long)."""
     key = str(record_key)
     if len(key) <= REJECT_KEY_MAX:
@@ -143,7 +151,7 @@ class WarehouseTransaction:
                 {
                     "source": source,
                     "entity": entity,
-                    "record_key": reject_key(record_key),
+                    "record_key": stored_record_key(record_key),
                     "reason": redact(reason)[:4000],
                     "payload": redact_value(payload),
                     "run_id": run_id,
@@ -157,7 +165,7 @@ class WarehouseTransaction:
 
     def resolve_rejects(self, source: str, entity: str, record_keys: Iterable[Any]) -> int:
         """Forget rejects of records that have since landed cleanly; returns how many."""
-        keys = [reject_key(k) for k in record_keys]
+        keys = [stored_record_key(k) for k in record_keys]
         if not keys:
             return 0
         rejects = self.table("sync_rejects")

@@ -210,7 +210,7 @@ def test_postgres_upsert_outside_a_transaction_is_a_clear_error(pg_url: str):
 def test_reject_keys_longer_than_the_column_are_stored_under_a_stable_digest(warehouse: Warehouse):
     """record_key is varchar(512) (Postgres refuses more): a longer key becomes its first
     characters plus a digest of the whole, the same for the same record."""
-    from sync_pipelines.warehouse.store import REJECT_KEY_MAX, reject_key
+    from sync_pipelines.warehouse.store import REJECT_KEY_MAX, stored_record_key
 
     long_key = "listing/" + "x" * 600
     other = "listing/" + "x" * 599 + "y"  # same first 512 characters, another record
@@ -221,10 +221,10 @@ def test_reject_keys_longer_than_the_column_are_stored_under_a_stable_digest(war
         tx.reject("test", "long", "short", "bad", None)
     stored = {r["record_key"]: r for r in warehouse.rejects("test", "long")}
     assert len(stored) == 3
-    assert stored[reject_key(long_key)]["payload"] == {"n": 2}
+    assert stored[stored_record_key(long_key)]["payload"] == {"n": 2}
     assert all(len(k) <= REJECT_KEY_MAX for k in stored)
-    assert reject_key(long_key) != reject_key(other) and reject_key(long_key).startswith("listing/xxx")
-    assert reject_key("short") == "short"
+    assert stored_record_key(long_key) != stored_record_key(other) and stored_record_key(long_key).startswith("listing/xxx")
+    assert stored_record_key("short") == "short"
     with warehouse.transaction() as tx:
         assert tx.resolve_rejects("test", "long", [long_key, other]) == 2
     assert [r["record_key"] for r in warehouse.rejects("test", "long")] == ["short"]

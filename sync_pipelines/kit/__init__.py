@@ -1,0 +1,29 @@
+"""The shared source kit: the per-batch and per-asset plumbing every source uses.
+
+Names, signatures and one example each: ``CONTRIBUTING.md`` ("The source kit").
+"""
+
+from sync_pipelines.http_client import VendorClient
+from sync_pipelines.kit.assets import SOURCE_TAG, finish_sync_asset, run_tags
+from sync_pipelines.kit.landing import BatchLanding, Cursor, Reject, land_batch
+from sync_pipelines.kit.paging import PageRepeatGuard, RepeatedPageError, paginate
+from sync_pipelines.kit.records import RecordError
+from sync_pipelines.kit.report import SyncReport, metric, not_metric
+
+__all__ = [
+    "SOURCE_TAG",
+    "BatchLanding",
+    "Cursor",
+    "PageRepeatGuard",
+    "RecordError",
+    "Reject",
+    "RepeatedPageError",
+    "SyncReport",
+    "VendorClient",
+    "finish_sync_asset",
+    "land_batch",
+    "metric",
+    "not_metric",
+    "paginate",
+    "run_tags",
+]
