@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 EMBEDDED_YAML = Path(__file__).with_name("dagster.embedded.yaml")
 
@@ -19,3 +24,29 @@ def prepare_dagster_home(home: Path, *, refresh: bool = False) -> Path:
     if not target.exists() or (refresh and target.read_bytes() != EMBEDDED_YAML.read_bytes()):
         shutil.copyfile(EMBEDDED_YAML, target)
     return target
+
+
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+
+
+@contextmanager
+def operator_instance() -> Iterator[Any]:
+    """The Dagster instance the Dagster CLI would use here, for ``python -m sync_pipelines``.
+
+    ``DAGSTER_HOME`` set: that instance. Unset: the repository's ``dagster.yaml`` (storage
+    chosen from the environment, SQLite in the embedded default's home), as ``dagster job
+    execute`` from the repository uses it, but with its scratch folder outside the repository.
+    """
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    if os.environ.get("DAGSTER_HOME"):
+        with DagsterInstance.get() as instance:
+            yield instance
+        return
+    if not PROJECT_DAGSTER_YAML.is_file():
+        raise SystemExit("DAGSTER_HOME is unset and the project's dagster.yaml is not found: set DAGSTER_HOME")
+    with tempfile.TemporaryDirectory(prefix="sync_pipelines_dagster_") as scratch:
+        ref = InstanceRef.from_dir(scratch, config_dir=str(PROJECT_DAGSTER_YAML.parent))
+        with DagsterInstance.from_ref(ref) as instance:
+            yield instance
