@@ -1,0 +1,5 @@
+"""``python -m sync_pipelines.golioth integrations ...|receiver``: see :mod:`sync_pipelines.golioth.cli`."""
+
+from sync_pipelines.golioth.cli import main
+
+raise SystemExit(main())

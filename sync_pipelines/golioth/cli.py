@@ -1,0 +1,130 @@
+"""``golioth`` CLI group: manage integrations and start the webhook receiver.
+
+``python -m sync_pipelines.golioth integrations add --project P --api-key-env VAR ...``,
+``integrations list|enable|disable|remove``, ``receiver [--host --port]``. The top-level CLI
+(``python -m sync_pipelines``) finds :func:`register`. Bad values are refused with a clear
+message and change nothing; the destination is ``SYNC_DATABASE_URL`` (embedded SQLite if unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sync_pipelines import settings as shared_settings
+from sync_pipelines.golioth import integrations as store
+from sync_pipelines.golioth.integrations import Integration, IntegrationError
+from sync_pipelines.warehouse import Warehouse
+
+
+def _warehouse() -> Warehouse:
+    return Warehouse.for_url(shared_settings.database_url())
+
+
+def _add(args: argparse.Namespace) -> int:
+    tags = [t for t in (args.tags or "").split(",") if t]
+    device_filter = {k: v for k, v in (("tags", tags), ("name_pattern", args.name_pattern)) if v}
+    integration = Integration(
+        id=args.id or args.project, project_id=args.project, api_key_env=args.api_key_env,
+        enabled=not args.disabled, frequency_minutes=args.frequency, time_window_start=args.window_start,
+        time_window_end=args.window_end, timezone=args.timezone, device_filter=device_filter,
+    )
+    store.add(_warehouse(), integration)
+    print(f"added golioth integration {integration.id} (project {integration.project_id}, key in ${integration.api_key_env})")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = store.load(_warehouse())
+    if args.json:
+        print(json.dumps([{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in i.as_row().items()}
+                          for i in rows], indent=2))
+        return 0
+    if not rows:
+        print("no golioth integrations")
+    for i in rows:
+        state = "enabled" if i.enabled else "disabled"
+        window = f", window {i.window}" if i.window else ""
+        print(f"{i.id}: project {i.project_id}, key in ${i.api_key_env}, {state}, {i.status}, every {i.frequency_minutes} min"
+              f"{window}, filter {i.device_filter or '-'}, next run {i.next_run_at or 'at the next tick'}"
+              f"{', last error: ' + i.last_error if i.last_error else ''}")
+    return 0
+
+
+def _set_enabled(enabled: bool):
+    def command(args: argparse.Namespace) -> int:
+        store.update(_warehouse(), args.id, enabled=enabled)
+        print(f"golioth integration {args.id} {'enabled' if enabled else 'disabled'}")
+        return 0
+
+    return command
+
+
+def _remove(args: argparse.Namespace) -> int:
+    store.remove(_warehouse(), args.id)
+    print(f"removed golioth integration {args.id} (its telemetry stays)")
+    return 0
+
+
+def _receiver(args: argparse.Namespace) -> int:
+    from sync_pipelines.golioth.receiver import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def _add_parser(commands) -> None:
+    add = commands.add_parser("add", help="add an integration (its API key stays in the environment)")
+    add.add_argument("--project", required=True, help="Golioth project id")
+    add.add_argument("--api-key-env", required=True, help="NAME of the environment variable holding the API key")
+    add.add_argument("--id", help="integration id (default: the project id)")
+    add.add_argument("--frequency", type=int, default=5, help="minutes between pulls (>= 1; default 5)")
+    add.add_argument("--window-start", help="HH:MM local time the window opens (with --window-end; may cross midnight)")
+    add.add_argument("--window-end", help="HH:MM local time the window closes")
+    add.add_argument("--timezone", default="UTC", help="IANA time zone of the window (default UTC)")
+    add.add_argument("--tags", help="comma-separated tag ids: only devices with one of them")
+    add.add_argument("--name-pattern", help="glob on device names, e.g. 'C25*'")
+    add.add_argument("--disabled", action="store_true", help="add it disabled")
+    add.set_defaults(handler=_add)
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``golioth`` group to a top-level CLI's subparsers."""
+    golioth = subparsers.add_parser("golioth", help="Golioth integrations and webhook receiver")
+    groups = golioth.add_subparsers(dest="golioth_command", required=True)
+    manage = groups.add_parser("integrations", help="add, list, enable, disable, remove integrations")
+    commands = manage.add_subparsers(dest="integrations_command", required=True)
+    _add_parser(commands)
+    listing = commands.add_parser("list", help="list integrations")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_list)
+    for name, handler in (("enable", _set_enabled(True)), ("disable", _set_enabled(False)), ("remove", _remove)):
+        sub = commands.add_parser(name, help=f"{name} an integration")
+        sub.add_argument("id")
+        sub.set_defaults(handler=handler)
+    receiver = groups.add_parser("receiver", help="start the webhook receiver (needs GOLIOTH_WEBHOOK_TOKEN)")
+    receiver.add_argument("--host", default="127.0.0.1")
+    receiver.add_argument("--port", type=int, default=8787)
+    receiver.set_defaults(handler=_receiver)
+    return golioth
+
+
+def run(args: argparse.Namespace) -> int:
+    from sync_pipelines.golioth.receiver import ReceiverConfigError
+
+    try:
+        return args.handler(args)
+    except (IntegrationError, ReceiverConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sync_pipelines.golioth")
+    sub = parser.add_subparsers(dest="command", required=True)
+    golioth = register(sub)
+    # `python -m sync_pipelines.golioth integrations ...`: the group without its name
+    args = parser.parse_args(["golioth", *(sys.argv[1:] if argv is None else argv)])
+    del golioth
+    return run(args)

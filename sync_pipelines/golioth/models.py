@@ -1,0 +1,157 @@
+"""Golioth records as rows: devices, and telemetry points identified the same whatever the route.
+
+A point is (device, time, path). The time is normalised to UTC truncated to milliseconds
+(:data:`~sync_pipelines.golioth.settings.TS_PRECISION_US`): the stream answers
+``2026-12-01T10:00:00.123456+00:00``, a webhook's ``Ce-Time`` may say
+``2026-12-01T10:00:00.123456789Z``; both are 10:00:00.123 UTC. The path is the first segment
+of the LightDB Stream path: a message posted to ``/.s/env`` with ``{"temp": 21}`` is stored
+as path ``env``, payload ``{"temp": 21}``, which is how the stream shows it
+(``{"time", "deviceId", "env": {"temp": 21}}``); deeper paths nest under it, and a message
+posted to the root gives one point per top-level key, like the stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sync_pipelines.golioth.settings import ONLINE_WITHIN, TS_PRECISION_US
+
+STREAM_META_FIELDS = ("time", "deviceId")
+CE_TYPE_PREFIX = "io.golioth.data.v1/.s"
+_FRACTION = re.compile(r"(\.\d+)")
+
+
+class PointError(ValueError):
+    """A telemetry record or webhook event that cannot be read as points (says why)."""
+
+
+def parse_time(value: Any) -> dt.datetime:
+    """An RFC 3339 time (any fraction length, ``Z`` or an offset) as an aware UTC datetime."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+        # Python reads at most microseconds; nanoseconds are cut (the precision is ms anyway)
+        text = _FRACTION.sub(lambda m: m.group(1)[:7], text, count=1)
+        try:
+            parsed = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise PointError(f"not an RFC 3339 time: {value!r}") from None
+    else:
+        raise PointError(f"not an RFC 3339 time: {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def normalize_ts(value: Any) -> dt.datetime:
+    """A point's identity time: UTC, truncated to the telemetry precision (milliseconds)."""
+    parsed = parse_time(value)
+    return parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % TS_PRECISION_US)
+
+
+def optional_time(value: Any) -> dt.datetime | None:
+    if value in (None, "", "-"):
+        return None
+    try:
+        return parse_time(value)
+    except PointError:
+        return None
+
+
+@dataclass(frozen=True)
+class Point:
+    device_id: str
+    ts: dt.datetime
+    path: str
+    payload: Any
+
+    @property
+    def key(self) -> tuple[str, dt.datetime, str]:
+        return (self.device_id, self.ts, self.path)
+
+
+def split_path(path: str) -> list[str]:
+    return [part for part in path.strip().strip("/").split("/") if part]
+
+
+def points_from_message(device_id: str, time: Any, path: str, body: Any) -> list[Point]:
+    """The points of one message posted to ``/.s/{path}`` (a webhook event, a stream record)."""
+    if not device_id:
+        raise PointError("no device id")
+    ts = normalize_ts(time)
+    parts = split_path(path)
+    if not parts:
+        if not isinstance(body, dict) or not body:
+            raise PointError("a message posted to the stream root must be a non-empty JSON object")
+        return [Point(device_id, ts, str(k), v) for k, v in sorted(body.items())]
+    payload = body
+    for part in reversed(parts[1:]):
+        payload = {part: payload}
+    return [Point(device_id, ts, parts[0], payload)]
+
+
+def points_from_stream_record(record: dict[str, Any], device_id: str) -> list[Point]:
+    """One LightDB Stream record (``{"time", "deviceId", <path>: <value>...}``) as points."""
+    if not isinstance(record, dict) or "time" not in record:
+        raise PointError("stream record without a time")
+    data = {k: v for k, v in record.items() if k not in STREAM_META_FIELDS}
+    if not data:
+        return []
+    return points_from_message(str(record.get("deviceId") or device_id), record["time"], "", data)
+
+
+def path_from_event_type(event_type: str) -> str:
+    """The stream path of a Pipelines ``Ce-Type`` (``io.golioth.data.v1/.s/{path}``)."""
+    if not event_type or not event_type.startswith(CE_TYPE_PREFIX):
+        raise PointError(f"Ce-Type {event_type!r} is not {CE_TYPE_PREFIX}/<path>")
+    return event_type[len(CE_TYPE_PREFIX):]
+
+
+def points_from_event(event: dict[str, Any]) -> list[Point]:
+    """The points of one inbox row (a webhook delivery as received)."""
+    path = path_from_event_type(event["event_type"])
+    if not event.get("event_time"):
+        raise PointError("webhook event without Ce-Time")
+    return points_from_message(event["device_id"], event["event_time"], path, event["body"])
+
+
+def telemetry_row(point: Point, *, via: str, integration_id: str | None, project_id: str | None,
+                  received_at: dt.datetime) -> dict[str, Any]:
+    return {
+        "device_id": point.device_id, "ts": point.ts, "path": point.path, "payload": point.payload,
+        "received_via": via, "integration_id": integration_id, "project_id": project_id,
+        "received_at": received_at,
+    }
+
+
+def firmware(device: dict[str, Any]) -> tuple[str | None, str | None]:
+    main = (((device.get("metadata") or {}).get("update") or {}).get("main")) or {}
+    return main.get("version"), main.get("state")
+
+
+def is_online(last_report: dt.datetime | None, now: dt.datetime) -> bool:
+    return last_report is not None and now - last_report <= ONLINE_WITHIN
+
+
+def device_row(device: dict[str, Any], *, integration_id: str, project_id: str, now: dt.datetime) -> dict[str, Any]:
+    """A ``golioth_devices`` row; ``online`` from ``lastReport`` (``status`` is often ``-``)."""
+    if not device.get("id"):
+        raise PointError("device without an id")
+    metadata = device.get("metadata") or {}
+    last_report = optional_time(device.get("lastReport") or metadata.get("lastReport"))
+    seen = [t for t in (last_report, optional_time(metadata.get("lastSeenOnline"))) if t]
+    version, state = firmware(device)
+    return {
+        "integration_id": integration_id, "device_id": str(device["id"]), "project_id": project_id,
+        "name": device.get("name"), "status": device.get("status"), "online": is_online(last_report, now),
+        "enabled": device.get("enabled"), "last_report": last_report, "last_seen": max(seen) if seen else None,
+        "firmware_version": version, "firmware_state": state,
+        "hardware_ids": device.get("hardwareIds") or [], "tag_ids": device.get("tagIds") or [],
+        "vendor_created_at": optional_time(device.get("createdAt")),
+        "vendor_updated_at": optional_time(device.get("updatedAt")),
+        "deleted_at": None, "raw": device, "first_seen_at": now,
+    }

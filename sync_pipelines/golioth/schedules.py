@@ -1,0 +1,81 @@
+"""``golioth_sync_schedule`` and ``golioth_due_integrations_sensor``: each integration on its own schedule.
+
+How the two split the work: the schedule is the clock (``*/5 * * * *`` UTC, the old
+pg_cron's cadence): each tick evaluates every integration at the tick's time and requests
+one ``golioth_sync_job`` run per integration that is enabled, active, inside its window and
+due by its frequency. The sensor (every 30 s) only starts integrations that have no slot
+yet (just added, re-enabled or edited: ``next_run_at`` is empty), so a new integration
+syncs within a minute instead of at the next tick. Both claim the slot in
+``golioth_integrations`` (``last_run_at``/``next_run_at``, one atomic UPDATE) before
+requesting, and the run key is ``golioth:<integration>:<slot start>``: one run per due
+slot whoever asks first, and a re-evaluated tick requests nothing twice. Each skipped
+integration is logged with its reason in the tick's log.
+"""
+
+import datetime as dt
+
+from dagster import (
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SensorEvaluationContext,
+    SkipReason,
+    schedule,
+    sensor,
+)
+
+from sync_pipelines.golioth import integrations as store
+from sync_pipelines.golioth.assets import INTEGRATION_TAG, SOURCE_TAGS, golioth_sync_job, run_config_for
+from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
+
+
+def plan_runs(warehouse: Warehouse, now: dt.datetime, trigger: str, log, only_new: bool = False) -> list[RunRequest]:
+    """Run requests of the integrations due at ``now`` (their slots claimed); logs every skip."""
+    requests = []
+    for integration in store.load(warehouse):
+        if only_new and integration.next_run_at is not None:
+            continue
+        decision = store.evaluate(integration, now)
+        if not decision.due:
+            log.info(f"golioth integration {integration.id}: skipped, {decision.reason}")
+            continue
+        if not store.claim_slot(warehouse, decision, integration.frequency_minutes, now):
+            log.info(f"golioth integration {integration.id}: slot {decision.slot:%H:%M} already has its run")
+            continue
+        log.info(f"golioth integration {integration.id}: due, run for slot {decision.slot:%Y-%m-%d %H:%M} UTC")
+        requests.append(RunRequest(
+            run_key=decision.run_key,
+            run_config=run_config_for([integration.id]),
+            tags={**SOURCE_TAGS, INTEGRATION_TAG: integration.id, "golioth/slot": decision.slot.isoformat(),
+                  "sync_pipelines/trigger": trigger},
+        ))
+    return requests
+
+
+@schedule(
+    name="golioth_sync_schedule",
+    cron_schedule="*/5 * * * *",
+    execution_timezone="UTC",
+    job=golioth_sync_job,
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every 5 minutes: one run per Golioth integration that is enabled, active, in its window and due.",
+)
+def golioth_sync_schedule(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
+    now = context.scheduled_execution_time or utcnow()
+    requests = plan_runs(warehouse.get_warehouse(), now.astimezone(dt.timezone.utc), "golioth_sync_schedule", context.log)
+    return requests or SkipReason("no golioth integration due (reasons in the tick log)")
+
+
+@sensor(
+    name="golioth_due_integrations_sensor",
+    job=golioth_sync_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Starts Golioth integrations that have no slot yet (new, re-enabled, edited) without waiting "
+    "for the 5-minute schedule; the same rules and slot claim.",
+)
+def golioth_due_integrations_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    requests = plan_runs(warehouse.get_warehouse(), utcnow(), "golioth_due_integrations_sensor", context.log,
+                         only_new=True)
+    return requests or SkipReason("no new golioth integration to start")

@@ -1,0 +1,262 @@
+"""Golioth sync logic, free of Dagster: devices, telemetry pulls and the webhook inbox drain.
+
+Every route lands points through :func:`store_points`: ``INSERT .. ON CONFLICT DO NOTHING``
+on (``device_id``, ``ts``, ``path``), so a point already stored (pushed, redelivered,
+pulled again by an overlap or a backfill) is counted as a duplicate and left as it was:
+the first route stays in ``received_via`` and a re-run writes no tuple.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from sync_pipelines.golioth import integrations as store
+from sync_pipelines.golioth.client import GoliothClient, read_api_key
+from sync_pipelines.golioth.integrations import Integration
+from sync_pipelines.golioth.models import (
+    Point,
+    PointError,
+    device_row,
+    points_from_event,
+    points_from_stream_record,
+    telemetry_row,
+)
+from sync_pipelines.golioth.settings import (
+    CURSOR_ENTITY,
+    DEFAULT_OVERLAP,
+    DEVICES_TABLE,
+    INBOX_TABLE,
+    SOURCE,
+    TELEMETRY_TABLE,
+)
+from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
+
+# How far past now the live pull reads: device clocks that run ahead (the cursor stays at now).
+FUTURE_ALLOWANCE = dt.timedelta(hours=1)
+
+ClientFactory = Callable[[Integration], GoliothClient]
+
+
+@dataclass
+class Report:
+    """What one run did, per integration and in total; numbers become run metadata."""
+
+    integrations: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    devices_seen: int = 0
+    devices_online: int = 0
+    devices_deleted: int = 0
+    points_pulled: int = 0
+    points_inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    newest_point: dt.datetime | None = None
+    http_requests: int = 0
+
+    def add_points(self, stored: tuple[int, int], newest: dt.datetime | None) -> None:
+        self.points_inserted += stored[0]
+        self.duplicates += stored[1]
+        if newest and (self.newest_point is None or newest > self.newest_point):
+            self.newest_point = newest
+
+    def as_metadata(self, now: dt.datetime) -> dict[str, Any]:
+        lag = (now - self.newest_point).total_seconds() if self.newest_point else None
+        return {
+            "integrations": len(self.integrations), "integrations_failed": len(self.failed),
+            "devices_seen": self.devices_seen, "devices_online": self.devices_online,
+            "devices_deleted": self.devices_deleted, "points_pulled": self.points_pulled,
+            "points_inserted": self.points_inserted, "duplicates_dropped": self.duplicates,
+            "rejected": self.rejected, "http_requests": self.http_requests,
+            "newest_point_lag_seconds": round(lag, 3) if lag is not None else -1.0,
+        }
+
+
+def client_for(integration: Integration) -> GoliothClient:
+    """The integration's client; its key from the variable it names (a clear error if unset)."""
+    key = read_api_key(integration.api_key_env, integration.id)
+    return GoliothClient(project_id=integration.project_id, api_key=key, api_key_env=integration.api_key_env)
+
+
+# -- points ------------------------------------------------------------------------------------
+
+
+def _insert_ignore(tx: WarehouseTransaction, table: sa.Table):
+    dialect = postgresql if tx.conn.dialect.name == "postgresql" else sqlite
+    key = [c.name for c in table.primary_key.columns]
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=key).returning(*table.primary_key.columns)
+
+
+def store_points(tx: WarehouseTransaction, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """Insert telemetry rows whose point is new; returns (inserted, duplicates). The first
+    row of a point within ``rows`` wins, as an earlier route's row in the table does."""
+    table = tx.table(TELEMETRY_TABLE)
+    first: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault((row["device_id"], row["ts"], row["path"]), row)
+    now = utcnow()
+    inserted = 0
+    for batch in chunked(list(first.values()), 1000):
+        statement = _insert_ignore(tx, table)
+        inserted += len(tx.execute(statement, [{**r, "synced_at": now} for r in batch]).fetchall())
+    return inserted, len(rows) - inserted
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+def matches_filter(device: dict[str, Any], device_filter: dict[str, Any]) -> bool:
+    tags = device_filter.get("tags") or []
+    if tags and not set(tags) & set(device.get("tagIds") or []):
+        return False
+    pattern = device_filter.get("name_pattern")
+    return not pattern or fnmatch.fnmatchcase(str(device.get("name") or ""), pattern)
+
+
+def sync_devices(warehouse: Warehouse, integration: Integration, client: GoliothClient, report: Report) -> list[dict]:
+    """Upsert the project's (filtered) devices; mark the ones gone from Golioth. Returns them."""
+    now = utcnow()
+    devices = [d for d in client.devices() if matches_filter(d, integration.device_filter)]
+    rows = [device_row(d, integration_id=integration.id, project_id=integration.project_id, now=now) for d in devices]
+    with warehouse.transaction() as tx:
+        tx.upsert(DEVICES_TABLE, rows, insert_only=("first_seen_at",))
+        table = tx.table(DEVICES_TABLE)
+        gone = (table.update()
+                .where(table.c.integration_id == integration.id, table.c.deleted_at.is_(None),
+                       table.c.device_id.not_in([r["device_id"] for r in rows] or [""]))
+                .values(deleted_at=now, online=False))
+        report.devices_deleted += tx.execute(gone).rowcount
+    report.devices_seen += len(rows)
+    report.devices_online += sum(1 for r in rows if r["online"])
+    return devices
+
+
+# -- pulls -------------------------------------------------------------------------------------
+
+
+def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def pull_points(
+    warehouse: Warehouse, integration: Integration, client: GoliothClient, devices: Iterable[dict],
+    window: tuple[dt.datetime, dt.datetime], report: Report,
+) -> None:
+    """Pull every device's stream over ``window`` and store it, one transaction per device."""
+    start, end = window
+    for device in devices:
+        last = _as_utc(device_row(device, integration_id=integration.id, project_id=integration.project_id,
+                                  now=end)["last_seen"])
+        if last is not None and last < start - DEFAULT_OVERLAP:
+            continue  # nothing reported since the window opened: no stream call
+        rows, newest = [], None
+        for record in client.stream(device["id"], start, end):
+            try:
+                points = points_from_stream_record(record, device["id"])
+            except PointError:
+                report.rejected += 1
+                continue
+            rows.extend(_rows(points, integration.id, integration.project_id, "pull"))
+            newest = _newest(newest, points)
+        report.points_pulled += len(rows)
+        with warehouse.transaction() as tx:
+            report.add_points(store_points(tx, rows), newest)
+
+
+def _rows(points: list[Point], integration_id: str | None, project_id: str, via: str) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [telemetry_row(p, via=via, integration_id=integration_id, project_id=project_id, received_at=now)
+            for p in points]
+
+
+def _newest(newest: dt.datetime | None, points: list[Point]) -> dt.datetime | None:
+    return max([p.ts for p in points] + ([newest] if newest else []), default=None)
+
+
+def cursor_entity(integration_id: str) -> str:
+    return CURSOR_ENTITY.format(integration_id=integration_id)
+
+
+def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothClient, report: Report,
+              *, initial_lookback: dt.timedelta = dt.timedelta(days=1), run_id: str | None = None) -> dt.datetime:
+    """Devices, then telemetry from the cursor (minus the overlap) on; the cursor moves to the
+    pull's start time only after every device's points are committed. Returns the new cursor.
+
+    The stream is read up to :data:`FUTURE_ALLOWANCE` past now: a device whose clock runs
+    ahead stamps points "in the future", and they are stored now rather than one run later."""
+    end = utcnow()
+    raw = warehouse.get_cursor(SOURCE, cursor_entity(integration.id))
+    cursor = dt.datetime.fromisoformat(raw) if raw else None
+    start = cursor - DEFAULT_OVERLAP if cursor else end - initial_lookback
+    devices = sync_devices(warehouse, integration, client, report)
+    pull_points(warehouse, integration, client, devices, (start, end + FUTURE_ALLOWANCE), report)
+    with warehouse.transaction() as tx:
+        tx.set_cursor(SOURCE, cursor_entity(integration.id), end.isoformat(), run_id=run_id)
+    return end
+
+
+def backfill(warehouse: Warehouse, integration: Integration, client: GoliothClient,
+             window: tuple[dt.datetime, dt.datetime], report: Report) -> None:
+    """Pull a historical window; never reads or moves the live cursor."""
+    devices = [d for d in client.devices() if matches_filter(d, integration.device_filter)]
+    report.devices_seen += len(devices)
+    pull_points(warehouse, integration, client, devices, window, report)
+
+
+def for_each_integration(warehouse: Warehouse, chosen: list[Integration], work: Callable[[Integration, GoliothClient], None],
+                         report: Report, make_client: ClientFactory = client_for) -> None:
+    """Run ``work`` per integration; one failing (a missing key, a refused key) does not stop
+    the others. Failures are recorded on the integration and in ``report.failed``."""
+    for integration in chosen:
+        report.integrations.append(integration.id)
+        try:
+            with make_client(integration) as client:
+                work(integration, client)
+                report.http_requests += client.stats.requests
+        except Exception as exc:  # recorded, then the run fails after the others synced
+            report.failed[integration.id] = str(exc)
+            store.record_result(warehouse, integration.id, str(exc)[:2000])
+        else:
+            store.record_result(warehouse, integration.id, None)
+
+
+# -- the webhook inbox ----------------------------------------------------------------------------
+
+
+def drain_inbox(warehouse: Warehouse, batch_size: int = 1000, max_batches: int = 100) -> Report:
+    """Move inbox events into telemetry in ``id`` order: each batch's points and the removal
+    of its events commit together, so a crash repeats a batch (harmlessly) and loses none."""
+    report = Report()
+    by_project = {i.project_id: i for i in store.load(warehouse)}
+    for _ in range(max_batches):
+        with warehouse.transaction() as tx:
+            inbox = tx.table(INBOX_TABLE)
+            events = [dict(r._mapping) for r in tx.execute(sa.select(inbox).order_by(inbox.c.id).limit(batch_size))]
+            if not events:
+                break
+            rows, newest = [], None
+            for event in events:
+                try:
+                    points = points_from_event(event)
+                except (PointError, KeyError, TypeError) as exc:
+                    tx.reject(SOURCE, "webhook", event["id"], f"webhook event not readable as points: {exc}", event["body"])
+                    report.rejected += 1
+                    continue
+                integration = by_project.get(event["project_id"])
+                rows.extend(_rows(points, integration.id if integration else None, event["project_id"], "push"))
+                newest = _newest(newest, points)
+            report.points_pulled += len(rows)
+            report.add_points(store_points(tx, rows), newest)
+            for ids in chunked([e["id"] for e in events]):
+                tx.execute(inbox.delete().where(inbox.c.id.in_(ids)))
+        if len(events) < batch_size:
+            break
+    return report

@@ -1,0 +1,159 @@
+"""Live pull, push + pull identity, gap filling, backfills, missing keys (SQLite and Postgres)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from sync_pipelines.golioth import integrations as store
+from sync_pipelines.golioth.models import normalize_ts
+from sync_pipelines.golioth.receiver import create_app
+from sync_pipelines.golioth.sync import cursor_entity, drain_inbox
+from sync_pipelines.warehouse import utcnow
+from sync_pipelines_tests.golioth.conftest import KEY_ENV_2, PROJECT, PROJECT_2, TOKEN, Receiver, failure_text
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def test_live_pull_lands_devices_and_the_last_day_once_then_only_the_overlap(golioth):
+    golioth.add("acme")
+    first = golioth.sync()
+    assert first.success
+    [meta] = [m for m in first.asset_materializations_for_node("golioth_live_pull")
+              if m.asset_key.path[-1] == "golioth_telemetry_live"]
+    values = {k: v.value for k, v in meta.metadata.items()}
+    # the first pull reads the last day (its start is a moment before this `since`)
+    since, until = utcnow() - dt.timedelta(days=1), utcnow() - dt.timedelta(minutes=2)
+    expected = golioth.sandbox_keys(since=since, until=until)
+    assert golioth.keys() >= expected and len(golioth.keys()) == len(golioth.rows())
+    assert values["devices_seen"] == 20 and values["devices_online"] == 20
+    assert values["points_inserted"] == len(golioth.rows()) and values["duplicates_dropped"] == 0
+    assert 0 <= values["newest_point_lag_seconds"] < 3600
+    assert {r["received_via"] for r in golioth.rows()} == {"pull"}
+    with golioth.warehouse.engine.connect() as conn:
+        devices = conn.exec_driver_sql("SELECT device_id, status, online, firmware_version, last_seen FROM golioth_devices").all()
+    assert len(devices) == 20 and {d.status for d in devices} == {"-"} and {d.firmware_version for d in devices} == {"1.0.0"}
+    assert all(d.last_seen is not None for d in devices)
+
+    # new points arrive; the next pull reads from the cursor minus the overlap only
+    before = golioth.sandbox_keys()
+    golioth.control("emit", count=3, devices=4)
+    second = golioth.sync()
+    new = golioth.sandbox_keys() - before
+    [meta] = [m for m in second.asset_materializations_for_node("golioth_live_pull")
+              if m.asset_key.path[-1] == "golioth_telemetry_live"]
+    values = {k: v.value for k, v in meta.metadata.items()}
+    assert len(new) >= 12 and values["points_inserted"] == len(new)
+    assert values["points_pulled"] < 200  # the overlap, not the day again
+    assert golioth.keys() >= golioth.sandbox_keys(since=since, until=until)
+
+
+def test_a_point_pushed_redelivered_and_pulled_is_one_row_first_route_kept(golioth, database_url):
+    golioth.add("acme")
+    golioth.sync()  # the cursor is set; the history is in
+    with Receiver(create_app(token=TOKEN, database_url=database_url)) as receiver:
+        golioth.control("webhook", url=receiver.url, token=TOKEN, redeliver_rate=1.0)
+        golioth.control("emit", count=2, devices=3)
+        messages = list(golioth.vendor.outbox)
+        points = {p for m in messages for p in m.points()}
+        delivery = golioth.control("deliver")
+        assert delivery["sent"] == 2 * len(messages) and delivery["failed"] == 0  # each message twice
+        report = drain_inbox(golioth.warehouse)
+        assert report.points_inserted == len(points) and report.duplicates == len(points)
+        again = golioth.control("deliver")  # nothing queued
+        assert again["sent"] == 0
+    pushed = golioth.rows("received_via = 'push'")
+    assert len(pushed) == len(points)
+    result = golioth.sync()
+    assert result.success
+    rows = golioth.rows()
+    assert len(rows) == len(golioth.keys())  # one row per point
+    assert len(golioth.rows("received_via = 'push'")) == len(points)  # pulled later, still the push row
+    assert golioth.keys() >= {(r["device_id"], r["ts"] if r["ts"].tzinfo else r["ts"].replace(tzinfo=dt.timezone.utc),
+                               r["path"]) for r in pushed}
+
+
+def test_the_next_pull_fills_every_gap_the_webhook_dropped(golioth, database_url):
+    golioth.add("acme")
+    golioth.sync()
+    with Receiver(create_app(token=TOKEN, database_url=database_url)) as receiver:
+        golioth.control("webhook", url=receiver.url, token=TOKEN, drop_rate=0.3, reorder=True, workers=4, seed=3)
+        golioth.control("emit", count=10, devices=20)
+        golioth.control("deliver")
+        drain_inbox(golioth.warehouse)
+    dropped = {(d, normalize_ts(t), p) for m in golioth.vendor.dropped for d, t, p in m.points()}
+    delivered = {(d, normalize_ts(t), p) for m in golioth.vendor.messages_sent for d, t, p in m.points()}
+    assert len(golioth.vendor.dropped) > 20
+    assert not dropped & golioth.keys() and delivered <= golioth.keys()  # the push missed exactly those
+    golioth.sync()
+    assert dropped | delivered <= golioth.keys()
+    assert len(golioth.rows()) == len(golioth.keys())
+
+
+def test_backfill_of_7_days_lands_every_point_once_and_leaves_the_live_cursor(golioth, warehouse, database_url):
+    golioth.add("acme")
+    golioth.sync()
+    cursor = warehouse.get_cursor("golioth", cursor_entity("acme"))
+    today = utcnow().date()
+    start, end = today - dt.timedelta(days=7), today - dt.timedelta(days=1)
+    window_start = dt.datetime.combine(start, dt.time(), dt.timezone.utc)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    result = golioth.backfill(start.isoformat(), end.isoformat())
+    assert result.success, failure_text(result)
+    expected = golioth.sandbox_keys(since=window_start, until=window_end)
+    assert len(expected) > 5000
+    assert expected <= golioth.keys()
+    assert len(golioth.rows()) == len(golioth.keys())
+    assert warehouse.get_cursor("golioth", cursor_entity("acme")) == cursor
+    before = _tuples(warehouse, database_url)
+    count = len(golioth.rows())
+    again = golioth.backfill(start.isoformat(), end.isoformat())
+    assert again.success
+    m = again.asset_materializations_for_node("golioth_telemetry")[0]  # one per day, same counts
+    assert m.metadata["points_inserted"].value == 0 and m.metadata["duplicates_dropped"].value >= len(expected)
+    assert len(golioth.rows()) == count
+    assert _tuples(warehouse, database_url, before) == before  # Postgres: no tuple inserted or updated
+    assert warehouse.get_cursor("golioth", cursor_entity("acme")) == cursor
+
+
+def _tuples(warehouse, database_url, expect=None):
+    if not database_url.startswith("postgresql"):
+        return None
+    from sync_pipelines_tests.foundation.test_warehouse_postgres import _stat_updates
+
+    warehouse.engine.dispose()
+    return _stat_updates(warehouse, "device_telemetry_history", None if expect is None else expect[1])
+
+
+def test_a_missing_key_variable_fails_its_integration_and_the_others_sync(golioth, monkeypatch):
+    golioth.add("acme")
+    golioth.add("second", project=PROJECT_2, key_env=KEY_ENV_2)
+    monkeypatch.delenv(KEY_ENV_2)
+    result = golioth.sync(raise_on_error=False)
+    assert not result.success
+    text = failure_text(result)
+    assert KEY_ENV_2 in text and "second" in text
+    assert golioth.rows("integration_id = 'acme'")
+    assert not golioth.rows("integration_id = 'second'")
+    assert store.get(golioth.warehouse, "second").last_error.count(KEY_ENV_2) == 1
+    assert store.get(golioth.warehouse, "acme").last_error is None
+    # its own run (as the schedule requests it) fails alone, naming the variable
+    alone = golioth.sync(["second"], raise_on_error=False)
+    assert not alone.success and KEY_ENV_2 in failure_text(alone)
+
+
+def test_a_refused_key_names_the_variable_and_project_never_the_key(golioth):
+    golioth.add("acme")
+    key = golioth.vendor.keys[PROJECT]
+    golioth.control("revoke_key", project=PROJECT)
+    result = golioth.sync(raise_on_error=False)
+    text = failure_text(result)
+    assert not result.success
+    assert "API key in $GOLIOTH_SANDBOX_API_KEY refused for project sandbox-project" in text
+    assert key not in text
+
+
+def test_with_no_integration_the_job_does_nothing_and_succeeds(golioth):
+    result = golioth.sync()
+    assert result.success and golioth.rows() == []
