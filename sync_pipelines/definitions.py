@@ -10,12 +10,12 @@ imported as modules (``from sync_pipelines import cars``), never as ``... import
 
 from dagster import Definitions
 
-from sync_pipelines import cars, golioth, odoo
+from sync_pipelines import cars, golioth, odoo, procore
 from sync_pipelines.alerts import sync_failure_alert_sensor
 from sync_pipelines.warehouse import WarehouseResource
 
 # Source subpackages, one line each (sources without an issue are not built yet):
-SOURCE_MODULES: list = [cars, odoo, golioth]
+SOURCE_MODULES: list = [cars, odoo, golioth, procore]
 
 
 def build_definitions() -> Definitions:

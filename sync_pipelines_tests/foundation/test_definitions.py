@@ -61,7 +61,7 @@ def test_embedded_instance_config_loads(tmp_path, monkeypatch):
 
 def _assert_policies(instance: DagsterInstance) -> None:
     config = instance.get_concurrency_config()
-    assert config.run_queue_config.max_concurrent_runs == 8
+    assert config.run_queue_config.max_concurrent_runs == 16
     assert config.pool_config.default_pool_limit == 1
     assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
     assert instance.run_monitoring_enabled
@@ -105,9 +105,11 @@ def test_embedded_yaml_matches_production_policies():
     assert monitoring["max_runtime_seconds"] == 10800
     assert monitoring["free_slots_after_run_end_seconds"] == 300
     runs = prod["concurrency"]["runs"]
-    assert runs["max_concurrent_runs"] == 8
+    assert runs["max_concurrent_runs"] == 16
     assert runs["tag_concurrency_limits"] == [
-        {"key": "sync_pipelines/source", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        {"key": "sync_pipelines/source", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+        {"key": "procore/connection", "value": {"applyLimitPerUniqueValue": True}, "limit": 1},
+        {"key": "procore/sync", "limit": 10},
     ]
     assert prod["concurrency"]["pools"]["default_limit"] == 1
     assert prod["run_retries"] == {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": True}

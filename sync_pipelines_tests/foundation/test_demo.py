@@ -40,8 +40,10 @@ def test_demo_syncs_every_source_into_sqlite_and_says_where(tmp_path):
     assert "FAILED" not in first.stdout
     # each source's sync job runs once, then its archive job (no variant such as cars_full_sync_job)
     ran = re.findall(r"^(\w+): succeeded", first.stdout, re.M)
+    # (procore_sync_job with no connection partition syncs nothing and succeeds)
     assert ran == [
-        "cars_sync_job", "cars_archive_job", "odoo_sync_job", "odoo_archive_job", "golioth_sync_job", "golioth_archive_job"
+        "cars_sync_job", "cars_archive_job", "odoo_sync_job", "odoo_archive_job", "golioth_sync_job", "golioth_archive_job",
+        "procore_sync_job",
     ], ran
     counts = _counts(first.stdout)
     for table in ("cars", "odoo_invoices", "odoo_purchase_order_lines", "odoo_products", "odoo_stock_quants"):

@@ -1,0 +1,35 @@
+"""``procore_connections_sensor``: one dynamic partition per connection, as connections come and go.
+
+A connection gets its partition when it is stored (``connect``) and loses it when it is
+disconnected or deleted; a ``needs_reauth`` connection keeps its partition (its history
+stays visible, and a reconnect resumes it) but the schedule skips it.
+"""
+
+
+from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from sync_pipelines.procore.assets import CONNECTIONS_PARTITIONS
+from sync_pipelines.procore.connections import DISCONNECTED, connection_statuses
+from sync_pipelines.warehouse import WarehouseResource
+
+
+@sensor(
+    name="procore_connections_sensor",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a partition of the Procore assets for each connection and removes those of disconnected ones.",
+)
+def procore_connections_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
+    statuses = connection_statuses(warehouse.get_warehouse())
+    wanted = {user for user, status in statuses.items() if status != DISCONNECTED}
+    existing = set(context.instance.get_dynamic_partitions(CONNECTIONS_PARTITIONS.name))
+    added, removed = sorted(wanted - existing), sorted(existing - wanted)
+    if not added and not removed:
+        return SkipReason(f"{len(existing)} connection partition(s), all current")
+    requests = []
+    if added:
+        requests.append(CONNECTIONS_PARTITIONS.build_add_request(added))
+    if removed:
+        requests.append(CONNECTIONS_PARTITIONS.build_delete_request(removed))
+    context.log.info(f"procore partitions: added {added or 'none'}, removed {removed or 'none'}")
+    return SensorResult(dynamic_partitions_requests=requests)

@@ -1,0 +1,196 @@
+"""One connection's sync of companies, projects and RFIs, with cursors and a rate-budget backlog.
+
+Cursors live in ``sync_state`` per connection: ``companies/<user>`` (the company ids the
+user sees), ``projects/<user>/<company>`` and ``rfis/<user>/<project>`` (newest
+``updated_at`` seen). A listing's cursor commits in the transaction of its last page, so a
+run stopped midway re-reads that listing next time and never skips a record; pages before
+it are idempotent upserts. Incremental listings start ``overlap`` seconds before the
+cursor (``filters[updated_at]``), so a no-op run re-reads a few records and writes nothing.
+
+When the rate budget runs out (:class:`RateBudgetSpent`), the step keeps what it committed,
+records the projects it did not reach in ``rfis_backlog/<user>`` (the next run starts with
+them) and returns normally: a spent budget is not a failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from sync_pipelines.http_client import VendorHTTPError
+from sync_pipelines.procore.client import ProcoreClient, RateBudgetSpent
+from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
+from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
+from sync_pipelines.warehouse import Warehouse, utcnow
+from sync_pipelines.warehouse.upsert import UpsertCounts
+
+
+@dataclass
+class EntityReport:
+    """What one step did, as run metadata (numbers, plus the backlog)."""
+
+    entity: str
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    deleted: int = 0
+    rejected: int = 0
+    listings: int = 0
+    backlog: list[int] = field(default_factory=list)
+    budget_spent: str | None = None
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            **self.counts.as_metadata(),
+            "deleted": self.deleted,
+            "rejected": self.rejected,
+            "listings": self.listings,
+            "backlog": len(self.backlog),
+            "backlog_ids": ", ".join(str(i) for i in self.backlog[:50]) or "none",
+        }
+
+
+@dataclass(frozen=True)
+class SyncScope:
+    """Who syncs what: the connection's user and the company it was connected for (or all)."""
+
+    user_id: str
+    company_id: int | None
+    mode: str = "incremental"
+    overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
+
+    @property
+    def full(self) -> bool:
+        return self.mode == "full"
+
+
+def _entity(*parts: Any) -> str:
+    return "/".join(str(p) for p in parts)
+
+
+def _since(cursor: str | None, scope: SyncScope) -> str | None:
+    if scope.full or not cursor:
+        return None
+    start = parse_time(cursor) - dt.timedelta(seconds=scope.overlap_seconds)
+    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _land_listing(
+    warehouse: Warehouse, client_pages: Iterable[list[dict]], spec: EntitySpec, cursor_entity: str,
+    parent: dict[str, Any], report: EntityReport,
+) -> tuple[set[int], str | None]:
+    """Upsert every page of one listing; its cursor commits with the last page."""
+    seen: set[int] = set()
+    newest: str | None = warehouse.get_cursor(SOURCE, cursor_entity)
+    pages = iter(client_pages)
+    page = next(pages, None)
+    while page is not None:
+        following = next(pages, None)  # read ahead: the last page's transaction carries the cursor
+        rows, rejects = spec.rows(page, parent)
+        with warehouse.transaction() as tx:
+            report.counts += tx.upsert(spec.table, rows, key=("id",))
+            for key, reason, payload in rejects:
+                tx.reject(SOURCE, spec.entity, key, reason, payload)
+            tx.resolve_rejects(SOURCE, spec.entity, [row["id"] for row in rows])
+            seen.update(row["id"] for row in rows)
+            newest = max([newest, *(r["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows if r["updated_at"])],
+                         key=lambda v: v or "", default=newest)
+            if following is None and newest is not None:
+                tx.set_cursor(SOURCE, cursor_entity, newest)
+        report.rejected += len(rejects)
+        page = following
+    report.listings += 1
+    return seen, newest
+
+
+def _mark_deleted(warehouse: Warehouse, table: str, parent_column: str, parent_id: int, seen: set[int]) -> int:
+    """A full listing completed: rows of that parent Procore no longer returns get ``deleted_at``."""
+    t = warehouse.table(table)
+    with warehouse.transaction() as tx:
+        live = set(tx.conn.execute(
+            sa.select(t.c.id).where(t.c[parent_column] == parent_id, t.c.deleted_at.is_(None))
+        ).scalars())
+        gone = sorted(live - seen)
+        now = utcnow()
+        for start in range(0, len(gone), 500):
+            tx.conn.execute(t.update().where(t.c.id.in_(gone[start:start + 500])).values(deleted_at=now, synced_at=now))
+    return len(gone)
+
+
+def sync_companies(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> EntityReport:
+    report = EntityReport("companies")
+    try:
+        rows, rejects = [], []
+        for page in client.companies():
+            page_rows, page_rejects = COMPANIES.rows(page, {})
+            rows += page_rows
+            rejects += page_rejects
+    except RateBudgetSpent as spent:
+        report.budget_spent = str(spent)
+        return report
+    wanted = [r["id"] for r in rows if scope.company_id in (None, r["id"])]
+    with warehouse.transaction() as tx:
+        report.counts += tx.upsert(COMPANIES.table, rows, key=("id",))
+        for key, reason, payload in rejects:
+            tx.reject(SOURCE, COMPANIES.entity, key, reason, payload)
+        tx.set_cursor(SOURCE, _entity("companies", scope.user_id), sorted(wanted))
+    report.listings, report.rejected = 1, len(rejects)
+    return report
+
+
+def company_ids(warehouse: Warehouse, scope: SyncScope) -> list[int]:
+    """The companies this connection syncs: its own, or every one its user saw last."""
+    seen = warehouse.get_cursor(SOURCE, _entity("companies", scope.user_id)) or []
+    return [c for c in seen if scope.company_id in (None, c)]
+
+
+def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> EntityReport:
+    report = EntityReport("projects")
+    companies = company_ids(warehouse, scope)
+    for index, company_id in enumerate(companies):
+        cursor_entity = _entity("projects", scope.user_id, company_id)
+        try:
+            pages = client.projects(company_id, _since(warehouse.get_cursor(SOURCE, cursor_entity), scope))
+            seen, _ = _land_listing(warehouse, pages, PROJECTS, cursor_entity, {"company_id": company_id}, report)
+        except RateBudgetSpent as spent:
+            report.budget_spent, report.backlog = str(spent), companies[index:]
+            return report
+        if scope.full:
+            report.deleted += _mark_deleted(warehouse, PROJECTS.table, "company_id", company_id, seen)
+    return report
+
+
+def _projects_to_sync(warehouse: Warehouse, scope: SyncScope, companies: list[int]) -> list[tuple[int, int]]:
+    """(company, project) pairs, last run's backlog first, then by id."""
+    t = warehouse.table(PROJECTS.table)
+    with warehouse.engine.connect() as conn:
+        pairs = conn.execute(
+            sa.select(t.c.company_id, t.c.id).where(t.c.company_id.in_(companies), t.c.deleted_at.is_(None)).order_by(t.c.id)
+        ).all() if companies else []
+    backlog = set(warehouse.get_cursor(SOURCE, _entity("rfis_backlog", scope.user_id)) or [])
+    return sorted(((c, p) for c, p in pairs), key=lambda pair: (pair[1] not in backlog, pair[1]))
+
+
+def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> EntityReport:
+    report = EntityReport("rfis")
+    todo = _projects_to_sync(warehouse, scope, company_ids(warehouse, scope))
+    for index, (company_id, project_id) in enumerate(todo):
+        cursor_entity = _entity("rfis", scope.user_id, project_id)
+        try:
+            pages = client.rfis(company_id, project_id, _since(warehouse.get_cursor(SOURCE, cursor_entity), scope))
+            parent = {"company_id": company_id, "project_id": project_id}
+            seen, _ = _land_listing(warehouse, pages, RFIS, cursor_entity, parent, report)
+        except RateBudgetSpent as spent:
+            report.budget_spent, report.backlog = str(spent), [p for _, p in todo[index:]]
+            break
+        except VendorHTTPError as exc:
+            if exc.status != 404:
+                raise
+            continue  # the project went away since the projects step; a full run marks it
+        if scope.full:
+            report.deleted += _mark_deleted(warehouse, RFIS.table, "project_id", project_id, seen)
+    with warehouse.transaction() as tx:
+        tx.set_cursor(SOURCE, _entity("rfis_backlog", scope.user_id), report.backlog)
+    return report
