@@ -13,6 +13,7 @@ integration is logged with its reason in the tick's log.
 """
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 from dagster import (
     DefaultScheduleStatus,
@@ -30,27 +31,40 @@ from sync_pipelines.golioth.assets import INTEGRATION_TAG, SOURCE_TAGS, golioth_
 from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
 
 
-def plan_runs(warehouse: Warehouse, now: dt.datetime, trigger: str, log, only_new: bool = False) -> list[RunRequest]:
+@dataclass
+class Plan:
+    """What one tick decided: the runs requested, and every integration skipped with why."""
+
+    requests: list[RunRequest] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def skip_reason(self, nothing: str) -> SkipReason:
+        reasons = "; ".join(f"{iid}: {why}" for iid, why in self.skipped.items())
+        return SkipReason(f"{nothing}{' (' + reasons + ')' if reasons else ''}")
+
+
+def plan_runs(warehouse: Warehouse, now: dt.datetime, trigger: str, log, only_new: bool = False) -> Plan:
     """Run requests of the integrations due at ``now`` (their slots claimed); logs every skip."""
-    requests = []
+    plan = Plan()
     for integration in store.load(warehouse):
         if only_new and integration.next_run_at is not None:
             continue
         decision = store.evaluate(integration, now)
         if not decision.due:
             log.info(f"golioth integration {integration.id}: skipped, {decision.reason}")
+            plan.skipped[integration.id] = decision.reason
             continue
         if not store.claim_slot(warehouse, decision, integration.frequency_minutes, now):
-            log.info(f"golioth integration {integration.id}: slot {decision.slot:%H:%M} already has its run")
+            plan.skipped[integration.id] = f"slot {decision.slot:%H:%M} already has its run"
             continue
         log.info(f"golioth integration {integration.id}: due, run for slot {decision.slot:%Y-%m-%d %H:%M} UTC")
-        requests.append(RunRequest(
+        plan.requests.append(RunRequest(
             run_key=decision.run_key,
             run_config=run_config_for([integration.id]),
             tags={**SOURCE_TAGS, INTEGRATION_TAG: integration.id, "golioth/slot": decision.slot.isoformat(),
                   "sync_pipelines/trigger": trigger},
         ))
-    return requests
+    return plan
 
 
 @schedule(
@@ -63,8 +77,8 @@ def plan_runs(warehouse: Warehouse, now: dt.datetime, trigger: str, log, only_ne
 )
 def golioth_sync_schedule(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
     now = context.scheduled_execution_time or utcnow()
-    requests = plan_runs(warehouse.get_warehouse(), now.astimezone(dt.timezone.utc), "golioth_sync_schedule", context.log)
-    return requests or SkipReason("no golioth integration due (reasons in the tick log)")
+    plan = plan_runs(warehouse.get_warehouse(), now.astimezone(dt.timezone.utc), "golioth_sync_schedule", context.log)
+    return plan.requests or plan.skip_reason("no golioth integration due")
 
 
 @sensor(
@@ -76,6 +90,6 @@ def golioth_sync_schedule(context: ScheduleEvaluationContext, warehouse: Warehou
     "for the 5-minute schedule; the same rules and slot claim.",
 )
 def golioth_due_integrations_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
-    requests = plan_runs(warehouse.get_warehouse(), utcnow(), "golioth_due_integrations_sensor", context.log,
-                         only_new=True)
-    return requests or SkipReason("no new golioth integration to start")
+    plan = plan_runs(warehouse.get_warehouse(), utcnow(), "golioth_due_integrations_sensor", context.log,
+                     only_new=True)
+    return plan.requests or plan.skip_reason("no new golioth integration to start")
