@@ -34,11 +34,13 @@ from pydantic import Field
 from sync_pipelines.golioth import integrations as store
 from sync_pipelines.golioth import sync
 from sync_pipelines.golioth.integrations import Integration
+from sync_pipelines.golioth.settings import SOURCE
+from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
-from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
+from sync_pipelines.warehouse import Warehouse, WarehouseResource
 
-SOURCE_TAGS = {"sync_pipelines/source": "golioth"}
+SOURCE_TAGS = run_tags(SOURCE)
 INTEGRATION_TAG = "golioth/integration"
 TELEMETRY_PARTITIONS = DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 
@@ -63,7 +65,7 @@ def chosen_integrations(warehouse: Warehouse, ids: list[str]) -> list[Integratio
     return [i for i in store.load(warehouse) if i.enabled and i.status == "active"]
 
 
-def fail_if_any_failed(context: AssetExecutionContext, report: sync.Report) -> None:
+def fail_if_any_failed(context: AssetExecutionContext, report: sync.GoliothReport) -> None:
     """Log each failed integration; the run fails naming them once the others have synced."""
     for integration_id, error in report.failed.items():
         context.log.error(f"golioth integration {integration_id} failed: {error}")
@@ -89,7 +91,7 @@ def golioth_live_pull(
     with retry_transient_failures(context):
         wh = warehouse.get_warehouse()
         chosen = chosen_integrations(wh, config.integrations)
-        report = sync.Report()
+        report = sync.GoliothReport("telemetry", config.mode)
         lookback = dt.timedelta(hours=config.full_lookback_hours)
 
         def work(integration: Integration, client) -> None:
@@ -100,11 +102,11 @@ def golioth_live_pull(
             context.log.info(f"golioth {integration.id}: cursor now {cursor.isoformat()}")
 
         sync.for_each_integration(wh, chosen, work, report)
-    metadata = report.as_metadata(utcnow())
-    context.log.info(f"golioth live pull ({config.mode}): {metadata}")
-    devices = {k: metadata[k] for k in ("integrations", "devices_seen", "devices_online", "devices_deleted")}
+    telemetry = finish_sync_asset(context.log, report, _summary(f"golioth live pull ({config.mode})", report),
+                                  destination=wh.location)
+    devices = {k: v for k, v in telemetry.metadata.items() if k.startswith("devices") or k == "integrations"}
     yield MaterializeResult(asset_key="golioth_devices", metadata=devices)
-    yield MaterializeResult(asset_key="golioth_telemetry_live", metadata={**metadata, "destination": wh.location})
+    yield MaterializeResult(asset_key="golioth_telemetry_live", metadata=telemetry.metadata)
     fail_if_any_failed(context, report)
 
 
@@ -135,16 +137,22 @@ def golioth_telemetry(
     with retry_transient_failures(context):
         wh = warehouse.get_warehouse()
         chosen = chosen_integrations(wh, config.integrations)
-        report = sync.Report()
+        report = sync.GoliothReport("telemetry", "backfill")
         sync.for_each_integration(
             wh, chosen, lambda integration, client: sync.backfill(wh, integration, client, (window.start, window.end), report),
             report,
         )
-    metadata = {**report.as_metadata(utcnow()), "window_start": window.start.isoformat(),
-                "window_end": window.end.isoformat()}
-    context.log.info(f"golioth backfill {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}: {metadata}")
     fail_if_any_failed(context, report)
-    return MaterializeResult(metadata=metadata)
+    return finish_sync_asset(
+        context.log, report, _summary(f"golioth backfill {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}", report),
+        destination=wh.location, metadata={"window_start": window.start.isoformat(), "window_end": window.end.isoformat()},
+    )
+
+
+def _summary(what: str, report: sync.GoliothReport) -> str:
+    return (f"{what}: {len(report.integrations)} integration(s) ({len(report.failed)} failed), "
+            f"{report.devices_seen} device(s) ({report.devices_online} online), {report.points_pulled} point(s) read, "
+            f"{report.points_inserted} new, {report.duplicates} already stored, {report.rejected} rejected")
 
 
 golioth_sync_job = define_asset_job(

@@ -16,7 +16,8 @@ import requests
 
 from sync_pipelines.golioth import settings
 from sync_pipelines.golioth.settings import MAX_PER_PAGE, VENDOR
-from sync_pipelines.http_client import VendorAuthError, VendorHTTPClient, VendorResponseError
+from sync_pipelines.http_client import VendorAuthError, VendorClient, VendorHTTPClient, VendorResponseError
+from sync_pipelines.kit import paginate
 from sync_pipelines.redaction import register_secret
 from sync_pipelines.settings import env
 
@@ -43,7 +44,10 @@ def read_api_key(api_key_env: str, integration_id: str) -> str:
     return key
 
 
-class GoliothClient:
+MAX_PAGES = 10_000  # 1,000,000 records per call at perPage 100: a bound, not a plan
+
+
+class GoliothClient(VendorClient):
     def __init__(self, *, project_id: str, api_key: str, api_key_env: str, base_url: str | None = None,
                  per_page: int = MAX_PER_PAGE):
         if not 1 <= per_page <= MAX_PER_PAGE:
@@ -59,19 +63,6 @@ class GoliothClient:
             rate_limit_per_second=settings.requests_per_second() or None,
         )
 
-    @property
-    def stats(self):
-        return self.http.stats
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> GoliothClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def _refused(self, response: requests.Response) -> None:
         if response.status_code == 403:
             raise GoliothKeyRefusedError(
@@ -79,21 +70,26 @@ class GoliothClient:
                 f"API key in ${self.api_key_env} refused for project {self.project_id} (HTTP 403)", status=403,
             )
 
+    def _page(self, path: str, params: dict[str, Any], page: int) -> dict[str, Any]:
+        body = self.http.get_json(path, params={**params, "page": page, "perPage": self.per_page}, check=self._refused)
+        if not isinstance(body, dict) or not isinstance(body.get("list"), list):
+            raise VendorResponseError(VENDOR, f"GET {path}", "answer has no 'list' array")
+        return body
+
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-        """Every page of a ``{"list", "page", "perPage", "total"}`` answer (0-based pages)."""
-        page, seen = 0, 0
-        while True:
-            body = self.http.get_json(path, params={**params, "page": page, "perPage": self.per_page},
-                                      check=self._refused)
-            if not isinstance(body, dict) or not isinstance(body.get("list"), list):
-                raise VendorResponseError(VENDOR, f"GET {path}", "answer has no 'list' array")
-            items = body["list"]
-            seen += len(items)
-            yield items
+        """Every page of a ``{"list", "page", "perPage", "total"}`` answer (0-based pages),
+        until a short page or ``total``; a page repeating the one before fails the run."""
+        seen = 0
+
+        def is_last(body: dict[str, Any]) -> bool:
+            nonlocal seen
+            seen += len(body["list"])
             total = body.get("total")
-            if not items or len(items) < self.per_page or (isinstance(total, int) and seen >= total):
-                return
-            page += 1
+            return len(body["list"]) < self.per_page or (isinstance(total, int) and seen >= total)
+
+        for body in paginate(lambda n: self._page(path, params, n), keys=_record_keys, is_last=is_last,
+                             max_pages=MAX_PAGES, vendor=VENDOR, endpoint=f"GET {path}", first_page=0):
+            yield body["list"]
 
     def devices(self) -> list[dict[str, Any]]:
         path = f"/projects/{self.project_id}/devices"
@@ -104,3 +100,9 @@ class GoliothClient:
         path = f"/projects/{self.project_id}/devices/{device_id}/stream"
         for page in self._pages(path, {"start": rfc3339(start), "end": rfc3339(end)}):
             yield from page
+
+
+def _record_keys(body: dict[str, Any]) -> list[str]:
+    """What tells two pages apart: device ids, or each stream record's time and fields."""
+    return [str(r.get("id") or (r.get("time"), tuple(sorted(r)))) if isinstance(r, dict) else repr(r)
+            for r in body["list"]]

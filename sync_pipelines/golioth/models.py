@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sync_pipelines.golioth.settings import ONLINE_WITHIN, TS_PRECISION_US
+from sync_pipelines.kit import RecordError
 
 STREAM_META_FIELDS = ("time", "deviceId")
 CE_TYPE_PREFIX = "io.golioth.data.v1/.s"
 _FRACTION = re.compile(r"(\.\d+)")
 
 
-class PointError(ValueError):
-    """A telemetry record or webhook event that cannot be read as points (says why)."""
+class PointError(RecordError):
+    """A telemetry record, webhook event or device that cannot be stored as is (says why)."""
 
 
 def parse_time(value: Any) -> dt.datetime:

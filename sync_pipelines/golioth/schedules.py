@@ -27,7 +27,9 @@ from dagster import (
 )
 
 from sync_pipelines.golioth import integrations as store
-from sync_pipelines.golioth.assets import INTEGRATION_TAG, SOURCE_TAGS, golioth_sync_job, run_config_for
+from sync_pipelines.golioth.assets import INTEGRATION_TAG, golioth_sync_job, run_config_for
+from sync_pipelines.golioth.settings import SOURCE
+from sync_pipelines.kit import run_tags
 from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
 
 
@@ -61,8 +63,8 @@ def plan_runs(warehouse: Warehouse, now: dt.datetime, trigger: str, log, only_ne
         plan.requests.append(RunRequest(
             run_key=decision.run_key,
             run_config=run_config_for([integration.id]),
-            tags={**SOURCE_TAGS, INTEGRATION_TAG: integration.id, "golioth/slot": decision.slot.isoformat(),
-                  "sync_pipelines/trigger": trigger},
+            tags={**run_tags(SOURCE, mode="incremental", trigger=trigger), INTEGRATION_TAG: integration.id,
+                  "golioth/slot": decision.slot.isoformat()},
         ))
     return plan
 

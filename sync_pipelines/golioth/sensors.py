@@ -17,7 +17,7 @@ from dagster import (
 )
 
 from sync_pipelines.golioth.sync import drain_inbox
-from sync_pipelines.warehouse import WarehouseResource, utcnow
+from sync_pipelines.warehouse import WarehouseResource
 
 
 @sensor(
@@ -30,7 +30,7 @@ def golioth_webhook_sensor(context: SensorEvaluationContext, warehouse: Warehous
     report = drain_inbox(warehouse.get_warehouse())
     if not report.points_pulled and not report.rejected:
         return SkipReason("golioth webhook inbox is empty")
-    metadata = report.as_metadata(utcnow())
+    metadata = report.as_metadata()
     pushed = {"points_pushed": report.points_pulled, "points_inserted": report.points_inserted,
               "duplicates_dropped": report.duplicates, "rejected": report.rejected,
               "newest_point_lag_seconds": metadata["newest_point_lag_seconds"], "route": "push"}

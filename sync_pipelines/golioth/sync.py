@@ -36,7 +36,8 @@ from sync_pipelines.golioth.settings import (
     SOURCE,
     TELEMETRY_TABLE,
 )
-from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
+from sync_pipelines.kit import Reject, SyncReport, land_batch, metric
+from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
 
 # How far past now the live pull reads: device clocks that run ahead (the cursor stays at now).
 FUTURE_ALLOWANCE = dt.timedelta(hours=1)
@@ -44,20 +45,25 @@ FUTURE_ALLOWANCE = dt.timedelta(hours=1)
 ClientFactory = Callable[[Integration], GoliothClient]
 
 
-@dataclass
-class Report:
-    """What one run did, per integration and in total; numbers become run metadata."""
+def _lag_seconds(newest: dt.datetime | None) -> float:
+    return round((utcnow() - newest).total_seconds(), 3) if newest else -1.0
 
-    integrations: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+
+@dataclass
+class GoliothReport(SyncReport):
+    """What one run did over its integrations; run metadata comes from the fields (kit)."""
+
+    integrations: list[str] = field(default_factory=list, metadata=metric(render=len))
+    failed: dict[str, str] = field(default_factory=dict, metadata=metric("integrations_failed", render=len))
+    # the devices' upsert counts (the points have their own counters below)
+    counts: UpsertCounts = field(default_factory=UpsertCounts, metadata=metric(render=lambda c: c.as_metadata("devices")))
     devices_seen: int = 0
     devices_online: int = 0
     devices_deleted: int = 0
-    points_pulled: int = 0
+    points_pulled: int = 0  # points read (pulled, or drained from the inbox)
     points_inserted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    newest_point: dt.datetime | None = None
+    duplicates: int = field(default=0, metadata=metric("duplicates_dropped"))
+    newest_point: dt.datetime | None = field(default=None, metadata=metric("newest_point_lag_seconds", render=_lag_seconds))
     http_requests: int = 0
 
     def add_points(self, stored: tuple[int, int], newest: dt.datetime | None) -> None:
@@ -65,17 +71,6 @@ class Report:
         self.duplicates += stored[1]
         if newest and (self.newest_point is None or newest > self.newest_point):
             self.newest_point = newest
-
-    def as_metadata(self, now: dt.datetime) -> dict[str, Any]:
-        lag = (now - self.newest_point).total_seconds() if self.newest_point else None
-        return {
-            "integrations": len(self.integrations), "integrations_failed": len(self.failed),
-            "devices_seen": self.devices_seen, "devices_online": self.devices_online,
-            "devices_deleted": self.devices_deleted, "points_pulled": self.points_pulled,
-            "points_inserted": self.points_inserted, "duplicates_dropped": self.duplicates,
-            "rejected": self.rejected, "http_requests": self.http_requests,
-            "newest_point_lag_seconds": round(lag, 3) if lag is not None else -1.0,
-        }
 
 
 def client_for(integration: Integration) -> GoliothClient:
@@ -119,19 +114,29 @@ def matches_filter(device: dict[str, Any], device_filter: dict[str, Any]) -> boo
     return not pattern or fnmatch.fnmatchcase(str(device.get("name") or ""), pattern)
 
 
-def sync_devices(warehouse: Warehouse, integration: Integration, client: GoliothClient, report: Report) -> list[dict]:
+def sync_devices(warehouse: Warehouse, integration: Integration, client: GoliothClient,
+                 report: GoliothReport) -> list[dict]:
     """Upsert the project's (filtered) devices; mark the ones gone from Golioth. Returns them."""
     now = utcnow()
-    devices = [d for d in client.devices() if matches_filter(d, integration.device_filter)]
-    rows = [device_row(d, integration_id=integration.id, project_id=integration.project_id, now=now) for d in devices]
+    devices, rows, rejects = [], [], []
+    for device in (d for d in client.devices() if matches_filter(d, integration.device_filter)):
+        try:
+            rows.append(device_row(device, integration_id=integration.id, project_id=integration.project_id, now=now))
+            devices.append(device)
+        except PointError as exc:
+            rejects.append(Reject(f"{integration.id}/{device.get('id')}", str(exc), device))
     with warehouse.transaction() as tx:
-        tx.upsert(DEVICES_TABLE, rows, insert_only=("first_seen_at",))
+        landing = land_batch(tx, DEVICES_TABLE, rows, source=SOURCE, entity="devices", rejects=rejects,
+                             landed_keys=[f"{integration.id}/{r['device_id']}" for r in rows],
+                             upsert_options={"insert_only": ("first_seen_at",)})
         table = tx.table(DEVICES_TABLE)
         gone = (table.update()
                 .where(table.c.integration_id == integration.id, table.c.deleted_at.is_(None),
                        table.c.device_id.not_in([r["device_id"] for r in rows] or [""]))
                 .values(deleted_at=now, online=False))
         report.devices_deleted += tx.execute(gone).rowcount
+    report.counts += landing.counts
+    report.rejected += landing.rejected
     report.devices_seen += len(rows)
     report.devices_online += sum(1 for r in rows if r["online"])
     return devices
@@ -148,7 +153,7 @@ def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def pull_points(
     warehouse: Warehouse, integration: Integration, client: GoliothClient, devices: Iterable[dict],
-    window: tuple[dt.datetime, dt.datetime], report: Report,
+    window: tuple[dt.datetime, dt.datetime], report: GoliothReport,
 ) -> None:
     """Pull every device's stream over ``window`` and store it, one transaction per device."""
     start, end = window
@@ -157,18 +162,22 @@ def pull_points(
                                   now=end)["last_seen"])
         if last is not None and last < start - DEFAULT_OVERLAP:
             continue  # nothing reported since the window opened: no stream call
-        rows, newest = [], None
+        rows, rejects, newest = [], [], None
         for record in client.stream(device["id"], start, end):
             try:
                 points = points_from_stream_record(record, device["id"])
-            except PointError:
-                report.rejected += 1
+            except PointError as exc:
+                rejects.append(Reject(f"{device['id']}@{record.get('time') if isinstance(record, dict) else '?'}",
+                                      str(exc), record))
                 continue
             rows.extend(_rows(points, integration.id, integration.project_id, "pull"))
             newest = _newest(newest, points)
         report.points_pulled += len(rows)
         with warehouse.transaction() as tx:
             report.add_points(store_points(tx, rows), newest)
+            for reject in rejects:
+                tx.reject(SOURCE, "telemetry", reject.key, reject.reason, reject.payload)
+        report.rejected += len(rejects)
 
 
 def _rows(points: list[Point], integration_id: str | None, project_id: str, via: str) -> list[dict[str, Any]]:
@@ -185,7 +194,7 @@ def cursor_entity(integration_id: str) -> str:
     return CURSOR_ENTITY.format(integration_id=integration_id)
 
 
-def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothClient, report: Report,
+def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothClient, report: GoliothReport,
               *, initial_lookback: dt.timedelta = dt.timedelta(days=1), run_id: str | None = None) -> dt.datetime:
     """Devices, then telemetry from the cursor (minus the overlap) on; the cursor moves to the
     pull's start time only after every device's points are committed. Returns the new cursor.
@@ -204,7 +213,7 @@ def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothCli
 
 
 def backfill(warehouse: Warehouse, integration: Integration, client: GoliothClient,
-             window: tuple[dt.datetime, dt.datetime], report: Report) -> None:
+             window: tuple[dt.datetime, dt.datetime], report: GoliothReport) -> None:
     """Pull a historical window; never reads or moves the live cursor."""
     devices = [d for d in client.devices() if matches_filter(d, integration.device_filter)]
     report.devices_seen += len(devices)
@@ -212,7 +221,7 @@ def backfill(warehouse: Warehouse, integration: Integration, client: GoliothClie
 
 
 def for_each_integration(warehouse: Warehouse, chosen: list[Integration], work: Callable[[Integration, GoliothClient], None],
-                         report: Report, make_client: ClientFactory = client_for) -> None:
+                         report: GoliothReport, make_client: ClientFactory = client_for) -> None:
     """Run ``work`` per integration; one failing (a missing key, a refused key) does not stop
     the others. Failures are recorded on the integration and in ``report.failed``."""
     for integration in chosen:
@@ -231,10 +240,10 @@ def for_each_integration(warehouse: Warehouse, chosen: list[Integration], work: 
 # -- the webhook inbox ----------------------------------------------------------------------------
 
 
-def drain_inbox(warehouse: Warehouse, batch_size: int = 1000, max_batches: int = 100) -> Report:
+def drain_inbox(warehouse: Warehouse, batch_size: int = 1000, max_batches: int = 100) -> GoliothReport:
     """Move inbox events into telemetry in ``id`` order: each batch's points and the removal
     of its events commit together, so a crash repeats a batch (harmlessly) and loses none."""
-    report = Report()
+    report = GoliothReport("webhook", "push")
     by_project = {i.project_id: i for i in store.load(warehouse)}
     for _ in range(max_batches):
         with warehouse.transaction() as tx:
