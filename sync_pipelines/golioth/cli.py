@@ -68,9 +68,13 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _receiver(args: argparse.Namespace) -> int:
-    from sync_pipelines.golioth.receiver import serve
+    from sync_pipelines.golioth.receiver import serve, serve_alongside
 
-    serve(args.host, args.port)
+    # --embedded: the demo's destination (it ignores SYNC_DATABASE_URL, so must the receiver)
+    url = shared_settings.default_database_url() if args.embedded else None
+    if args.command_alongside:
+        return serve_alongside(args.command_alongside, args.host, args.port, url)
+    serve(args.host, args.port, url)
     return 0
 
 
@@ -106,6 +110,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     receiver = groups.add_parser("receiver", help="start the webhook receiver (needs GOLIOTH_WEBHOOK_TOKEN)")
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8787)
+    receiver.add_argument("--embedded", action="store_true", help="write to the embedded SQLite default")
+    receiver.add_argument("--with", dest="command_alongside", nargs=argparse.REMAINDER,
+                          help="run this command with the receiver beside it (no token: the command alone)")
     receiver.set_defaults(handler=_receiver)
     return golioth
 

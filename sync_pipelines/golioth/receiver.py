@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import signal
+import subprocess
 import threading
 import time
 from typing import Any
@@ -148,10 +150,37 @@ def create_app(token: str | None = None, database_url: str | None = None, max_by
                              Route("/golioth/health", health, methods=["GET"])])
 
 
-def serve(host: str = "127.0.0.1", port: int = 8787) -> None:
-    """Run the receiver on uvicorn until interrupted (``python -m sync_pipelines.golioth receiver``)."""
+def _server(host: str, port: int, database_url: str | None):
     import uvicorn
 
-    app = create_app()
+    app = create_app(database_url=database_url)
     log.info("golioth webhook receiver on http://%s:%d%s", host, port, WEBHOOK_PATH)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False))
+
+
+def serve(host: str = "127.0.0.1", port: int = 8787, database_url: str | None = None) -> None:
+    """Run the receiver on uvicorn until interrupted (``python -m sync_pipelines.golioth receiver``)."""
+    _server(host, port, database_url).run()
+
+
+def serve_alongside(command: list[str], host: str, port: int, database_url: str | None = None) -> int:
+    """Run ``command`` (``make ui``: the demo and the Dagster UI) with the receiver beside it,
+    when a token is set; the receiver stops when the command ends. Returns its exit code."""
+    server = None
+    if settings.webhook_token():
+        server = _server(host, port, database_url)
+        threading.Thread(target=server.run, name="golioth-receiver", daemon=True).start()
+    else:
+        print(f"golioth webhook receiver not started: set {settings.WEBHOOK_TOKEN_ENV} to start it", flush=True)
+    # the child takes Ctrl-C itself (SIGINT reset: a non-interactive shell may have ignored it)
+    child = subprocess.Popen(command, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    signal.signal(signal.SIGTERM, lambda *_: child.terminate())
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # the child got the same Ctrl-C and is stopping
+    finally:
+        if server is not None:
+            server.should_exit = True

@@ -138,3 +138,32 @@ def test_the_token_is_compared_in_constant_time():
     from sync_pipelines.golioth import receiver
 
     assert "hmac.compare_digest" in inspect.getsource(receiver._authorized)
+
+
+def test_receiver_beside_a_command_as_make_ui_starts_it(tmp_path, monkeypatch):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    child = (
+        "import requests, time, sys\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        f"        r = requests.get('http://127.0.0.1:{port}/golioth/health', timeout=1); break\n"
+        "    except requests.ConnectionError:\n"
+        "        time.sleep(0.05)\n"
+        f"r = requests.post('http://127.0.0.1:{port}/golioth/webhook', data=b'{{}}', timeout=5)\n"
+        "sys.exit(7 if r.status_code == 401 else 1)\n"
+    )
+    env = {**os.environ, "GOLIOTH_WEBHOOK_TOKEN": TOKEN, "SYNC_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "sync_pipelines.golioth", "receiver", "--embedded", "--port", str(port),
+                             "--with", sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 7, result.stdout + result.stderr  # the child reached the receiver (401: no token)
+    assert TOKEN not in result.stdout + result.stderr
+    without = subprocess.run([sys.executable, "-m", "sync_pipelines.golioth", "receiver", "--with", sys.executable, "-c",
+                              "pass"], env={**env, "GOLIOTH_WEBHOOK_TOKEN": ""}, capture_output=True, text=True, timeout=120)
+    assert without.returncode == 0 and "receiver not started: set GOLIOTH_WEBHOOK_TOKEN" in without.stdout
