@@ -157,3 +157,57 @@ def test_a_refused_key_names_the_variable_and_project_never_the_key(golioth):
 def test_with_no_integration_the_job_does_nothing_and_succeeds(golioth):
     result = golioth.sync()
     assert result.success and golioth.rows() == []
+
+
+def test_devices_follow_firmware_updates_disabling_deletion_and_filters(golioth):
+    golioth.add("acme", device_filter={"tags": ["outdoor"]})
+    ids = sorted(d.id for d in golioth.vendor.devices[PROJECT].values() if "outdoor" in d.tags)
+    golioth.sync()
+    golioth.control("firmware", device=ids[0], version="2.1.0")
+    golioth.control("disable", device=ids[1])
+    golioth.control("delete", device=ids[2])
+    changes = golioth.sandbox.evolve(3)["golioth"]  # the world moves on: reports, offline devices, firmware
+    assert all("reports" in c for c in changes)
+    result = golioth.sync()
+    assert result.success
+    table = golioth.warehouse.table("golioth_devices")
+    with golioth.warehouse.engine.connect() as conn:
+        rows = {r.device_id: r for r in conn.execute(table.select())}
+    assert set(rows) == set(ids)  # the filter: outdoor devices only
+    assert rows[ids[0]].firmware_version == "2.1.0"
+    assert rows[ids[1]].enabled is False or rows[ids[1]].enabled == 0
+    assert rows[ids[2]].deleted_at is not None and not rows[ids[2]].online
+    assert all(r.deleted_at is None for i, r in rows.items() if i != ids[2])
+
+
+def test_a_range_backfill_from_the_dagster_cli_is_one_run(golioth, warehouse):
+    import os
+    import subprocess
+    import sys
+
+    if not warehouse.url.startswith("sqlite"):
+        pytest.skip("the CLI path is the same on both databases")
+    golioth.add("acme")
+    today = utcnow().date()
+    start, end = today - dt.timedelta(days=2), today - dt.timedelta(days=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "sync_pipelines.definitions",
+         "--select", "golioth_telemetry", "--partition-range", f"{start}...{end}"],
+        env={**os.environ, "DAGSTER_HOME": ""}, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("RUN_SUCCESS") == 1
+    window = (dt.datetime.combine(start, dt.time(), dt.timezone.utc),
+              dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
+    assert golioth.sandbox_keys(since=window[0], until=window[1]) == golioth.keys()
+
+
+def test_vendor_faults_are_retried_by_the_shared_http_layer_and_malformed_pages_fail_clearly(golioth):
+    golioth.add("acme")
+    golioth.sandbox.faults.add("status", vendor="golioth", status=503, retry_after=0, times=2, path="/stream")
+    golioth.sandbox.faults.add("status", vendor="golioth", status=429, retry_after=0, times=1, path="/devices$")
+    result = golioth.sync()
+    assert result.success and golioth.rows()
+    golioth.sandbox.faults.add("malformed", vendor="golioth", times=1, path="/devices$")
+    broken = golioth.sync(raise_on_error=False)
+    assert not broken.success and "malformed JSON body" in failure_text(broken)
