@@ -18,6 +18,7 @@ from sync_pipelines.golioth.models import (
     points_from_event,
     points_from_stream_record,
 )
+from sync_pipelines.warehouse import Warehouse
 from sync_pipelines_tests.golioth.conftest import KEY_ENV, PROJECT
 
 UTC = dt.timezone.utc
@@ -93,30 +94,49 @@ def test_an_update_is_validated_as_a_whole(warehouse, monkeypatch):
         store.remove(warehouse, "nope")
 
 
-def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sync_pipelines.golioth", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **env})
+def _cli(*args: str) -> tuple[int, str, str]:
+    """The CLI in this process (the entry point itself is run once, below)."""
+    import contextlib
+    import io
+
+    from sync_pipelines.golioth.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
 
 
 def test_integrations_cli_add_list_enable_disable_remove(database_url, monkeypatch):
-    env = {"SYNC_DATABASE_URL": database_url, "GOLIOTH_KEY_ACME": "acme-secret-key-0123456789"}
-    added = _cli("integrations", "add", "--project", PROJECT, "--id", "acme", "--api-key-env", "GOLIOTH_KEY_ACME",
-                 "--frequency", "15", "--window-start", "22:00", "--window-end", "06:00", "--timezone", "Europe/Paris",
-                 "--tags", "outdoor", "--name-pattern", "S*", **env)
-    assert added.returncode == 0, added.stderr
-    assert "acme-secret-key" not in added.stdout + added.stderr
-    listed = _cli("integrations", "list", **env)
-    assert "acme: project sandbox-project, key in $GOLIOTH_KEY_ACME, enabled, active, every 15 min" in listed.stdout
-    assert "window 22:00-06:00 Europe/Paris" in listed.stdout
-    assert _cli("integrations", "disable", "acme", **env).returncode == 0
-    assert "disabled" in _cli("integrations", "list", **env).stdout
-    assert _cli("integrations", "enable", "acme", **env).returncode == 0
-    bad = _cli("integrations", "add", "--project", "p2", "--api-key-env", "GOLIOTH_KEY_ACME", "--window-start", "07:00",
-               "--window-end", "07:00", **env)
-    assert bad.returncode == 2 and "time window end equals its start (07:00)" in bad.stderr
-    unknown = _cli("integrations", "add", "--project", "p3", "--api-key-env", "NO_SUCH_VAR_XYZ", **env)
-    assert unknown.returncode == 2 and "unknown environment variable NO_SUCH_VAR_XYZ" in unknown.stderr
-    assert _cli("integrations", "remove", "acme", **env).returncode == 0
-    assert "no golioth integrations" in _cli("integrations", "list", **env).stdout
-    no_token = _cli("receiver", **{**env, "GOLIOTH_WEBHOOK_TOKEN": ""})
-    assert no_token.returncode == 2 and "refuses to start without a token" in no_token.stderr
+    monkeypatch.setenv("SYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("GOLIOTH_KEY_ACME", "acme-secret-key-0123456789")
+    code, out, err = _cli("integrations", "add", "--project", PROJECT, "--id", "acme", "--api-key-env", "GOLIOTH_KEY_ACME",
+                          "--frequency", "15", "--window-start", "22:00", "--window-end", "06:00",
+                          "--timezone", "Europe/Paris", "--tags", "outdoor", "--name-pattern", "S*")
+    assert code == 0, err
+    assert "acme-secret-key" not in out + err
+    listed = _cli("integrations", "list")[1]
+    assert "acme: project sandbox-project, key in $GOLIOTH_KEY_ACME, enabled, active, every 15 min" in listed
+    assert "window 22:00-06:00 Europe/Paris" in listed and "'name_pattern': 'S*'" in listed
+    assert _cli("integrations", "disable", "acme")[0] == 0
+    assert "disabled" in _cli("integrations", "list")[1]
+    assert _cli("integrations", "enable", "acme")[0] == 0
+    code, _, err = _cli("integrations", "add", "--project", "p2", "--api-key-env", "GOLIOTH_KEY_ACME",
+                        "--window-start", "07:00", "--window-end", "07:00")
+    assert code == 2 and "time window end equals its start (07:00)" in err
+    code, _, err = _cli("integrations", "add", "--project", "p3", "--api-key-env", "NO_SUCH_VAR_XYZ")
+    assert code == 2 and "unknown environment variable NO_SUCH_VAR_XYZ" in err
+    code, _, err = _cli("integrations", "add", "--project", "p4", "--api-key-env", "GOLIOTH_KEY_ACME", "--frequency", "0")
+    assert code == 2 and "frequency must be at least 1 minute" in err
+    assert [i.id for i in store.load(Warehouse.for_url(database_url))] == ["acme"]  # the refused ones changed nothing
+    assert _cli("integrations", "remove", "acme")[0] == 0
+    assert "no golioth integrations" in _cli("integrations", "list")[1]
+    monkeypatch.delenv("GOLIOTH_WEBHOOK_TOKEN", raising=False)
+    code, _, err = _cli("receiver")
+    assert code == 2 and "refuses to start without a token" in err
+
+
+def test_the_cli_entry_point_runs_as_a_module(sqlite_url):
+    result = subprocess.run([sys.executable, "-m", "sync_pipelines.golioth", "integrations", "list"], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "SYNC_DATABASE_URL": sqlite_url})
+    assert result.returncode == 0 and "no golioth integrations" in result.stdout, result.stderr
