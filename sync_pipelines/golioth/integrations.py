@@ -230,7 +230,9 @@ def claim_slot(warehouse: Warehouse, decision: Decision, frequency_minutes: int,
         claimed = tx.execute(
             table.update()
             .where(table.c.id == decision.integration_id,
-                   sa.or_(table.c.next_run_at.is_(None), table.c.next_run_at <= now))
+                   sa.or_(table.c.next_run_at.is_(None), table.c.next_run_at <= now),
+                   # an edit clears next_run_at; a slot that had its run still gets no second one
+                   sa.or_(table.c.last_run_at.is_(None), table.c.last_run_at < decision.slot))
             .values(last_run_at=decision.slot,
                     next_run_at=decision.slot + dt.timedelta(minutes=frequency_minutes))
         ).rowcount

@@ -107,7 +107,19 @@ def test_a_new_or_re_enabled_integration_starts_from_the_sensor_once(warehouse, 
     store.update(warehouse, "fresh", enabled=False)
     assert _ids(_sensor_tick()) == []  # disabled
     store.update(warehouse, "fresh", enabled=True)
-    assert _ids(_sensor_tick()) == ["fresh"]  # re-enabled: runs without waiting for its next slot
+    assert _ids(_sensor_tick()) == []  # re-enabled within the slot that had its run: none again
+
+
+def test_an_edit_runs_the_new_slot_at_once_but_never_a_slot_twice(warehouse, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, "x" * 20)
+    store.add(warehouse, _integration(id="acme", frequency_minutes=60))
+    assert _ids(_tick(at(10, 20))) == ["acme"]  # slot 10:00
+    store.update(warehouse, "acme", enabled=False)
+    store.update(warehouse, "acme", enabled=True)
+    assert _ids(_tick(at(10, 25))) == []  # slot 10:00 had its run
+    store.update(warehouse, "acme", frequency_minutes=15)
+    [request] = _tick(at(10, 30)).run_requests  # the new frequency's slot 10:30 is new
+    assert request.run_key == "golioth:acme:2026-12-01T10:30Z"
 
 
 def test_every_skip_is_logged_with_its_reason(warehouse, monkeypatch):
