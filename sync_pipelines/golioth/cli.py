@@ -1,8 +1,9 @@
 """``golioth`` CLI group: manage integrations and start the webhook receiver.
 
 ``python -m sync_pipelines.golioth integrations add --project P --api-key-env VAR ...``,
-``integrations list|enable|disable|remove``, ``receiver [--host --port]``. The top-level CLI
-(``python -m sync_pipelines``) finds :func:`register`. Bad values are refused with a clear
+``integrations list|enable|disable|remove``, ``receiver [--host --port --embedded --with CMD]``.
+The top-level CLI (``python -m sync_pipelines golioth ...``) finds :func:`register`; every
+command is ``args.func(args) -> exit code``. Bad values are refused with a clear
 message and change nothing; the destination is ``SYNC_DATABASE_URL`` (embedded SQLite if unset).
 """
 
@@ -78,6 +79,21 @@ def _receiver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _guarded(handler):
+    """``args -> int`` for ``set_defaults(func=...)``: a refused value is a message and exit code 2."""
+
+    def command(args: argparse.Namespace) -> int:
+        from sync_pipelines.golioth.receiver import ReceiverConfigError
+
+        try:
+            return handler(args)
+        except (IntegrationError, ReceiverConfigError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return command
+
+
 def _add_parser(commands) -> None:
     add = commands.add_parser("add", help="add an integration (its API key stays in the environment)")
     add.add_argument("--project", required=True, help="Golioth project id")
@@ -90,7 +106,7 @@ def _add_parser(commands) -> None:
     add.add_argument("--tags", help="comma-separated tag ids: only devices with one of them")
     add.add_argument("--name-pattern", help="glob on device names, e.g. 'C25*'")
     add.add_argument("--disabled", action="store_true", help="add it disabled")
-    add.set_defaults(handler=_add)
+    add.set_defaults(func=_guarded(_add))
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -102,29 +118,19 @@ def register(subparsers) -> argparse.ArgumentParser:
     _add_parser(commands)
     listing = commands.add_parser("list", help="list integrations")
     listing.add_argument("--json", action="store_true")
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(func=_guarded(_list))
     for name, handler in (("enable", _set_enabled(True)), ("disable", _set_enabled(False)), ("remove", _remove)):
         sub = commands.add_parser(name, help=f"{name} an integration")
         sub.add_argument("id")
-        sub.set_defaults(handler=handler)
+        sub.set_defaults(func=_guarded(handler))
     receiver = groups.add_parser("receiver", help="start the webhook receiver (needs GOLIOTH_WEBHOOK_TOKEN)")
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8787)
     receiver.add_argument("--embedded", action="store_true", help="write to the embedded SQLite default")
     receiver.add_argument("--with", dest="command_alongside", nargs=argparse.REMAINDER,
                           help="run this command with the receiver beside it (no token: the command alone)")
-    receiver.set_defaults(handler=_receiver)
+    receiver.set_defaults(func=_guarded(_receiver))
     return golioth
-
-
-def run(args: argparse.Namespace) -> int:
-    from sync_pipelines.golioth.receiver import ReceiverConfigError
-
-    try:
-        return args.handler(args)
-    except (IntegrationError, ReceiverConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,4 +140,4 @@ def main(argv: list[str] | None = None) -> int:
     # `python -m sync_pipelines.golioth integrations ...`: the group without its name
     args = parser.parse_args(["golioth", *(sys.argv[1:] if argv is None else argv)])
     del golioth
-    return run(args)
+    return args.func(args)

@@ -136,7 +136,12 @@ def test_integrations_cli_add_list_enable_disable_remove(database_url, monkeypat
     assert code == 2 and "refuses to start without a token" in err
 
 
-def test_the_cli_entry_point_runs_as_a_module(sqlite_url):
-    result = subprocess.run([sys.executable, "-m", "sync_pipelines.golioth", "integrations", "list"], capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "SYNC_DATABASE_URL": sqlite_url})
+@pytest.mark.parametrize("entry", [["sync_pipelines.golioth"], ["sync_pipelines", "golioth"]])
+def test_the_cli_runs_as_its_module_and_from_the_top_level_cli(sqlite_url, entry):
+    env = {**os.environ, "SYNC_DATABASE_URL": sqlite_url}
+    result = subprocess.run([sys.executable, "-m", *entry, "integrations", "list"], capture_output=True, text=True,
+                            timeout=120, env=env)
     assert result.returncode == 0 and "no golioth integrations" in result.stdout, result.stderr
+    refused = subprocess.run([sys.executable, "-m", *entry, "integrations", "add", "--project", "p", "--api-key-env",
+                              "NO_SUCH_VAR_XYZ"], capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2 and "unknown environment variable NO_SUCH_VAR_XYZ" in refused.stderr
