@@ -240,7 +240,7 @@ def for_each_integration(warehouse: Warehouse, chosen: list[Integration], work: 
 # -- the webhook inbox ----------------------------------------------------------------------------
 
 
-def drain_inbox(warehouse: Warehouse, batch_size: int = 1000, max_batches: int = 100) -> GoliothReport:
+def drain_inbox(warehouse: Warehouse, batch_size: int = 1000, max_batches: int = 50) -> GoliothReport:
     """Move inbox events into telemetry in ``id`` order: each batch's points and the removal
     of its events commit together, so a crash repeats a batch (harmlessly) and loses none."""
     report = GoliothReport("webhook", "push")
