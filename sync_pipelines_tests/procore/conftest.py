@@ -11,12 +11,17 @@ import requests
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from dagster import DagsterInstance
+from dagster._core.instance_for_test import instance_for_test
 
 from sync_pipelines.definitions import defs
 from sync_pipelines.procore.assets import CONNECTIONS_PARTITIONS, run_config
 from sync_pipelines.procore.cli import complete_connect
 from sync_pipelines.procore.resources import ProcoreResource
 from sync_pipelines.procore.settings import OOB_REDIRECT_URI
+
+# Resolved once, outside any test instance: resolving reads the current instance's state
+# storage, and an instance_for_test of an earlier test is gone by then.
+SYNC_JOB = defs.resolve_job_def("procore_sync_job")
 
 
 class ProcoreHarness:
@@ -54,8 +59,7 @@ class ProcoreHarness:
         return [self.connect(str(uid)) for uid in list(self.vendor.users)[:count]]
 
     def sync(self, user_id: str, mode: str = "incremental", raise_on_error: bool = False):
-        job = defs.resolve_job_def("procore_sync_job")
-        return job.execute_in_process(
+        return SYNC_JOB.execute_in_process(
             run_config=run_config(mode), instance=self.instance, partition_key=user_id, raise_on_error=raise_on_error
         )
 
@@ -112,3 +116,11 @@ def procore(sandbox, warehouse, secret_key) -> Iterator[ProcoreHarness]:
         yield harness
     finally:
         harness.instance.dispose()
+
+
+@pytest.fixture
+def procore_on_instance(procore) -> Iterator[ProcoreHarness]:
+    """The harness on a real (temporary, SQLite) instance: schedule and sensor contexts need its ref."""
+    with instance_for_test() as instance:
+        procore.instance = instance
+        yield procore

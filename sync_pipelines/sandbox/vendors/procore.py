@@ -100,7 +100,8 @@ class ProcoreVendor(SandboxVendor):
         self.lose_token_answers = 0
         self.overload: dict[str, Any] = {"times": 0, "retry_after": 1}
         self.expire_after: dict[str, int] = {}
-        self.stats = {"token_calls": 0, "refresh_calls": 0, "code_calls": 0, "revoke_calls": 0, "api_calls": {}}
+        self.stats = {"token_calls": 0, "refresh_calls": 0, "code_calls": 0, "revoke_calls": 0, "unauthorized": 0,
+                      "api_calls": {}}
         self._add_users(3)
 
     def _add_users(self, count: int) -> list[str]:
@@ -347,6 +348,7 @@ class ProcoreVendor(SandboxVendor):
         """(user, company id, rate headers, refusal): what every API call goes through first."""
         user_id, refused = self._authenticate(request)
         if refused is not None:
+            self.stats["unauthorized"] += 1
             return None, None, {}, refused
         calls = self.stats["api_calls"]
         calls[name] = calls.get(name, 0) + 1
