@@ -62,6 +62,38 @@ def _set_enabled(enabled: bool):
     return command
 
 
+def _set(args: argparse.Namespace) -> int:
+    values = {name: getattr(args, name) for name in
+              ("project_id", "api_key_env", "frequency_minutes", "time_window_start", "time_window_end", "timezone",
+               "status") if getattr(args, name) is not None}
+    if args.no_window:
+        values.update(time_window_start=None, time_window_end=None)
+    if args.tags is not None or args.name_pattern is not None:
+        tags = [t for t in (args.tags or "").split(",") if t]
+        values["device_filter"] = {k: v for k, v in (("tags", tags), ("name_pattern", args.name_pattern)) if v}
+    if not values:
+        raise IntegrationError("nothing to change: give at least one option (see --help)")
+    store.update(_warehouse(), args.id, **values)
+    print(f"golioth integration {args.id} updated: {', '.join(sorted(values))}")
+    return 0
+
+
+def _set_parser(commands) -> None:
+    edit = commands.add_parser("set", help="change an integration (validated as a whole; nothing changes on error)")
+    edit.add_argument("id")
+    edit.add_argument("--project", dest="project_id")
+    edit.add_argument("--api-key-env")
+    edit.add_argument("--frequency", dest="frequency_minutes", type=int)
+    edit.add_argument("--window-start", dest="time_window_start")
+    edit.add_argument("--window-end", dest="time_window_end")
+    edit.add_argument("--no-window", action="store_true", help="drop the time window")
+    edit.add_argument("--timezone")
+    edit.add_argument("--status", choices=store.STATUSES, help="paused: kept, enabled or not, but never scheduled")
+    edit.add_argument("--tags", help="comma-separated tag ids ('' for none)")
+    edit.add_argument("--name-pattern")
+    edit.set_defaults(func=_guarded(_set))
+
+
 def _remove(args: argparse.Namespace) -> int:
     store.remove(_warehouse(), args.id)
     print(f"removed golioth integration {args.id} (its telemetry stays)")
@@ -113,9 +145,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``golioth`` group to a top-level CLI's subparsers."""
     golioth = subparsers.add_parser("golioth", help="Golioth integrations and webhook receiver")
     groups = golioth.add_subparsers(dest="golioth_command", required=True)
-    manage = groups.add_parser("integrations", help="add, list, enable, disable, remove integrations")
+    manage = groups.add_parser("integrations", help="add, list, set, enable, disable, remove integrations")
     commands = manage.add_subparsers(dest="integrations_command", required=True)
     _add_parser(commands)
+    _set_parser(commands)
     listing = commands.add_parser("list", help="list integrations")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=_guarded(_list))

@@ -209,6 +209,8 @@ def update(warehouse: Warehouse, integration_id: str, **values: Any) -> Integrat
     for name, value in values.items():
         setattr(current, name, value)
     validate(current, require_env_set="api_key_env" in values)
+    if "device_filter" in values:
+        values["device_filter"] = values["device_filter"] or None
     with warehouse.transaction() as tx:
         table = tx.table(INTEGRATIONS_TABLE)
         tx.execute(table.update().where(table.c.id == integration_id)

@@ -36,6 +36,7 @@ from sync_pipelines.golioth.settings import (
     SOURCE,
     TELEMETRY_TABLE,
 )
+from sync_pipelines.http_client import VendorHTTPError
 from sync_pipelines.kit import Reject, SyncReport, land_batch, metric
 from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
 
@@ -162,22 +163,34 @@ def pull_points(
                                   now=end)["last_seen"])
         if last is not None and last < start - DEFAULT_OVERLAP:
             continue  # nothing reported since the window opened: no stream call
-        rows, rejects, newest = [], [], None
-        for record in client.stream(device["id"], start, end):
-            try:
-                points = points_from_stream_record(record, device["id"])
-            except PointError as exc:
-                rejects.append(Reject(f"{device['id']}@{record.get('time') if isinstance(record, dict) else '?'}",
-                                      str(exc), record))
-                continue
-            rows.extend(_rows(points, integration.id, integration.project_id, "pull"))
-            newest = _newest(newest, points)
+        try:
+            rows, rejects, newest = _read_stream(integration, client, device["id"], (start, end))
+        except VendorHTTPError as exc:
+            if exc.status != 404:
+                raise
+            continue  # deleted since the device list was read: the next device sync marks it
         report.points_pulled += len(rows)
         with warehouse.transaction() as tx:
             report.add_points(store_points(tx, rows), newest)
             for reject in rejects:
                 tx.reject(SOURCE, "telemetry", reject.key, reject.reason, reject.payload)
         report.rejected += len(rejects)
+
+
+def _read_stream(integration: Integration, client: GoliothClient, device_id: str,
+                 window: tuple[dt.datetime, dt.datetime]) -> tuple[list[dict], list[Reject], dt.datetime | None]:
+    """One device's stream over ``window``: its rows, its unreadable records, its newest point."""
+    rows, rejects, newest = [], [], None
+    for record in client.stream(device_id, *window):
+        try:
+            points = points_from_stream_record(record, device_id)
+        except PointError as exc:
+            when = record.get("time") if isinstance(record, dict) else "?"
+            rejects.append(Reject(f"{device_id}@{when}", str(exc), record))
+            continue
+        rows.extend(_rows(points, integration.id, integration.project_id, "pull"))
+        newest = _newest(newest, points)
+    return rows, rejects, newest
 
 
 def _rows(points: list[Point], integration_id: str | None, project_id: str, via: str) -> list[dict[str, Any]]:

@@ -129,6 +129,13 @@ def test_integrations_cli_add_list_enable_disable_remove(database_url, monkeypat
     code, _, err = _cli("integrations", "add", "--project", "p4", "--api-key-env", "GOLIOTH_KEY_ACME", "--frequency", "0")
     assert code == 2 and "frequency must be at least 1 minute" in err
     assert [i.id for i in store.load(Warehouse.for_url(database_url))] == ["acme"]  # the refused ones changed nothing
+    code, out, _ = _cli("integrations", "set", "acme", "--frequency", "30", "--no-window", "--status", "paused")
+    assert code == 0 and "frequency_minutes" in out
+    listed = _cli("integrations", "list")[1]
+    assert "paused, every 30 min" in listed and "window" not in listed
+    code, _, err = _cli("integrations", "set", "acme", "--window-start", "09:00", "--window-end", "09:00")
+    assert code == 2 and "equals its start" in err
+    assert _cli("integrations", "set", "acme")[2].startswith("error: nothing to change")
     assert _cli("integrations", "remove", "acme")[0] == 0
     assert "no golioth integrations" in _cli("integrations", "list")[1]
     monkeypatch.delenv("GOLIOTH_WEBHOOK_TOKEN", raising=False)

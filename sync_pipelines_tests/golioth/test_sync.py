@@ -211,3 +211,22 @@ def test_vendor_faults_are_retried_by_the_shared_http_layer_and_malformed_pages_
     golioth.sandbox.faults.add("malformed", vendor="golioth", times=1, path="/devices$")
     broken = golioth.sync(raise_on_error=False)
     assert not broken.success and "malformed JSON body" in failure_text(broken)
+
+
+def test_a_device_deleted_between_the_list_and_its_stream_is_skipped(golioth):
+    golioth.add("acme")
+    device = sorted(golioth.vendor.devices[PROJECT])[0]
+    golioth.sandbox.faults.add("status", vendor="golioth", status=404, times=1, path=f"/devices/{device}/stream")
+    result = golioth.sync()
+    assert result.success
+    assert golioth.rows() and not golioth.rows("device_id = :d", {"d": device})
+
+
+def test_backfill_and_live_pull_share_the_golioth_pool_and_rate_limiter(golioth):
+    from sync_pipelines.golioth.assets import golioth_live_pull, golioth_telemetry
+    from sync_pipelines.golioth.client import GoliothClient
+
+    assert golioth_live_pull.op.pool == golioth_telemetry.op.pool == "golioth"
+    first = GoliothClient(project_id="a", api_key="k" * 20, api_key_env="A")
+    second = GoliothClient(project_id="b", api_key="q" * 20, api_key_env="B")
+    assert first.http.limiter is second.http.limiter
