@@ -121,28 +121,28 @@ def _add_commands(parser: argparse.ArgumentParser) -> None:
                          help=f"the app's redirect URI (default out-of-band: {settings.OOB_REDIRECT_URI})")
     connect.add_argument("--code", help="the authorization code (asked for when left out)")
     connect.add_argument("--company-id", type=int, help="sync this company only (default: the user's only one, or all)")
-    connect.set_defaults(procore_handler=cmd_connect)
+    connect.set_defaults(func=cmd_connect)
     disconnect = commands.add_parser("disconnect", help="revoke at Procore and stop syncing (data is kept)")
     disconnect.add_argument("--user", required=True, help="Procore user id")
-    disconnect.set_defaults(procore_handler=cmd_disconnect)
+    disconnect.set_defaults(func=cmd_disconnect)
     commands.add_parser("list", help="connections: user, company, status, expiry, last sync").set_defaults(
-        procore_handler=cmd_list)
+        func=cmd_list)
     commands.add_parser("reencrypt", help="re-encrypt every stored token with the newest SYNC_SECRET_KEY").set_defaults(
-        procore_handler=cmd_reencrypt)
+        func=cmd_reencrypt)
 
 
-def register(subparsers) -> None:
-    """Add the ``procore`` command group to the project CLI."""
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add the ``procore`` command group to the project CLI (each command sets ``func``)."""
     parser = subparsers.add_parser("procore", help="Procore connections (connect, disconnect, list, reencrypt)")
     _add_commands(parser)
-    parser.set_defaults(handler=lambda args: args.procore_handler(args))
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sync_pipelines.procore", description=__doc__.splitlines()[0])
     _add_commands(parser)
     args = parser.parse_args(argv)
-    return int(args.procore_handler(args) or 0)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":
