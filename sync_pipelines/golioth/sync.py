@@ -38,6 +38,7 @@ from sync_pipelines.golioth.settings import (
 )
 from sync_pipelines.http_client import VendorHTTPError
 from sync_pipelines.kit import Reject, SyncReport, land_batch, metric
+from sync_pipelines.retries import is_transient
 from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
 
 # How far past now the live pull reads: device clocks that run ahead (the cursor stays at now).
@@ -56,6 +57,7 @@ class GoliothReport(SyncReport):
 
     integrations: list[str] = field(default_factory=list, metadata=metric(render=len))
     failed: dict[str, str] = field(default_factory=dict, metadata=metric("integrations_failed", render=len))
+    errors: dict[str, Exception] = field(default_factory=dict)  # the exceptions behind `failed`
     # the devices' upsert counts (the points have their own counters below)
     counts: UpsertCounts = field(default_factory=UpsertCounts, metadata=metric(render=lambda c: c.as_metadata("devices")))
     devices_seen: int = 0
@@ -244,10 +246,20 @@ def for_each_integration(warehouse: Warehouse, chosen: list[Integration], work: 
                 work(integration, client)
                 report.http_requests += client.stats.requests
         except Exception as exc:  # recorded, then the run fails after the others synced
-            report.failed[integration.id] = str(exc)
+            report.failed[integration.id], report.errors[integration.id] = str(exc), exc
             store.record_result(warehouse, integration.id, str(exc)[:2000])
         else:
             store.record_result(warehouse, integration.id, None)
+    raise_first_transient(report)
+
+
+def raise_first_transient(report: GoliothReport) -> None:
+    """Re-raise a failure that may pass (a vendor outage, the database restarting), so the
+    step is retried whole (idempotent: points are insert-if-new, cursors moved only after
+    their points); permanent ones (missing or refused keys) are left to fail the run."""
+    for exc in report.errors.values():
+        if is_transient(exc):
+            raise exc
 
 
 # -- the webhook inbox ----------------------------------------------------------------------------

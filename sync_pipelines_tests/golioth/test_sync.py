@@ -230,3 +230,12 @@ def test_backfill_and_live_pull_share_the_golioth_pool_and_rate_limiter(golioth)
     first = GoliothClient(project_id="a", api_key="k" * 20, api_key_env="A")
     second = GoliothClient(project_id="b", api_key="q" * 20, api_key_env="B")
     assert first.http.limiter is second.http.limiter
+
+
+def test_a_vendor_outage_past_the_http_retries_retries_the_step(golioth):
+    golioth.add("acme")
+    # the HTTP layer's 6 attempts all get 503: the step fails transiently, is retried, then syncs
+    golioth.sandbox.faults.add("status", vendor="golioth", status=503, retry_after=0, times=6, path="/devices$")
+    result = golioth.sync()
+    assert result.success and golioth.rows()
+    assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
