@@ -18,7 +18,6 @@ from dagster import (
     AssetSelection,
     FreshnessPolicy,
     MaterializeResult,
-    MetadataValue,
     asset,
     define_asset_job,
 )
@@ -38,11 +37,11 @@ from sync_pipelines.cars.settings import (
     SOURCE,
     VENDORS,
 )
-from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, SourceReport, sync_source
-from sync_pipelines.kit import run_tags
+from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, VendorAdapter, sync_entity
+from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
-from sync_pipelines.warehouse import WarehouseResource
+from sync_pipelines.warehouse import Warehouse, WarehouseResource
 
 
 class CarsListingConfig(SyncConfig):
@@ -64,23 +63,9 @@ class CarsListingConfig(SyncConfig):
     )
 
 
-def _result(context: AssetExecutionContext, report: SourceReport, http: dict, destination: str) -> MaterializeResult:
-    context.log.info(
-        f"{report.source} ({report.mode}): {report.pages_fetched} page(s), {report.fetched} card(s); "
-        f"inserted {report.counts.inserted}, updated {report.counts.updated}, unchanged {report.counts.unchanged}, "
-        f"rejected {report.rejected}; status checked {report.status_checked}, newly sold {report.newly_sold}, "
-        f"newly reserved {report.newly_reserved}, reactivated {report.reactivated}"
-    )
-    for line in report.status_samples:
-        context.log.info(f"{report.source} status change: {line}")
-    metadata: dict = {**report.as_metadata(), **http, "destination": destination}
-    if report.reject_samples:
-        metadata["reject_samples"] = MetadataValue.md("\n".join(f"- {s}" for s in report.reject_samples))
-    return MaterializeResult(metadata=metadata)
-
-
-def _run(adapter, config: CarsListingConfig, wh, context) -> SourceReport:
-    return sync_source(
+def _sync_listing(context: AssetExecutionContext, adapter: VendorAdapter, config: CarsListingConfig,
+                  wh: Warehouse) -> MaterializeResult:
+    report = sync_entity(
         adapter,
         wh,
         mode=config.mode,
@@ -89,7 +74,17 @@ def _run(adapter, config: CarsListingConfig, wh, context) -> SourceReport:
         status_checks_per_run=config.status_checks_per_run,
         mass_sold_min_answers=config.mass_sold_min_answers,
         run_id=context.run.run_id,
-        log=context.log,
+        logger=context.log,
+    )
+    summary = (
+        f"{report.entity} ({report.mode}): {report.pages_fetched} page(s), {report.fetched} card(s); "
+        f"inserted {report.counts.inserted}, updated {report.counts.updated}, unchanged {report.counts.unchanged}, "
+        f"rejected {report.rejected}; status checked {report.status_checked}, newly sold {report.newly_sold}, "
+        f"newly reserved {report.newly_reserved}, reactivated {report.reactivated}"
+    )
+    return finish_sync_asset(
+        context.log, report, summary, destination=wh.location, metadata=adapter.http_metadata(),
+        notes=[f"{report.entity} status change: {line}" for line in report.status_samples],
     )
 
 
@@ -105,10 +100,7 @@ def encar_listings(
     context: AssetExecutionContext, config: CarsListingConfig, encar: EncarResource, warehouse: WarehouseResource
 ) -> MaterializeResult:
     with retry_transient_failures(context), encar.get_client() as client:
-        wh = warehouse.get_warehouse()
-        adapter = EncarAdapter(client)
-        report = _run(adapter, config, wh, context)
-        return _result(context, report, adapter.http_metadata(), wh.location)
+        return _sync_listing(context, EncarAdapter(client), config, warehouse.get_warehouse())
 
 
 @asset(
@@ -126,10 +118,7 @@ def kbchachacha_listings(
     warehouse: WarehouseResource,
 ) -> MaterializeResult:
     with retry_transient_failures(context), kbchachacha.get_client() as client:
-        wh = warehouse.get_warehouse()
-        adapter = KBChachachaAdapter(client)
-        report = _run(adapter, config, wh, context)
-        return _result(context, report, adapter.http_metadata(), wh.location)
+        return _sync_listing(context, KBChachachaAdapter(client), config, warehouse.get_warehouse())
 
 
 @asset(
@@ -153,9 +142,7 @@ def cars(context: AssetExecutionContext, config: CarsArchiveConfig, warehouse: W
         totals: dict[str, int] = {}
         for source in VENDORS:
             for status in ("active", "reserved", "sold"):
-                totals[f"{source}_{status}"] = wh.count(
-                    CARS_TABLE, "source = :source AND sale_status = :status", {"source": source, "status": status}
-                )
+                totals[f"{source}_{status}"] = wh.count(CARS_TABLE, source=source, sale_status=status)
             totals[f"{source}_cars"] = sum(totals[f"{source}_{s}"] for s in ("active", "reserved", "sold"))
         return MaterializeResult(
             metadata={

@@ -16,13 +16,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sync_pipelines.cars.settings import ENCAR, ENCAR_CAR_URL, ENCAR_PHOTO_BASE, KBCHACHACHA, KST
+from sync_pipelines.kit import RecordError
 
 MAN_WON = 10_000  # both vendors quote prices in 만원 (10,000 KRW)
 UNKEYED_PREFIX = "noid-"  # reject keys of records without a usable id (see unkeyed_record_key)
-
-
-class RecordError(ValueError):
-    """One vendor record is unusable; ``reason`` says why."""
 
 
 @dataclass(frozen=True)

@@ -1,42 +1,16 @@
 """One source's sync into ``cars``: read the listing, land it, confirm sales per car.
 
-The listing says which cars are on sale and at what price; it never says a car is sold
-(a car can drop off page 1 because another moved ahead, or be skipped when offsets shift
-mid-paging). Sale status therefore only ever changes through the vendor's per-car call
-(Encar vehicle detail, KB per-car JSON), asked for:
-
-* in ``full`` mode, when the listing was read to its end: every active/reserved car the
-  listing did not show ("leavers");
-* otherwise, for a listing sorted by modification time (Encar, ``ModifiedDate`` desc):
-  the known active/reserved cars whose stored ``vendor_modified_at`` falls inside the time
-  window this run read (at or after the oldest ``ModifiedDate`` seen) but which the listing
-  did not show: they left the list (sold) or moved (the detail tells which);
-* in every mode: the cars that were on the first page(s) last run (``sync_state`` cursor
-  ``cars``/``<source>_head``) and are nowhere in this run's listing (sold, or pushed down
-  by others); cars known sold that the listing shows again; then up to
-  ``status_checks_per_run`` stored active/reserved cars, least recently checked first
-  (``status_checked_at``, round-robin), whether the listing showed them or not: Encar's list
-  has no status field, so a reservation of a car it keeps showing only comes from the
-  detail. (KB's per-car call only says listed or not, so its round-robin skips the cars the
-  listing showed: ``VendorAdapter.status_checks_listed_cars``.)
-
-A car archived as sold that a listing shows again is moved back from ``cars_archive``
-(:func:`_restore_archived`) in the page's transaction, before the upsert. An archive job may
-run during the sync: the page first locks its cars' rows in ``cars``
-(:func:`_lock_live_rows`), which waits out an archive transaction holding one of them, and
-looks in the archive for exactly the keys not in ``cars`` then, so a key is never in both
-tables.
-
-The listing writes ``sale_status``/``sold_at`` only when it inserts a car
-(``LISTING_INSERT_ONLY``), so an overlapping run's page cannot undo a confirmed sale. Sold
-answers are held back to the end of the run and guarded (:func:`_check_statuses`): a car the
-listing showed is never marked sold, and when most answers say sold while cars the listing
-shows "are sold" too, the run stops with :class:`MassSoldError`, nothing marked sold.
+:func:`sync_entity` runs the phases in order: listing pages (each in one transaction,
+:class:`ListingRun`), last-seen refresh, the per-car status round (:class:`StatusRound`,
+guarded against a broken endpoint), then the head cursor. Why sale status only ever
+changes through the per-car call, who is asked, and the archive race: the cars README,
+"How a sync works" and "Bad input".
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -48,7 +22,6 @@ from sync_pipelines.cars.kbchachacha_client import KBChachachaClient
 from sync_pipelines.cars.models import (
     UNKEYED_PREFIX,
     CarRecord,
-    RecordError,
     StatusAnswer,
     encar_record_key,
     parse_encar_item,
@@ -57,17 +30,24 @@ from sync_pipelines.cars.settings import (
     CARS_ARCHIVE_TABLE,
     CARS_TABLE,
     ENCAR,
+    ENCAR_LIST_PATH,
+    KB_LIST_PATH,
     KBCHACHACHA,
     LAST_SEEN_RESOLUTION,
     MASS_SOLD_CANARIES,
     MASS_SOLD_MIN_ANSWERS,
+    SALE_STATUSES,
     SOURCE,
 )
 from sync_pipelines.http_client import VendorResponseError
-from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
+from sync_pipelines.kit import RecordError, Reject, SyncReport, land_batch, metric, paginate
+from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
+
+log = logging.getLogger("sync_pipelines.cars")
 
 MAX_STATUS_ERRORS = 5  # malformed per-car answers tolerated before a run stops (if most are bad)
 STATUS_BATCH = 50  # status answers committed per transaction (progress survives a failure)
+UNSOLD = ("active", "reserved")
 
 
 class StatusCheckError(RuntimeError):
@@ -97,14 +77,14 @@ class ParsedPage:
 
 class VendorAdapter(Protocol):
     source: str
+    listing_endpoint: str  # named in a repeated-page error
     # True when the listing is sorted newest-modified first and records carry
     # ``vendor_modified_at`` (Encar): the time window a run read then says which known cars
     # should have been shown.
     sorted_by_modified: bool
-    # True when the per-car call can tell more about a car the listing shows than the
-    # listing does (Encar: ``reserved``, which its list has no field for), so the round-robin
-    # asks listed cars too. False when it only says listed or not (KB): asking a car the
-    # listing just showed could only answer "on sale" (a "sold" is never written for it).
+    # True when the per-car call can tell more about a listed car than the listing does
+    # (Encar: ``reserved``), so the round-robin asks listed cars too; False when it only
+    # says listed or not (KB), which for a car the listing just showed could only be "on sale".
     status_checks_listed_cars: bool
 
     def fetch_page(self, number: int) -> ParsedPage: ...
@@ -116,6 +96,7 @@ class VendorAdapter(Protocol):
 
 class EncarAdapter:
     source = ENCAR
+    listing_endpoint = f"GET {ENCAR_LIST_PATH}"
     sorted_by_modified = True
     status_checks_listed_cars = True  # the list has no status field: reserved only shows in the detail
 
@@ -142,6 +123,7 @@ class EncarAdapter:
 
 class KBChachachaAdapter:
     source = KBCHACHACHA
+    listing_endpoint = f"GET {KB_LIST_PATH}"
     sorted_by_modified = False  # KB shows no modification time
     status_checks_listed_cars = False  # the per-car JSON only says listed or not: no reservation
 
@@ -165,17 +147,18 @@ class KBChachachaAdapter:
         }
 
 
+def _status_totals_metadata(totals: dict[str, int]) -> dict[str, int]:
+    return {f"{status}_cars": totals.get(status, 0) for status in SALE_STATUSES}
+
+
 @dataclass
-class SourceReport:
-    source: str
-    mode: str
+class CarsSyncReport(SyncReport):
+    """What one listing sync did (``entity``: the vendor, ``encar`` or ``kbchachacha``)."""
+
     pages_fetched: int = 0
-    fetched: int = 0
-    counts: UpsertCounts = field(default_factory=UpsertCounts)
-    rejected: int = 0
     listing_complete: bool = False
-    leavers: int = 0
-    left_head: int = 0
+    leavers: int = field(default=0, metadata=metric("leavers_checked"))
+    left_head: int = field(default=0, metadata=metric("left_head_checked"))
     status_checked: int = 0
     status_check_errors: int = 0
     sold_answers: int = 0  # per-car answers that said sold (404, not advertised, empty list)
@@ -186,38 +169,13 @@ class SourceReport:
     reactivated: int = 0
     unarchived: int = 0
     last_seen_refreshed: int = 0
+    status_totals: dict[str, int] = field(default_factory=dict, metadata=metric(render=_status_totals_metadata))
     duration_seconds: float = 0.0
-    status_totals: dict[str, int] = field(default_factory=dict)
-    reject_samples: list[str] = field(default_factory=list)
     status_samples: list[str] = field(default_factory=list)
 
     @property
     def status_changed(self) -> int:
         return self.newly_sold + self.newly_reserved + self.reactivated
-
-    def as_metadata(self) -> dict[str, float | int]:
-        totals = {f"{s}_cars": self.status_totals.get(s, 0) for s in ("active", "reserved", "sold")}
-        return {
-            "pages_fetched": self.pages_fetched,
-            "fetched": self.fetched,
-            **self.counts.as_metadata(),
-            "rejected": self.rejected,
-            "listing_complete": int(self.listing_complete),
-            "leavers_checked": self.leavers,
-            "left_head_checked": self.left_head,
-            "status_checked": self.status_checked,
-            "status_check_errors": self.status_check_errors,
-            "sold_answers": self.sold_answers,
-            "sold_but_listed": self.sold_but_listed,
-            "canaries_checked": self.canaries_checked,
-            "newly_sold": self.newly_sold,
-            "newly_reserved": self.newly_reserved,
-            "reactivated": self.reactivated,
-            "unarchived": self.unarchived,
-            "last_seen_refreshed": self.last_seen_refreshed,
-            **totals,
-            "duration_seconds": round(self.duration_seconds, 3),
-        }
 
 
 @dataclass
@@ -227,40 +185,32 @@ class Known:
     vendor_modified_at: dt.datetime | None = None
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite gives timestamps back without a zone; they are stored as UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
-def load_known(wh: Warehouse, source: str) -> dict[str, Known]:
-    cars = wh.table(CARS_TABLE)
+def load_known(warehouse: Warehouse, source: str) -> dict[str, Known]:
+    cars = warehouse.table(CARS_TABLE)
     query = sa.select(cars.c.source_id, cars.c.sale_status, cars.c.sold_at, cars.c.vendor_modified_at).where(
         cars.c.source == source
     )
-    with wh.engine.connect() as conn:
+    with warehouse.engine.connect() as conn:
         return {
-            r.source_id: Known(r.sale_status, r.sold_at, _aware(r.vendor_modified_at)) for r in conn.execute(query)
+            r.source_id: Known(r.sale_status, r.sold_at, as_utc(r.vendor_modified_at)) for r in conn.execute(query)
         }
 
 
 # Written only when a listing inserts a car: the listing never changes the sale status of a
-# car already in ``cars`` (only the per-car call does), so a run that read the listing before
-# another run confirmed a sale cannot undo that sale with its page.
+# car already in ``cars`` (only the per-car call does), so a stale page cannot undo a sale.
 LISTING_INSERT_ONLY = ("first_seen_at", "sale_status", "sold_at")
 
 
 def listing_row(record: CarRecord, now: dt.datetime) -> dict[str, Any]:
     """The ``cars`` row a listing card gives: a new car is ``active``; for a car already in
     ``cars`` the ``LISTING_INSERT_ONLY`` columns are left as they are (a sold car shown again
-    is re-asked through the per-car call, see :func:`sync_source`)."""
+    is re-asked through the per-car call)."""
     return {**record.as_row(), "sale_status": "active", "sold_at": None, "first_seen_at": now, "last_seen_at": now}
 
 
-def sync_source(
+def sync_entity(
     adapter: VendorAdapter,
-    wh: Warehouse,
+    warehouse: Warehouse,
     *,
     mode: str,
     max_pages: int,
@@ -268,121 +218,152 @@ def sync_source(
     status_checks_per_run: int,
     mass_sold_min_answers: int = MASS_SOLD_MIN_ANSWERS,
     run_id: str | None = None,
-    log: Any = None,
-) -> SourceReport:
+    logger: Any = log,
+) -> CarsSyncReport:
+    """Sync one vendor's listing into ``cars`` and confirm sales per car; returns the report."""
+    _check_options(mode, max_pages, incremental_pages, status_checks_per_run, mass_sold_min_answers)
+    source = adapter.source
+    started = time.monotonic()
+    report = CarsSyncReport(entity=source, mode=mode)
+    known = load_known(warehouse, source)
+    listing = ListingRun(adapter, warehouse, report, known, incremental_pages=incremental_pages, run_id=run_id)
+    listing.read(max_pages if mode == "full" else min(incremental_pages, max_pages))
+    # A record without an id can never "read clean" under its key (once fixed it has an id):
+    # its reject is dropped when a complete listing no longer shows it.
+    if report.listing_complete and mode == "full":
+        _clear_gone_unkeyed_rejects(warehouse, source, listing.rejected_keys)
+    report.last_seen_refreshed = _refresh_last_seen(warehouse, source, listing.seen, listing.now)
+
+    candidates = _status_candidates(listing, status_checks_per_run)
+    listed_unsold = [k for k in listing.seen if known[k].sale_status != "sold"]
+    status_round = StatusRound(
+        adapter, warehouse, known, report, listed=listing.seen_set,
+        canaries=_spread(listed_unsold, MASS_SOLD_CANARIES), min_answers=mass_sold_min_answers, logger=logger,
+    )
+    _check_statuses(status_round, candidates)
+    with warehouse.transaction() as tx:
+        tx.set_cursor(SOURCE, f"{source}_head", listing.head, run_id)
+
+    report.status_totals = _status_totals(warehouse, source)
+    report.duration_seconds = time.monotonic() - started
+    return report
+
+
+def _check_options(
+    mode: str, max_pages: int, incremental_pages: int, status_checks_per_run: int, mass_sold_min_answers: int
+) -> None:
     if mode not in ("incremental", "full"):
         raise ValueError(f"mode must be 'incremental' or 'full', got {mode!r}")
     if max_pages < 1 or incremental_pages < 1 or status_checks_per_run < 0 or mass_sold_min_answers < 1:
         raise ValueError(
             "max_pages, incremental_pages and mass_sold_min_answers must be >= 1, status_checks_per_run >= 0"
         )
-    source = adapter.source
-    started = time.monotonic()
-    now = utcnow()
-    report = SourceReport(source=source, mode=mode)
-    known = load_known(wh, source)
-    seen: list[str] = []
-    seen_set: set[str] = set()
-    head: list[str] = []  # cars on the first incremental_pages pages: what the next incremental reads
-    relisted: list[str] = []
-    rejected_keys: set[str] = set()
+
+
+@dataclass
+class ListingRun:
+    """The listing phase of one run: reads pages, lands each in one transaction, and keeps
+    what the listing showed for the status round."""
+
+    adapter: VendorAdapter
+    warehouse: Warehouse
+    report: CarsSyncReport
+    known: dict[str, Known]
+    incremental_pages: int = 1
+    run_id: str | None = None
+    now: dt.datetime = field(default_factory=utcnow)
+    seen: list[str] = field(default_factory=list)  # listed keys, in listing order
+    seen_set: set[str] = field(default_factory=set)
+    head: list[str] = field(default_factory=list)  # cars on the first incremental_pages pages
+    relisted: list[str] = field(default_factory=list)  # known sold, shown again
+    rejected_keys: set[str] = field(default_factory=set)
     oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
 
-    # 1. the listing, page by page, each page in one transaction
-    page_limit = max_pages if mode == "full" else min(incremental_pages, max_pages)
-    for number in range(1, page_limit + 1):
-        page = adapter.fetch_page(number)
-        report.pages_fetched += 1
-        report.fetched += len(page.cards)
-        with wh.transaction() as tx:
+    def read(self, page_limit: int) -> None:
+        adapter = self.adapter
+        for page in paginate(
+            adapter.fetch_page, keys=lambda p: [c.key for c in p.cards], is_last=lambda p: p.last,
+            max_pages=page_limit, vendor=adapter.source, endpoint=adapter.listing_endpoint,
+        ):
+            self.report.pages_fetched += 1
+            self.report.fetched += len(page.cards)
+            self._land(page)
+            if page.last:
+                self.report.listing_complete = True
+
+    def _land(self, page: ParsedPage) -> None:
+        source, report = self.adapter.source, self.report
+        with self.warehouse.transaction() as tx:
             # A key not in cars once its rows are locked is new or archived (and the archive
             # transaction that moved it has committed): only those are looked up in the archive.
             listed_keys = [c.key for c in page.cards if c.record is not None]
             live = _lock_live_rows(tx, source, listed_keys)
-            report.unarchived += _restore_archived(tx, source, [k for k in listed_keys if k not in live], known)
-            rows, clean_keys, bad = [], [], []
-            for card in page.cards:
-                if card.record is None:
-                    bad.append(card)
-                    continue
-                if card.key in seen_set:  # shown twice because offsets shifted while paging
-                    continue
-                seen_set.add(card.key)
-                seen.append(card.key)
-                clean_keys.append(card.key)
-                if number <= incremental_pages:
-                    head.append(card.key)
-                modified = card.record.vendor_modified_at
-                if adapter.sorted_by_modified and modified is not None:
-                    oldest_modified = modified if oldest_modified is None else min(oldest_modified, modified)
-                current = known.get(card.key)
-                if current is not None and current.sale_status == "sold":
-                    relisted.append(card.key)
-                rows.append(listing_row(card.record, now))
-            report.counts += tx.upsert(
-                CARS_TABLE, rows, compare_exclude=("last_seen_at",), insert_only=LISTING_INSERT_ONLY, now=now
+            report.unarchived += _restore_archived(tx, source, [k for k in listed_keys if k not in live], self.known)
+            rows, clean_keys, bad = self._sort_cards(page)
+            landing = land_batch(
+                tx, CARS_TABLE, rows, source=SOURCE, entity=source, landed_keys=clean_keys,
+                rejects=[Reject(c.key, c.error or "unusable record", c.payload) for c in bad], run_id=self.run_id,
+                upsert_options={
+                    "compare_exclude": ("last_seen_at",), "insert_only": LISTING_INSERT_ONLY, "now": self.now,
+                },
             )
-            for card in bad:
-                tx.reject(SOURCE, source, card.key, card.error or "unusable record", card.payload, run_id)
-                rejected_keys.add(card.key)
-            tx.resolve_rejects(SOURCE, source, clean_keys)
+            report.counts += landing.counts
+        self.rejected_keys.update(c.key for c in bad)
         for key in clean_keys:
-            known.setdefault(key, Known("active", None))
+            self.known.setdefault(key, Known("active", None))
         report.rejected += len(bad)
-        report.reject_samples.extend(f"{c.key}: {c.error}" for c in bad[: max(0, 10 - len(report.reject_samples))])
-        if page.last:
-            report.listing_complete = True
-            break
+        report.add_reject_samples(f"{c.key}: {c.error}" for c in bad)
 
-    # A record without an id can never "read clean" under its key (once fixed it has an id):
-    # its reject is dropped when a complete listing no longer shows it.
-    if report.listing_complete and mode == "full":
-        _clear_gone_unkeyed_rejects(wh, source, rejected_keys)
+    def _sort_cards(self, page: ParsedPage) -> tuple[list[dict[str, Any]], list[str], list[ParsedCard]]:
+        """The page's rows to upsert, their keys, and its unusable cards; notes what it showed."""
+        rows, clean_keys, bad = [], [], []
+        for card in page.cards:
+            if card.record is None:
+                bad.append(card)
+                continue
+            if card.key in self.seen_set:  # shown twice because offsets shifted while paging
+                continue
+            self.seen_set.add(card.key)
+            self.seen.append(card.key)
+            clean_keys.append(card.key)
+            if page.number <= self.incremental_pages:
+                self.head.append(card.key)
+            modified = card.record.vendor_modified_at
+            if self.adapter.sorted_by_modified and modified is not None:
+                self.oldest_modified = modified if self.oldest_modified is None else min(self.oldest_modified, modified)
+            current = self.known.get(card.key)
+            if current is not None and current.sale_status == "sold":
+                self.relisted.append(card.key)
+            rows.append(listing_row(card.record, self.now))
+        return rows, clean_keys, bad
 
-    # 2. last_seen_at of unchanged cars, at most once per LAST_SEEN_RESOLUTION
-    report.last_seen_refreshed = _refresh_last_seen(wh, source, seen, now)
 
-    # 3. per-car status: cars that left the head of the list since the last run, leavers
-    # (every car a complete full listing did not show; otherwise, for Encar, the cars of the
-    # ModifiedDate window this run read that it did not show), re-shown sold cars, then the
-    # round-robin over the stored active/reserved cars
-    unsold = ("active", "reserved")
-    previous_head = wh.get_cursor(SOURCE, f"{source}_head") or []
-    left_head = [k for k in previous_head if k not in seen_set and k in known and known[k].sale_status in unsold]
+def _status_candidates(listing: ListingRun, status_checks_per_run: int) -> list[str]:
+    """Who is asked, in order: re-shown sold cars, cars that left the head of the list since
+    the last run, leavers (every car a complete full listing did not show; otherwise, for
+    Encar, the cars of the ModifiedDate window read that it did not show), then the
+    round-robin over the stored active/reserved cars."""
+    source, known, seen_set, report = listing.adapter.source, listing.known, listing.seen_set, listing.report
+    previous_head = listing.warehouse.get_cursor(SOURCE, f"{source}_head") or []
+    left_head = [k for k in previous_head if k not in seen_set and k in known and known[k].sale_status in UNSOLD]
     left_head_set = set(left_head)
-    if mode == "full" and report.listing_complete:
-        leavers = [k for k, v in known.items() if v.sale_status in unsold and k not in seen_set]
-    elif oldest_modified is not None:
-        leavers = [
-            k
-            for k, v in known.items()
-            if v.sale_status in unsold
-            and k not in seen_set
-            and v.vendor_modified_at is not None
-            and v.vendor_modified_at >= oldest_modified
-        ]
+    unshown = {k: v for k, v in known.items() if v.sale_status in UNSOLD and k not in seen_set}
+    if report.mode == "full" and report.listing_complete:
+        leavers = list(unshown)
+    elif listing.oldest_modified is not None:
+        oldest = listing.oldest_modified
+        leavers = [k for k, v in unshown.items() if v.vendor_modified_at is not None and v.vendor_modified_at >= oldest]
     else:
         leavers = []
     leavers = [k for k in leavers if k not in left_head_set]
     report.left_head = len(left_head)
     report.leavers = len(leavers)
-    candidates = list(dict.fromkeys([*relisted, *left_head, *leavers]))
+    candidates = list(dict.fromkeys([*listing.relisted, *left_head, *leavers]))
     # The round-robin covers every stored active/reserved car, listed or not, so a reservation
-    # (or a sale that fell through) of a car the listing keeps showing is seen within
-    # ceil(cars / status_checks_per_run) runs; a listed car is still never marked sold.
-    round_robin_exclude = set(candidates) if adapter.status_checks_listed_cars else set(candidates) | seen_set
-    candidates.extend(_least_recently_checked(wh, source, status_checks_per_run, exclude=round_robin_exclude))
-    listed_unsold = [k for k in seen if known[k].sale_status != "sold"]
-    _check_statuses(
-        adapter, wh, source, candidates, known, report, log,
-        listed=seen_set, canaries=_spread(listed_unsold, MASS_SOLD_CANARIES), min_answers=mass_sold_min_answers,
-    )
-    with wh.transaction() as tx:
-        tx.set_cursor(SOURCE, f"{source}_head", head, run_id)
-
-    report.status_totals = _status_totals(wh, source)
-    report.duration_seconds = time.monotonic() - started
-    return report
+    # of a car the listing keeps showing is seen within ceil(cars / status_checks_per_run) runs.
+    exclude = set(candidates) if listing.adapter.status_checks_listed_cars else set(candidates) | seen_set
+    candidates.extend(_least_recently_checked(listing.warehouse, source, status_checks_per_run, exclude=exclude))
+    return candidates
 
 
 def _lock_live_rows(tx: WarehouseTransaction, source: str, keys: list[str]) -> set[str]:
@@ -436,9 +417,9 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
     return len(rows)
 
 
-def _clear_gone_unkeyed_rejects(wh: Warehouse, source: str, still_rejected: set[str]) -> int:
-    rejects = wh.table("sync_rejects")
-    with wh.transaction() as tx:
+def _clear_gone_unkeyed_rejects(warehouse: Warehouse, source: str, still_rejected: set[str]) -> int:
+    rejects = warehouse.table("sync_rejects")
+    with warehouse.transaction() as tx:
         keys = [
             k
             for (k,) in tx.execute(
@@ -453,11 +434,12 @@ def _clear_gone_unkeyed_rejects(wh: Warehouse, source: str, still_rejected: set[
         return tx.resolve_rejects(SOURCE, source, keys)
 
 
-def _refresh_last_seen(wh: Warehouse, source: str, keys: list[str], now: dt.datetime) -> int:
-    cars = wh.table(CARS_TABLE)
+def _refresh_last_seen(warehouse: Warehouse, source: str, keys: list[str], now: dt.datetime) -> int:
+    """last_seen_at of unchanged cars, at most once per LAST_SEEN_RESOLUTION."""
+    cars = warehouse.table(CARS_TABLE)
     cutoff = now - LAST_SEEN_RESOLUTION
     refreshed = 0
-    with wh.transaction() as tx:
+    with warehouse.transaction() as tx:
         for chunk in chunked(keys):
             refreshed += tx.execute(
                 cars.update()
@@ -467,17 +449,17 @@ def _refresh_last_seen(wh: Warehouse, source: str, keys: list[str], now: dt.date
     return refreshed
 
 
-def _least_recently_checked(wh: Warehouse, source: str, limit: int, exclude: set[str]) -> list[str]:
+def _least_recently_checked(warehouse: Warehouse, source: str, limit: int, exclude: set[str]) -> list[str]:
     if limit <= 0:
         return []
-    cars = wh.table(CARS_TABLE)
+    cars = warehouse.table(CARS_TABLE)
     query = (
         sa.select(cars.c.source_id)
-        .where(cars.c.source == source, cars.c.sale_status.in_(("active", "reserved")))
+        .where(cars.c.source == source, cars.c.sale_status.in_(UNSOLD))
         .order_by(sa.nullsfirst(cars.c.status_checked_at.asc()), cars.c.source_id)
         .limit(limit + len(exclude))
     )
-    with wh.engine.connect() as conn:
+    with warehouse.engine.connect() as conn:
         ids = [r[0] for r in conn.execute(query)]
     return [i for i in ids if i not in exclude][:limit]
 
@@ -493,70 +475,104 @@ def _spread(items: list[str], count: int) -> list[str]:
 Answer = tuple[str, StatusAnswer, dt.datetime]  # car, what the vendor said, when it was asked
 
 
-def _check_statuses(adapter, wh, source, candidates, known, report, log, *, listed, canaries, min_answers) -> None:
+@dataclass
+class StatusRound:
+    """One run's per-car questions: whom to ask, where answers go, and the guards' inputs."""
+
+    adapter: VendorAdapter
+    warehouse: Warehouse
+    known: dict[str, Known]
+    report: CarsSyncReport
+    listed: set[str] = field(default_factory=set)  # shown by this run's listing: never marked sold
+    canaries: list[str] = field(default_factory=list)  # listed cars to ask if most answers say sold
+    min_answers: int = MASS_SOLD_MIN_ANSWERS  # the mass-sold guard applies from this many answers
+    logger: Any = log
+
+    @property
+    def source(self) -> str:
+        return self.adapter.source
+
+
+def _check_statuses(status_round: StatusRound, candidates: list[str]) -> None:
     """Ask the vendor about each candidate and write what changed.
 
     ``active``/``reserved`` answers are written batch by batch (progress survives a
     failure). ``sold`` answers are held back until every candidate was asked, then pass two
     guards before any is written: a car this run's listing showed is never marked sold; and
-    when at least ``min_answers`` answers came back and most say sold, cars the listing
-    shows (``canaries``) are asked too: if most of them "are sold" as well, the per-car
-    endpoint is broken and the run stops with :class:`MassSoldError`, nothing marked sold.
-    A held-back car keeps its ``status_checked_at``, so a stopped run's cars are asked
-    again first next time."""
+    when at least ``min_answers`` answers came back and most say sold, the ``canaries`` are
+    asked too: if most of them "are sold" as well, the run stops with :class:`MassSoldError`.
+    A held-back car keeps its ``status_checked_at``, so it is asked again first next time."""
+    report = status_round.report
     held_sold: list[Answer] = []
     for batch in chunked(candidates, STATUS_BATCH):
-        asked_at = utcnow()
-        answers: list[Answer] = []
-        for source_id in batch:
-            try:
-                answers.append((source_id, adapter.car_status(source_id), asked_at))
-            except (RecordError, VendorResponseError) as exc:  # a malformed answer: leave the car as it is
-                report.status_check_errors += 1
-                if log is not None:
-                    log.warning(f"{source} car {source_id}: status unknown ({exc}); left unchanged")
+        answers = _ask(status_round, batch)
         now_written = []
-        for source_id, answer, when in answers:
-            if answer.status != "sold":
-                now_written.append((source_id, answer, when))
-                continue
-            report.sold_answers += 1
-            if source_id in listed and known[source_id].sale_status != "sold":
-                report.sold_but_listed += 1
-                if log is not None:
-                    log.warning(
-                        f"{source} car {source_id}: the per-car call says sold ({answer.reason}) but this run's "
-                        "listing shows it; not marked sold"
-                    )
-                continue
-            held_sold.append((source_id, answer, when))
-        with wh.transaction() as tx:
-            _write_answers(tx, source, now_written, known, report)
+        for answer in answers:
+            if answer[1].status != "sold":
+                now_written.append(answer)
+            elif _may_mark_sold(status_round, answer):
+                held_sold.append(answer)
+        with status_round.warehouse.transaction() as tx:
+            _write_answers(tx, status_round.source, now_written, status_round.known, report)
         report.status_checked += len(answers)
-        attempted = report.status_checked + report.status_check_errors
-        if report.status_check_errors >= MAX_STATUS_ERRORS and report.status_check_errors * 2 > attempted:
-            raise StatusCheckError(
-                f"{source}: {report.status_check_errors} of {attempted} per-car status answers were malformed; "
-                "stopping (the vendor may have changed its answer format). Active/reserved answers so far are "
-                "saved; no car was marked sold by this run (sold answers are written only at the end)."
-            )
+        _stop_if_mostly_malformed(status_round)
 
     answered = report.status_checked
-    if report.sold_answers and answered >= min_answers and report.sold_answers * 2 > answered:
-        _verify_per_car_endpoint(adapter, source, canaries, report, log)
+    if report.sold_answers and answered >= status_round.min_answers and report.sold_answers * 2 > answered:
+        _verify_per_car_endpoint(status_round)
     for batch in chunked(held_sold, STATUS_BATCH):
-        with wh.transaction() as tx:
-            _write_answers(tx, source, batch, known, report)
+        with status_round.warehouse.transaction() as tx:
+            _write_answers(tx, status_round.source, batch, status_round.known, report)
 
 
-def _verify_per_car_endpoint(adapter, source, canaries, report, log) -> None:
+def _ask(status_round: StatusRound, source_ids) -> list[Answer]:
+    """The vendor's answers for these cars; a malformed answer leaves its car as it is."""
+    asked_at = utcnow()
+    answers: list[Answer] = []
+    for source_id in source_ids:
+        try:
+            answers.append((source_id, status_round.adapter.car_status(source_id), asked_at))
+        except (RecordError, VendorResponseError) as exc:
+            status_round.report.status_check_errors += 1
+            status_round.logger.warning(f"{status_round.source} car {source_id}: status unknown ({exc}); left unchanged")
+    return answers
+
+
+def _may_mark_sold(status_round: StatusRound, answer: Answer) -> bool:
+    """Counts a sold answer; False for a car this run's listing shows (never marked sold)."""
+    source_id, status, _ = answer
+    report = status_round.report
+    report.sold_answers += 1
+    if source_id in status_round.listed and status_round.known[source_id].sale_status != "sold":
+        report.sold_but_listed += 1
+        status_round.logger.warning(
+            f"{status_round.source} car {source_id}: the per-car call says sold ({status.reason}) but this run's "
+            "listing shows it; not marked sold"
+        )
+        return False
+    return True
+
+
+def _stop_if_mostly_malformed(status_round: StatusRound) -> None:
+    report = status_round.report
+    attempted = report.status_checked + report.status_check_errors
+    if report.status_check_errors >= MAX_STATUS_ERRORS and report.status_check_errors * 2 > attempted:
+        raise StatusCheckError(
+            f"{status_round.source}: {report.status_check_errors} of {attempted} per-car status answers were "
+            "malformed; stopping (the vendor may have changed its answer format). Active/reserved answers so far "
+            "are saved; no car was marked sold by this run (sold answers are written only at the end)."
+        )
+
+
+def _verify_per_car_endpoint(status_round: StatusRound) -> None:
     """Most answers said sold: ask cars the listing shows. They are on sale, so if most of them
     "are sold" too the endpoint is lying and nothing may be marked sold."""
+    report, canaries = status_round.report, status_round.canaries
     on_sale = 0
     for source_id in canaries:
         report.canaries_checked += 1
         try:
-            if adapter.car_status(source_id).status != "sold":
+            if status_round.adapter.car_status(source_id).status != "sold":
                 on_sale += 1
         except (RecordError, VendorResponseError):
             pass  # an unusable answer proves nothing either way
@@ -566,12 +582,13 @@ def _verify_per_car_endpoint(adapter, source, canaries, report, log) -> None:
     )
     if on_sale * 2 <= len(canaries) or not canaries:
         raise MassSoldError(
-            f"{source}: {summary}. The vendor's per-car endpoint looks broken (outage or changed API), so "
-            "these answers are not trusted: stopping before marking any car sold (nothing was marked sold by "
+            f"{status_round.source}: {summary}. The vendor's per-car endpoint looks broken (outage or changed API), "
+            "so these answers are not trusted: stopping before marking any car sold (nothing was marked sold by "
             "this run; the same cars are asked again next run)."
         )
-    if log is not None:
-        log.warning(f"{source}: {summary}: the per-car endpoint works, so these sales are taken as real")
+    status_round.logger.warning(
+        f"{status_round.source}: {summary}: the per-car endpoint works, so these sales are taken as real"
+    )
 
 
 def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer], known, report) -> None:
@@ -623,9 +640,9 @@ def _no_newer_check(cars: sa.Table, asked_at: dt.datetime):
     return sa.or_(cars.c.status_checked_at.is_(None), cars.c.status_checked_at <= asked_at)
 
 
-def _status_totals(wh: Warehouse, source: str) -> dict[str, int]:
-    cars = wh.table(CARS_TABLE)
-    with wh.engine.connect() as conn:
+def _status_totals(warehouse: Warehouse, source: str) -> dict[str, int]:
+    cars = warehouse.table(CARS_TABLE)
+    with warehouse.engine.connect() as conn:
         rows = conn.execute(
             sa.select(cars.c.sale_status, sa.func.count()).where(cars.c.source == source).group_by(cars.c.sale_status)
         )

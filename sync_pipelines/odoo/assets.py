@@ -10,18 +10,17 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     MaterializeResult,
-    MetadataValue,
     asset,
     define_asset_job,
     in_process_executor,
 )
 from pydantic import Field
 
-from sync_pipelines.kit import run_tags
+from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.odoo import settings
 from sync_pipelines.odoo.resources import OdooResource
-from sync_pipelines.odoo.settings import MODEL_SPECS, PURCHASE_ORDER_LINES, PURCHASE_ORDERS, SOURCE, ModelSpec
-from sync_pipelines.odoo.sync import sync_model
+from sync_pipelines.odoo.settings import MODEL_SPECS, SOURCE, SPECS_BY_TABLE, ModelSpec
+from sync_pipelines.odoo.sync import sync_entity
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
@@ -60,7 +59,8 @@ def _check_config(spec: ModelSpec, config: OdooSyncConfig) -> None:
 
 
 def build_sync_asset(spec: ModelSpec) -> AssetsDefinition:
-    deps = [AssetKey(PURCHASE_ORDERS.asset_name)] if spec is PURCHASE_ORDER_LINES else []
+    # rows archived with a parent come back with it: synced after the parent's asset
+    deps = [AssetKey(SPECS_BY_TABLE[spec.archived_with[0]].asset_name)] if spec.archived_with else []
 
     @asset(
         name=spec.asset_name,
@@ -80,7 +80,7 @@ def build_sync_asset(spec: ModelSpec) -> AssetsDefinition:
         delay_ms = config.delay_ms if config.delay_ms is not None else settings.default_delay_ms()
         with retry_transient_failures(context), odoo.get_client() as client:
             wh = warehouse.get_warehouse()
-            report = sync_model(
+            report = sync_entity(
                 spec,
                 client,
                 wh,
@@ -91,18 +91,13 @@ def build_sync_asset(spec: ModelSpec) -> AssetsDefinition:
                 run_id=context.run.run_id,
                 logger=context.log,
             )
-            stats = client.stats.as_metadata("odoo")
-        context.log.info(
-            f"odoo {spec.entity} ({config.mode}): fetched {report.fetched}, inserted {report.inserted}, "
-            f"updated {report.updated}, unchanged {report.unchanged}, rejected {report.rejected}, "
+            stats = client.stats.as_metadata(SOURCE)
+        summary = (
+            f"odoo {spec.entity} ({config.mode}): fetched {report.fetched}, inserted {report.counts.inserted}, "
+            f"updated {report.counts.updated}, unchanged {report.counts.unchanged}, rejected {report.rejected}, "
             f"deleted {report.deleted}; cursor {report.cursor_text}"
         )
-        metadata = {**report.as_metadata(), **stats, "destination": wh.location}
-        if report.reject_samples:
-            metadata["reject_samples"] = MetadataValue.md(
-                "\n".join(f"- {sample}" for sample in report.reject_samples)
-            )
-        return MaterializeResult(metadata=metadata)
+        return finish_sync_asset(context.log, report, summary, destination=wh.location, metadata=stats)
 
     return _sync
 

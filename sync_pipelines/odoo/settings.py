@@ -1,14 +1,31 @@
 """What the Odoo source syncs: one :class:`ModelSpec` per synced Odoo model, plus env knobs.
 
-Everything model-specific (Odoo model name, fields read, base domain, destination table,
-which rows the archive job may move) lives here, so the client, assets, sensor and archive
-op are generic over models. Environment variables are read at call time, never at import.
+Everything model-specific (Odoo model name, its fields with their parsers and columns, base
+domain, destination table, which rows the archive job may move, model rules such as the
+invoice names') lives here, so the client, sync, assets, sensor and archive op are generic
+over models. Environment variables are read at call time, never at import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sync_pipelines.odoo.invoice_names import UniqueInvoiceNames
+from sync_pipelines.odoo.models import (
+    Column,
+    Many2one,
+    Required,
+    boolean,
+    company,
+    currency,
+    date,
+    datetime,
+    field_names,
+    money,
+    quantity,
+    text,
+)
+from sync_pipelines.odoo.rules import NO_RULES, ModelRules
 from sync_pipelines.settings import env, env_flag, env_number
 
 SOURCE = "odoo"
@@ -27,6 +44,9 @@ DEFAULT_DELAY_MS = 100
 # was read; re-reading a short window catches it, and the upsert makes the re-read free.
 DEFAULT_OVERLAP_SECONDS = 60
 DEFAULT_ARCHIVE_RETENTION_DAYS = 30
+# Ids per search_read by id (reject retries, name holders, lines of restored orders): one
+# short domain per call, well inside what Odoo's JSON-RPC takes.
+READ_BY_ID_CHUNK = 200
 
 
 @dataclass(frozen=True)
@@ -34,7 +54,8 @@ class ModelSpec:
     entity: str  # sync_state / sync_rejects entity, and the short name in docs
     model: str  # Odoo model
     table: str  # destination table (CONTRACT.md section 3); also the asset name
-    fields: tuple[str, ...]  # fields read with search_read (id and write_date always)
+    # the fields read, each with its parser and column(s), filled in this order (models.py)
+    columns: tuple[Column | Many2one | Required, ...]
     sync_type: str  # AUTO_SYNC_TYPES value that selects it
     domain: tuple = ()  # base domain, ANDed with the keyset domain
     include_archived: bool = False  # context active_test=False (archived records too)
@@ -42,7 +63,13 @@ class ModelSpec:
     # (parent table, column holding the parent's id): rows belong to a parent record, leave
     # the live table when it is archived and come back when it is live again
     archived_with: tuple[str, str] | None = None
+    rules: ModelRules = NO_RULES  # model-specific steps of its sync (rules.py)
     description: str = ""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Fields read with search_read (id comes with every record)."""
+        return field_names(self.columns)
 
     @property
     def asset_name(self) -> str:
@@ -62,13 +89,16 @@ INVOICES = ModelSpec(
     model="account.move",
     table="odoo_invoices",
     sync_type="invoices",
-    fields=(
-        "name", "move_type", "state", "payment_state", "partner_id", "invoice_date", "invoice_date_due",
-        "ref", "invoice_origin", "amount_untaxed", "amount_tax", "amount_total", "amount_residual",
-        "currency_id", "company_id", "create_date", "write_date",
+    columns=(
+        text("name"), text("move_type"), text("state"), text("payment_state"), date("invoice_date"),
+        date("invoice_date_due"), text("ref"), text("invoice_origin"), money("amount_untaxed"), money("amount_tax"),
+        money("amount_total"), money("amount_residual"), Required(("move_type", "state")), Many2one("partner_id"),
+        currency(), company(),
     ),
     domain=(("move_type", "in", list(INVOICE_MOVE_TYPES)),),
     cancellable=True,
+    # unique (company_id, move_type, name) among live invoices: invoice_names.py
+    rules=UniqueInvoiceNames(),
     description="Customer and vendor invoices, refunds and receipts (account.move), every state.",
 )
 PURCHASE_ORDERS = ModelSpec(
@@ -76,9 +106,9 @@ PURCHASE_ORDERS = ModelSpec(
     model="purchase.order",
     table="odoo_purchase_orders",
     sync_type="purchases",
-    fields=(
-        "name", "state", "partner_id", "date_order", "date_approve", "amount_untaxed", "amount_total",
-        "currency_id", "company_id", "create_date", "write_date",
+    columns=(
+        text("name"), text("state"), datetime("date_order"), datetime("date_approve"), money("amount_untaxed"),
+        money("amount_total"), Many2one("partner_id"), currency(), company(),
     ),
     cancellable=True,
     description="Purchase orders (purchase.order), every state.",
@@ -88,9 +118,10 @@ PURCHASE_ORDER_LINES = ModelSpec(
     model="purchase.order.line",
     table="odoo_purchase_order_lines",
     sync_type="purchases",
-    fields=(
-        "order_id", "product_id", "name", "product_qty", "qty_received", "qty_invoiced", "price_unit",
-        "price_subtotal", "date_planned", "state", "company_id", "create_date", "write_date",
+    columns=(
+        text("name"), text("state"), quantity("product_qty"), quantity("qty_received"), quantity("qty_invoiced"),
+        quantity("price_unit"), money("price_subtotal"), datetime("date_planned"),
+        Many2one("order_id", name_column=None), Many2one("product_id"), company(),
     ),
     # A line never outlives its order in the live table: the archive job moves an order's
     # lines right after the order (cancelled past retention or deleted in Odoo).
@@ -102,9 +133,9 @@ SALE_ORDERS = ModelSpec(
     model="sale.order",
     table="odoo_sale_orders",
     sync_type="sales",
-    fields=(
-        "name", "state", "partner_id", "date_order", "invoice_status", "amount_untaxed", "amount_total",
-        "currency_id", "company_id", "create_date", "write_date",
+    columns=(
+        text("name"), text("state"), datetime("date_order"), text("invoice_status"), money("amount_untaxed"),
+        money("amount_total"), Many2one("partner_id"), currency(), company(),
     ),
     cancellable=True,
     description="Sale orders (sale.order), every state.",
@@ -114,9 +145,9 @@ PRODUCTS = ModelSpec(
     model="product.product",
     table="odoo_products",
     sync_type="products",
-    fields=(
-        "name", "default_code", "barcode", "active", "list_price", "standard_price", "categ_id", "uom_id",
-        "company_id", "create_date", "write_date",
+    columns=(
+        text("name"), text("default_code"), text("barcode"), boolean("active"), money("list_price"),
+        quantity("standard_price"), Many2one("categ_id", name_column="category_name"), Many2one("uom_id"), company(),
     ),
     include_archived=True,
     description="Products (product.product), archived ones included (active=false).",
@@ -126,9 +157,9 @@ STOCK_QUANTS = ModelSpec(
     model="stock.quant",
     table="odoo_stock_quants",
     sync_type="inventory",
-    fields=(
-        "product_id", "location_id", "lot_id", "quantity", "reserved_quantity", "company_id",
-        "create_date", "write_date",
+    columns=(
+        quantity("quantity"), quantity("reserved_quantity"), Many2one("product_id"), Many2one("location_id"),
+        Many2one("lot_id"), company(),
     ),
     description="On-hand stock per product and location (stock.quant).",
 )

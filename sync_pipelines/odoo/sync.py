@@ -1,30 +1,10 @@
 """Sync one Odoo model into its table: keyset batches, per-batch transactions, rejects, deletions.
 
-For every batch ``search_read`` returns, in ONE destination transaction:
-
-1. map each record to a row (``models.py``); a malformed record becomes a reject;
-2. rows that the archive job moved out and that Odoo has not changed since are skipped (a
-   cancelled invoice stays archived); a changed one comes back and leaves the archive;
-3. invoices only: a record whose (company, move type, name) is already held by another
-   invoice id (in the table or earlier in the batch) becomes a reject, detected before the
-   insert so that the contract's unique index never fails the batch; a stored invoice keeps
-   its name unless it comes back renamed;
-4. upsert the rows (counts inserted / updated / unchanged), record the rejects, forget
-   rejects of records that now landed, and advance the cursor to the batch's last
-   (write_date, id), never backwards.
-
-Incremental runs first retry the records with open rejects (by id) and re-read the rows
-archived with a parent that is live again (purchase order lines of a restored order, among
-the orders synced since the lines last looked); then they read from ``cursor - overlap`` (a record that retry just read, unchanged, is not
-processed or counted again). ``full`` runs read everything and finally mark rows whose id
-Odoo no longer returned with ``deleted_at``, live and archived ones. Invoices refused a
-name are re-read by id at the end of the run when their holder gave the name up later in
-the run (renamed in a later batch) or is gone from Odoo, so they land in the run that read
-them.
-
-Counts are per record, not per read: ``fetched`` counts each version of a record once (a
-record re-read unchanged by id is not counted again), ``rejected`` the records the run
-leaves in ``sync_rejects`` (one refused and landed later in the same run is not counted).
+:func:`sync_entity` runs one model's phases: (incremental) retry open rejects and bring
+back children of live parents, read the batches after the cursor (each landed in one
+transaction by :meth:`ModelSyncRun.process_batch`, cursor included), (full) mark what Odoo
+no longer has, then the model's own rules (``spec.rules``, e.g. ``invoice_names.py``). How
+each step works and why: the Odoo README, "How a sync works".
 """
 
 from __future__ import annotations
@@ -32,86 +12,66 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from sync_pipelines.kit import Cursor, RecordError, Reject, SyncReport, land_batch, metric, not_metric
 from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
-from sync_pipelines.odoo.models import RecordRejected, map_record, reject_key
-from sync_pipelines.odoo.settings import INVOICES, KEYSET_ORDER, SOURCE, ModelSpec
-from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
+from sync_pipelines.odoo.models import map_record, record_key
+from sync_pipelines.odoo.settings import KEYSET_ORDER, READ_BY_ID_CHUNK, SOURCE, ModelSpec
+from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
 
 log = logging.getLogger("sync_pipelines.odoo")
 
 Position = tuple[str, int]
 
-# Ids per search_read by id (reject retries, name holders, lines of restored orders): one
-# short domain per call, well inside what Odoo's JSON-RPC takes.
-READ_BY_ID_CHUNK = 200
+
+def cursor_text(cursor: Position | None) -> str:
+    return f"{cursor[0]} id={cursor[1]}" if cursor else "(none)"
 
 
 @dataclass
-class SyncReport:
-    entity: str
-    mode: str
-    fetched: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
+class OdooSyncReport(SyncReport):
+    """What one model sync did. Counts are per record, not per read: ``fetched`` counts each
+    version of a record once, ``rejected`` the records the run leaves in ``sync_rejects``."""
+
+    mode: str = field(metadata=metric())
     deleted: int = 0
     deleted_archived: int = 0  # archive rows Odoo no longer has, marked with deleted_at
     skipped_archived: int = 0
     retried_rejects: int = 0
-    resolved_rejects: int = 0
+    resolved_rejects: int = field(default=0, metadata=not_metric())
     batches: int = 0
-    cursor: Position | None = None
+    cursor: Position | None = field(default=None, metadata=metric(render=cursor_text))
     # record_key -> "id K: reason" of the records this run set aside and has not landed since
     open_rejects: dict[str, str] = field(default_factory=dict)
-    # invoice id -> (holder id, (company, move type, name)) refused in this run, not landed since
+    # id -> (holder id, unique key) refused in this run because another record holds the key
     refused_names: dict[int, tuple[int, tuple]] = field(default_factory=dict)
     # id -> fingerprint of the version read, for the records that may be read again by id in
-    # this run (read by id, or set aside): an unchanged re-read is neither processed twice
-    # (after the reject retry) nor counted twice
+    # this run: an unchanged re-read is neither processed twice nor counted twice
     versions: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def rejected(self) -> int:
-        return len(self.open_rejects)
-
-    @property
-    def reject_samples(self) -> list[str]:
-        return list(self.open_rejects.values())[:20]
 
     def set_aside(self, key: str, reason: str) -> None:
         self.open_rejects[key] = f"id {key}: {reason}"
+        self._count_open_rejects()
 
-    def landed(self, keys) -> None:
+    def landed(self, keys: Iterable[Any]) -> None:
         for key in keys:
             self.open_rejects.pop(str(key), None)
             if isinstance(key, int) or str(key).isdigit():
                 self.refused_names.pop(int(key), None)
+        self._count_open_rejects()
+
+    def _count_open_rejects(self) -> None:
+        self.rejected = len(self.open_rejects)
+        self.reject_samples = list(self.open_rejects.values())[:20]
 
     @property
     def cursor_text(self) -> str:
-        return f"{self.cursor[0]} id={self.cursor[1]}" if self.cursor else "(none)"
-
-    def as_metadata(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "fetched": self.fetched,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected": self.rejected,
-            "deleted": self.deleted,
-            "deleted_archived": self.deleted_archived,
-            "skipped_archived": self.skipped_archived,
-            "retried_rejects": self.retried_rejects,
-            "batches": self.batches,
-            "cursor": self.cursor_text,
-        }
+        return cursor_text(self.cursor)
 
 
 def parse_cursor(value: Any) -> Position | None:
@@ -144,17 +104,11 @@ def _not_read_yet(versions: dict[int, str], record: Any) -> bool:
 
 
 def _record_id(record: Any) -> int | None:
-    key = reject_key(record)
+    key = record_key(record)
     return int(key) if key.isdigit() else None
 
 
-def _naive_utc(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
-    return value
-
-
-def sync_model(
+def sync_entity(
     spec: ModelSpec,
     client: OdooClient,
     warehouse: Warehouse,
@@ -165,56 +119,60 @@ def sync_model(
     overlap_seconds: int = 60,
     run_id: str | None = None,
     logger: logging.Logger | Any = log,
-    on_batch: Callable[[SyncReport], None] | None = None,
-) -> SyncReport:
+    on_batch: Callable[[OdooSyncReport], None] | None = None,
+) -> OdooSyncReport:
     """Bring ``spec.table`` up to date with Odoo; returns what was done."""
     if mode not in ("incremental", "full"):
         raise ValueError(f"mode must be 'incremental' or 'full', got {mode!r}")
-    report = SyncReport(entity=spec.entity, mode=mode)
+    report = OdooSyncReport(entity=spec.entity, mode=mode)
     saved = parse_cursor(warehouse.get_cursor(SOURCE, spec.entity))
     report.cursor = saved
+    run = ModelSyncRun(spec, client, warehouse, report, run_id=run_id, logger=logger)
+    after = None
     if mode == "incremental":
-        _retry_open_rejects(spec, client, warehouse, report, run_id)
+        run.retry_open_rejects()
         if spec.archived_with:
-            _bring_back_children_of_live_parents(spec, client, warehouse, report, run_id)
+            _bring_back_children_of_live_parents(run)
         after = overlap_start(saved, overlap_seconds) if saved else None
-    else:
-        after = None
-    seen: set[int] = set()
-    for batch in client.iter_batches(
-        spec.model, spec.fields, domain=list(spec.domain), after=after, batch_size=batch_size,
-        delay_seconds=delay_seconds, context=spec.context,
-    ):
-        # The reject retry may have just read some of these (open rejects inside the overlap
-        # window): the same version again changes nothing and is not counted twice. A
-        # version changed since is new and processed. Only those few records are
-        # fingerprinted: serialising every record of every batch would cost more than the
-        # comparison saves.
-        fresh = [r for r in batch if _not_read_yet(report.versions, r)]
-        seen.update(rid for rid in map(_record_id, batch) if rid is not None)
-        report.fetched += len(fresh)
-        report.batches += 1
-        with warehouse.transaction() as tx:
-            if fresh:
-                _process_batch(tx, spec, fresh, report, run_id)
-            position = _batch_position(batch)
-            if position and (report.cursor is None or position > report.cursor):
-                report.cursor = position
-                tx.set_cursor(SOURCE, spec.entity, {"write_date": position[0], "id": position[1]}, run_id)
-        if on_batch:
-            on_batch(report)
+    seen = _read_batches(run, after, batch_size=batch_size, delay_seconds=delay_seconds, on_batch=on_batch)
     if mode == "full":
-        _mark_deleted(spec, warehouse, seen, report)
-    if report.refused_names:
-        _retry_names_given_up_since(spec, client, warehouse, report, run_id, logger)
-    if report.refused_names:
-        _release_names_of_deleted_holders(spec, client, warehouse, report, run_id, logger)
+        _mark_deleted(run, seen)
+    spec.rules.finish_run(run)
     if report.rejected:
         logger.warning(
             f"odoo {spec.entity}: {report.rejected} record(s) set aside in sync_rejects, e.g. "
             + "; ".join(report.reject_samples[:5])
         )
     return report
+
+
+def _read_batches(
+    run: ModelSyncRun, after: Position | None, *, batch_size: int, delay_seconds: float,
+    on_batch: Callable[[OdooSyncReport], None] | None,
+) -> set[int]:
+    """Read every batch after ``after`` and land each; returns the ids Odoo returned."""
+    spec, report = run.spec, run.report
+    seen: set[int] = set()
+    for batch in run.client.iter_batches(
+        spec.model, spec.fields, domain=list(spec.domain), after=after, batch_size=batch_size,
+        delay_seconds=delay_seconds, context=spec.context,
+    ):
+        # The reject retry may have just read some of these: the same version again is not
+        # processed or counted twice. Only those few records are fingerprinted.
+        fresh = [r for r in batch if _not_read_yet(report.versions, r)]
+        seen.update(rid for rid in map(_record_id, batch) if rid is not None)
+        report.fetched += len(fresh)
+        report.batches += 1
+        position = _batch_position(batch)
+        cursor = None
+        if position and (report.cursor is None or position > report.cursor):
+            report.cursor = position
+            cursor = Cursor(spec.entity, {"write_date": position[0], "id": position[1]})
+        with run.warehouse.transaction() as tx:
+            run.process_batch(tx, fresh, cursor=cursor)
+        if on_batch:
+            on_batch(report)
+    return seen
 
 
 def _batch_position(batch: list[dict]) -> Position | None:
@@ -226,124 +184,107 @@ def _batch_position(batch: list[dict]) -> Position | None:
     return max(positions) if positions else None
 
 
-def _process_batch(
-    tx: WarehouseTransaction, spec: ModelSpec, batch: list[Any], report: SyncReport, run_id: str | None
-) -> set[int]:
-    """Land one batch in ``tx``; returns the Odoo ids it contained (landed or not)."""
-    seen: set[int] = set()
-    rows: list[dict[str, Any]] = []
-    rejects: list[tuple[str, str, Any]] = []
-    for record in batch:
-        key = reject_key(record)
-        if key.isdigit():
-            seen.add(int(key))
-            # judged afresh by this version (a refusal recorded earlier no longer applies)
-            report.refused_names.pop(int(key), None)
-        try:
-            rows.append(map_record(spec, record))
-        except RecordRejected as exc:
-            rejects.append((key, f"malformed record: {exc}", record))
-    rows, unarchive = _without_unchanged_archived(tx, spec, rows, report)
-    if spec.entity == INVOICES.entity:
-        rows, duplicates, releasing = _split_duplicate_names(tx, rows, report.refused_names)
-        rejects.extend(duplicates)
-        if releasing:
-            # Stored invoices renamed in this batch give their old names to others of the
-            # batch: clear those names first (same transaction; the upsert writes the new
-            # ones), so the unique index never sees a name taken before it is given up,
-            # whatever order either dialect writes the rows in.
-            table = tx.table(INVOICES.table)
-            tx.execute(table.update().where(table.c.id.in_(releasing)).values(name=None))
-    landing = {r["id"] for r in rows}
-    back = [rid for rid in unarchive if rid in landing]
-    if back:  # changed in Odoo since archived and landing now: live again, out of the archive
-        archive = tx.table(spec.archive_table)
-        tx.execute(archive.delete().where(archive.c.id.in_(back)))
-    counts = tx.upsert(spec.table, rows)
-    report.inserted += counts.inserted
-    report.updated += counts.updated
-    report.unchanged += counts.unchanged
-    for key, reason, payload in rejects:
-        tx.reject(SOURCE, spec.entity, key, reason, payload=payload, run_id=run_id)
-        report.set_aside(key, reason)
-        if key.isdigit():  # may be read again by id in this run
-            report.versions[int(key)] = _fingerprint(payload)
-    report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, [r["id"] for r in rows])
-    report.landed(r["id"] for r in rows)
-    return seen
+@dataclass
+class ModelSyncRun:
+    """One model's sync in progress: what it reads from, writes to and reports into."""
 
+    spec: ModelSpec
+    client: OdooClient
+    warehouse: Warehouse
+    report: OdooSyncReport
+    run_id: str | None = None
+    logger: Any = log
 
-def _invoice_name_key(row: dict[str, Any]) -> tuple | None:
-    """(company, move type, name) as the partial unique index sees it; None never conflicts
-    (drafts named ``/``, a NULL part)."""
-    if row.get("name") in (None, "/") or row.get("company_id") is None or row.get("move_type") is None:
-        return None
-    return (row["company_id"], row["move_type"], row["name"])
-
-
-def _split_duplicate_names(
-    tx: WarehouseTransaction, rows: list[dict[str, Any]], refused_names: dict[int, tuple[int, tuple]]
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, Any]], list[int]]:
-    """Keep rows whose (company, move type, name) is free; reject those another invoice holds.
-
-    Returns (rows to land, rejects, ids of stored invoices whose old name must be cleared
-    before the upsert because another row of the batch takes it); each refusal is noted in
-    ``refused_names`` (refused id -> (holder, name key)).
-
-    Mirrors the partial unique index: names ``/``, rows with a NULL part and rows deleted in
-    Odoo (``deleted_at``) never conflict. A live invoice already stored keeps its name,
-    also when it comes back in this batch unchanged or with other changes; it gives the
-    name up only when it comes back renamed (and lands under its new name). Among the
-    batch's other rows, the first (oldest write) wins.
-    """
-    keyed = [(_invoice_name_key(r), r) for r in rows]
-    landing_key = {r["id"]: key for key, r in keyed}
-    names = sorted({key[2] for key, _ in keyed if key})
-    stored: dict[tuple, int] = {}  # live holders in the table of the names this batch uses
-    table = tx.table(INVOICES.table)
-    for chunk in chunked(names):
-        query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
-            table.c.name.in_(chunk), table.c.deleted_at.is_(None)
+    def process_batch(self, tx: WarehouseTransaction, batch: list[Any], *, cursor: Cursor | None = None) -> set[int]:
+        """Land one batch (and ``cursor``) in ``tx``; returns the Odoo ids it contained."""
+        spec, report = self.spec, self.report
+        seen: set[int] = set()
+        rows: list[dict[str, Any]] = []
+        rejects: list[Reject] = []
+        for record in batch:
+            key = record_key(record)
+            if key.isdigit():
+                seen.add(int(key))
+                # judged afresh by this version (a refusal recorded earlier no longer applies)
+                report.refused_names.pop(int(key), None)
+            try:
+                rows.append(map_record(spec, record))
+            except RecordError as exc:
+                rejects.append(Reject(key, f"malformed record: {exc}", record))
+        rows, unarchive = _without_unchanged_archived(tx, spec, rows, report)
+        if rows:
+            rows, refused = spec.rules.screen_batch(tx, self, rows)
+            rejects.extend(refused)
+        landing = {r["id"] for r in rows}
+        back = [rid for rid in unarchive if rid in landing]
+        if back:  # changed in Odoo since archived and landing now: live again, out of the archive
+            archive = tx.table(spec.archive_table)
+            tx.execute(archive.delete().where(archive.c.id.in_(back)))
+        landed = land_batch(
+            tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=[r["id"] for r in rows],
+            rejects=rejects, cursor=cursor, run_id=self.run_id,
         )
-        for rid, company_id, move_type, name in tx.execute(query):
-            stored[(company_id, move_type, name)] = rid
-    # Stored holders that keep their name: not in the batch, or back under the same name.
-    # One that comes back renamed but is itself refused its new name keeps the old one too:
-    # repeat until nothing changes (each round only adds keepers).
-    keepers = {rid for key, rid in stored.items() if landing_key.get(rid, key) == key}
-    while True:
-        holders = {key: rid for key, rid in stored.items() if rid in keepers}
-        kept: list[dict[str, Any]] = []
-        refused: list[tuple[dict[str, Any], int]] = []
-        for key, row in keyed:
-            holder = holders.get(key) if key else None
-            if key and holder is not None and holder != row["id"]:
-                refused.append((row, holder))
-                continue
-            if key:
-                holders[key] = row["id"]
-            kept.append(row)
-        refused_ids = {row["id"] for row, _ in refused}
-        regained = {rid for rid in stored.values() if rid not in keepers and rid in refused_ids}
-        if not regained:
-            break
-        keepers |= regained
-    rejected: list[tuple[str, str, Any]] = []
-    for row, holder in refused:
-        refused_names[row["id"]] = (holder, landing_key[row["id"]])
-        company_id, move_type, name = landing_key[row["id"]]
-        rejected.append((
-            str(row["id"]),
-            f"duplicate invoice name {name!r} (company {company_id}, {move_type}) already held by "
-            f"invoice id {holder}; unique (company_id, move_type, name) kept",
-            row["raw"],
-        ))
-    releasing = sorted(rid for rid in stored.values() if rid not in keepers)
-    return kept, rejected, releasing
+        report.counts += landed.counts
+        for reject in rejects:
+            report.set_aside(reject.key, reject.reason)
+            if reject.key.isdigit():  # may be read again by id in this run
+                report.versions[int(reject.key)] = _fingerprint(reject.payload)
+        report.resolved_rejects += landed.resolved
+        report.landed(r["id"] for r in rows)
+        return seen
+
+    def retry_open_rejects(self) -> None:
+        """Re-read records with open rejects by id: fixed in Odoo (or freed name) -> they land now."""
+        keys = sorted(
+            int(r["record_key"]) for r in self.warehouse.rejects(SOURCE, self.spec.entity) if r["record_key"].isdigit()
+        )
+        self.reread_by_id(keys)
+
+    def reread_by_id(self, ids: list[int], *, retry: bool = True) -> set[int]:
+        """Read these records again by id and process them; ids Odoo no longer returns (deleted,
+        or out of scope) have nothing left to fix: their rejects are dropped. Returns those ids.
+        ``retry``: the ids are retried rejects (counted in ``retried_rejects``)."""
+        spec, report = self.spec, self.report
+        all_gone: set[int] = set()
+        for chunk in chunked(ids, READ_BY_ID_CHUNK):
+            batch = self.client.search_read(
+                spec.model, [("id", "in", chunk), *spec.domain], [*spec.fields, "write_date"],
+                order=KEYSET_ORDER, context=spec.context,
+            )
+            if retry:
+                report.retried_rejects += len(chunk)
+            self._note_versions(batch)
+            with self.warehouse.transaction() as tx:
+                seen = self.process_batch(tx, batch)
+                gone = set(chunk) - seen
+                report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, gone)
+            report.landed(gone)
+            all_gone |= gone
+        return all_gone
+
+    def _note_versions(self, batch: list[Any]) -> None:
+        """Count the versions of a by-id read this run had not read yet; remember them all."""
+        for record in batch:
+            rid, fingerprint = _record_id(record), _fingerprint(record)
+            if rid is None or self.report.versions.get(rid) != fingerprint:
+                self.report.fetched += 1
+            if rid is not None:
+                self.report.versions[rid] = fingerprint
+
+    def existing_ids(self, ids: list[int]) -> set[int]:
+        """Which of these ids Odoo still has (within the model's domain)."""
+        spec = self.spec
+        existing: set[int] = set()
+        for chunk in chunked(ids, READ_BY_ID_CHUNK):
+            found = self.client.search_read(
+                spec.model, [("id", "in", chunk), *spec.domain], ["id"], context=spec.context
+            )
+            existing.update(r["id"] for r in found)
+        return existing
 
 
 def _without_unchanged_archived(
-    tx: WarehouseTransaction, spec: ModelSpec, rows: list[dict[str, Any]], report: SyncReport
+    tx: WarehouseTransaction, spec: ModelSpec, rows: list[dict[str, Any]], report: OdooSyncReport
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Skip records archived by the archive job and unchanged since (unless archived with a
     parent that is live again).
@@ -357,7 +298,7 @@ def _without_unchanged_archived(
     archived: dict[int, Any] = {}
     for chunk in chunked(ids):
         query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(chunk))
-        archived.update({rid: _naive_utc(wd) for rid, wd in tx.execute(query)})
+        archived.update({rid: as_utc(wd) for rid, wd in tx.execute(query)})
     if not archived:
         return rows, []
     live_parents: set[int] = set()
@@ -371,7 +312,7 @@ def _without_unchanged_archived(
             live_parents.update(pid for (pid,) in tx.execute(query))
     kept, back = [], []
     for row in rows:
-        unchanged = row["id"] in archived and archived[row["id"]] == _naive_utc(row["write_date"])
+        unchanged = row["id"] in archived and archived[row["id"]] == as_utc(row["write_date"])
         if unchanged and not (spec.archived_with and row.get(spec.archived_with[1]) in live_parents):
             report.skipped_archived += 1
             continue
@@ -381,47 +322,7 @@ def _without_unchanged_archived(
     return kept, back
 
 
-def _retry_open_rejects(
-    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None
-) -> None:
-    """Re-read records with open rejects by id: fixed in Odoo (or freed name) -> they land now."""
-    keys = sorted(int(r["record_key"]) for r in warehouse.rejects(SOURCE, spec.entity) if r["record_key"].isdigit())
-    _reread_by_id(spec, client, warehouse, report, run_id, keys)
-
-
-def _reread_by_id(
-    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, ids: list[int],
-    *, retry: bool = True,
-) -> set[int]:
-    """Read these records again by id and process them; ids Odoo no longer returns (deleted,
-    or out of scope) have nothing left to fix: their rejects are dropped. Returns those ids.
-    ``retry``: the ids are retried rejects (counted in ``retried_rejects``)."""
-    all_gone: set[int] = set()
-    for chunk in chunked(ids, READ_BY_ID_CHUNK):
-        batch = client.search_read(
-            spec.model, [("id", "in", chunk), *spec.domain], [*spec.fields, "write_date"],
-            order=KEYSET_ORDER, context=spec.context,
-        )
-        if retry:
-            report.retried_rejects += len(chunk)
-        for record in batch:
-            rid, fingerprint = _record_id(record), _fingerprint(record)
-            if rid is None or report.versions.get(rid) != fingerprint:
-                report.fetched += 1  # a version this run had not read yet
-            if rid is not None:
-                report.versions[rid] = fingerprint
-        with warehouse.transaction() as tx:
-            seen = _process_batch(tx, spec, batch, report, run_id)
-            gone = set(chunk) - seen
-            report.resolved_rejects += tx.resolve_rejects(SOURCE, spec.entity, gone)
-        report.landed(gone)
-        all_gone |= gone
-    return all_gone
-
-
-def _bring_back_children_of_live_parents(
-    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None
-) -> None:
+def _bring_back_children_of_live_parents(run: ModelSyncRun) -> None:
     """Rows archived with their parent (purchase order lines with their order) come back
     with it: when the parent is live again (changed in Odoo, synced just before by the
     parent's asset), re-read its archived children by id now, so they do not wait for the
@@ -433,6 +334,7 @@ def _bring_back_children_of_live_parents(
     a parent comes back by being written, which stamps its ``synced_at``, so the archive is
     looked up (index on the parent key) for the few parents of the last runs, never for
     every live parent."""
+    spec, warehouse = run.spec, run.warehouse
     assert spec.archived_with is not None
     parent_table, parent_key = spec.archived_with
     archive, parent = warehouse.table(spec.archive_table), warehouse.table(parent_table)
@@ -448,13 +350,14 @@ def _bring_back_children_of_live_parents(
     with warehouse.engine.connect() as conn:
         ids = [rid for (rid,) in conn.execute(query)]
     if ids:
-        gone = sorted(_reread_by_id(spec, client, warehouse, report, run_id, ids, retry=False))
+        gone = sorted(run.reread_by_id(ids, retry=False))
         if gone:
-            _mark_archived_deleted(warehouse, spec, gone, report)
+            with warehouse.transaction() as tx:
+                run.report.deleted_archived += _set_archive_deleted_at(tx, spec, gone, utcnow())
     # Saved once the children are back (or marked gone): a run that fails before looks at
     # the same parents again.
     with warehouse.transaction() as tx:
-        tx.set_cursor(SOURCE, checking, started.isoformat(), run_id)
+        tx.set_cursor(SOURCE, checking, started.isoformat(), run.run_id)
 
 
 # A parent's synced_at is stamped when its batch is written, a moment before that batch
@@ -484,11 +387,6 @@ def _parents_synced_since(value: Any) -> dt.datetime | None:
     return checked.astimezone(dt.timezone.utc) - PARENTS_CHECK_MARGIN
 
 
-def _mark_archived_deleted(warehouse: Warehouse, spec: ModelSpec, ids: list[int], report: SyncReport) -> None:
-    with warehouse.transaction() as tx:
-        report.deleted_archived += _set_archive_deleted_at(tx, spec, ids, utcnow())
-
-
 def _set_archive_deleted_at(
     tx: WarehouseTransaction, spec: ModelSpec, ids: list[int], deleted_at: dt.datetime | None
 ) -> int:
@@ -504,65 +402,11 @@ def _set_archive_deleted_at(
     return changed
 
 
-def _retry_names_given_up_since(
-    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, logger: Any
-) -> None:
-    """Re-read, by id, the invoices refused a name that its holder no longer holds in the
-    table: the holder was renamed in a later batch of this run (B took A's old number and was
-    written, so read, before A's rename). Otherwise B would wait for the next run, which a
-    quiet Odoo (the sensor sees no change) may not start for a long time."""
-    holders = sorted({holder for holder, _ in report.refused_names.values()})
-    held: set[tuple[int, tuple]] = set()
-    table = warehouse.table(spec.table)
-    with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
-        for chunk in chunked(holders):
-            query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
-                table.c.id.in_(chunk), table.c.deleted_at.is_(None)
-            )
-            held.update((rid, (company_id, move_type, name)) for rid, company_id, move_type, name in conn.execute(query))
-    freed = sorted(rid for rid, claim in report.refused_names.items() if claim not in held)
-    if not freed:
-        return
-    logger.info(f"odoo {spec.entity}: ids {freed[:10]} were refused names their holders gave up later in this run; "
-                "reading them again")
-    _reread_by_id(spec, client, warehouse, report, run_id, freed)
-
-
-def _release_names_of_deleted_holders(
-    spec: ModelSpec, client: OdooClient, warehouse: Warehouse, report: SyncReport, run_id: str | None, logger: Any
-) -> None:
-    """Free the names held by invoices Odoo has deleted since they were synced, and land the
-    invoices that were refused those names, in this run.
-
-    Odoo hands the number of a deleted draft to the next invoice, so "another invoice holds
-    this name" often means "the holder is gone". Hard deletes are otherwise only seen by the
-    nightly full read; asking Odoo about just the holders settles it now, so the newest
-    invoice is not missing until midnight (the old setup's top complaint)."""
-    holders = sorted({holder for holder, _ in report.refused_names.values()})
-    existing: set[int] = set()
-    for chunk in chunked(holders, READ_BY_ID_CHUNK):
-        found = client.search_read(
-            spec.model, [("id", "in", chunk), *spec.domain], ["id"], context=spec.context
-        )
-        existing.update(r["id"] for r in found)
-    gone = [h for h in holders if h not in existing]
-    if not gone:
-        return
-    table = warehouse.table(spec.table)
-    now = utcnow()
-    with warehouse.transaction() as tx:
-        marked = tx.execute(
-            table.update().where(table.c.id.in_(gone), table.c.deleted_at.is_(None)).values(deleted_at=now, synced_at=now)
-        ).rowcount
-    report.deleted += marked
-    logger.info(f"odoo {spec.entity}: ids {gone[:10]} were deleted in Odoo; their names are free again")
-    _retry_open_rejects(spec, client, warehouse, report, run_id)
-
-
-def _mark_deleted(spec: ModelSpec, warehouse: Warehouse, seen: set[int], report: SyncReport) -> None:
+def _mark_deleted(run: ModelSyncRun, seen: set[int]) -> None:
     """After a full read: rows Odoo no longer has get ``deleted_at`` (their rejects are dropped),
     in the live table and in the archive (a record archived, then deleted in Odoo); an
     archived row marked so that Odoo returns again has it cleared."""
+    spec, warehouse, report = run.spec, run.warehouse, run.report
     table = warehouse.table(spec.table)
     archive = warehouse.table(spec.archive_table)
     with warehouse.transaction() as tx:

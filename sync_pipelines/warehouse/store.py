@@ -314,12 +314,12 @@ class Warehouse:
             with self.engine.connect() as conn:
                 return WarehouseTransaction(self, conn).get_cursor(source, entity)
 
-    def count(self, table: str, where: str | None = None, params: Mapping[str, Any] | None = None) -> int:
+    def count(self, table: str, **equal_to: Any) -> int:
+        """Rows of ``table`` whose columns equal ``equal_to`` (all rows when none is given)."""
+        t = self.table(table)
+        query = sa.select(sa.func.count()).select_from(t).where(*(t.c[name] == v for name, v in equal_to.items()))
         with self.engine.connect() as conn:
-            sql = f"SELECT count(*) FROM {conn.dialect.identifier_preparer.quote(table)}"
-            if where:
-                sql += f" WHERE {where}"
-            return int(conn.execute(sa.text(sql), dict(params or {})).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
     def rejects(self, source: str | None = None, entity: str | None = None) -> list[dict[str, Any]]:
         rejects = self.table("sync_rejects")

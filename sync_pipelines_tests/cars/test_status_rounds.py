@@ -123,7 +123,7 @@ def _sold_then_relisted(cars, index: int):
 
 def test_a_car_archived_by_a_job_running_during_the_sync_is_not_in_both_tables(cars):
     from sync_pipelines.cars.resources import EncarResource
-    from sync_pipelines.cars.sync import sync_source
+    from sync_pipelines.cars.sync import sync_entity
 
     victim, first_seen = _sold_then_relisted(cars, 10)
 
@@ -131,7 +131,7 @@ def test_a_car_archived_by_a_job_running_during_the_sync_is_not_in_both_tables(c
     with EncarResource().get_client() as client:
         # the run's snapshot has the car as sold, in `cars`; the archive job moves it while
         # page 1 is read; page 1 shows it again
-        report = sync_source(
+        report = sync_entity(
             adapter_class(client), cars.warehouse, mode="incremental", max_pages=500, incremental_pages=1,
             status_checks_per_run=0,
         )
@@ -214,13 +214,13 @@ def test_a_page_leaves_none_of_its_keys_in_the_archive_whatever_the_timing(cars)
     transaction runs: the page waits for it (it locks its cars' rows first), then finds the
     car in the archive and brings it back, never inserting it beside its archive row."""
     from sync_pipelines.cars.resources import EncarResource
-    from sync_pipelines.cars.sync import sync_source
+    from sync_pipelines.cars.sync import sync_entity
 
     car_id, first_seen = _sold_then_relisted(cars, 4)
 
     adapter_class = _archive_committing_once_the_first_page_waits(cars, days_from_now(8))
     with EncarResource().get_client() as client:
-        report = sync_source(
+        report = sync_entity(
             adapter_class(client), cars.warehouse, mode="incremental", max_pages=500, incremental_pages=1,
             status_checks_per_run=0,
         )

@@ -447,7 +447,7 @@ def test_many_real_sales_in_one_run_are_marked_when_listed_cars_answer_on_sale(c
 
 def test_a_car_the_listing_showed_is_never_marked_sold(cars):
     from sync_pipelines.cars.models import StatusAnswer
-    from sync_pipelines.cars.sync import SourceReport, _check_statuses, load_known
+    from sync_pipelines.cars.sync import CarsSyncReport, StatusRound, _check_statuses, load_known
 
     class AlwaysSold:
         source = "encar"
@@ -457,10 +457,11 @@ def test_a_car_the_listing_showed_is_never_marked_sold(cars):
 
     cars.sync("full")
     listed, unlisted = cars.encar.listed_ids()[:2]
-    report = SourceReport(source="encar", mode="incremental")
+    report = CarsSyncReport(entity="encar", mode="incremental")
     _check_statuses(
-        AlwaysSold(), cars.warehouse, "encar", [listed, unlisted], load_known(cars.warehouse, "encar"), report, None,
-        listed={listed}, canaries=[], min_answers=20,
+        StatusRound(AlwaysSold(), cars.warehouse, load_known(cars.warehouse, "encar"), report,
+                    listed={listed}, canaries=[], min_answers=20),
+        [listed, unlisted],
     )
     rows = cars.rows()
     assert rows[("encar", listed)]["sale_status"] == "active"
@@ -472,7 +473,7 @@ def test_a_listing_page_read_before_a_sale_does_not_undo_the_sale_another_run_co
     """Two overlapping runs: B reads page 1 (the car still on it), then A confirms the car sold,
     then B lands its page. B's page must not put the car back to active."""
     from sync_pipelines.cars.resources import EncarResource
-    from sync_pipelines.cars.sync import EncarAdapter, sync_source
+    from sync_pipelines.cars.sync import EncarAdapter, sync_entity
 
     cars.sync("full")
     victim = cars.encar.listed_ids()[3]
@@ -484,12 +485,12 @@ def test_a_listing_page_read_before_a_sale_does_not_undo_the_sale_another_run_co
             if number == 1:
                 cars.encar.sell(victim)
                 with EncarResource().get_client() as other_client:
-                    other = sync_source(EncarAdapter(other_client), cars.warehouse, **sync)
+                    other = sync_entity(EncarAdapter(other_client), cars.warehouse, **sync)
                 assert other.newly_sold == 1 and other.left_head == 1
             return page
 
     with EncarResource().get_client() as client:
-        report = sync_source(ReadBeforeTheSale(client), cars.warehouse, **sync)
+        report = sync_entity(ReadBeforeTheSale(client), cars.warehouse, **sync)
     row = cars.rows()[("encar", victim)]
     assert row["sale_status"] == "sold" and row["sold_at"] is not None
     assert report.counts.updated == 0 and report.newly_sold == 0 and report.reactivated == 0
@@ -497,12 +498,12 @@ def test_a_listing_page_read_before_a_sale_does_not_undo_the_sale_another_run_co
 
 def test_a_stale_status_answer_does_not_overwrite_a_newer_check(cars):
     from sync_pipelines.cars.models import StatusAnswer
-    from sync_pipelines.cars.sync import SourceReport, _write_answers, load_known
+    from sync_pipelines.cars.sync import CarsSyncReport, _write_answers, load_known
 
     cars.sync("full")
     car_id = cars.encar.listed_ids()[0]
     now = dt.datetime.now(dt.timezone.utc)
-    known, report = load_known(cars.warehouse, "encar"), SourceReport(source="encar", mode="incremental")
+    known, report = load_known(cars.warehouse, "encar"), CarsSyncReport(entity="encar", mode="incremental")
     with cars.warehouse.transaction() as tx:  # another run asked at `now`: active
         _write_answers(tx, "encar", [(car_id, StatusAnswer("active", "ADVERTISE"), now)], known, report)
     with cars.warehouse.transaction() as tx:  # this run's answer, asked a minute earlier: sold

@@ -202,13 +202,13 @@ def test_batch_size_and_delay_default_to_the_old_setups_environment_knobs(odoo, 
     from sync_pipelines.odoo.assets import run_config_for
 
     calls = []
-    real_sync_model = assets.sync_model
+    real_sync_model = assets.sync_entity
 
     def spy(spec, client, warehouse, **kwargs):
         calls.append((spec.entity, kwargs["batch_size"], kwargs["delay_seconds"]))
         return real_sync_model(spec, client, warehouse, **kwargs)
 
-    monkeypatch.setattr(assets, "sync_model", spy)
+    monkeypatch.setattr(assets, "sync_entity", spy)
     monkeypatch.setenv("ODOO_INVOICE_BATCH_SIZE", "7")
     monkeypatch.setenv("ODOO_INVOICE_DELAY_MS", "20")
     before = odoo.control("stats")["search_read_calls"][PRODUCTS.model]
