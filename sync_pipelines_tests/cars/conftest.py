@@ -12,7 +12,6 @@ from dagster import DagsterInstance
 
 from sync_pipelines.cars.assets import run_config_for
 from sync_pipelines.definitions import defs
-from sync_pipelines.warehouse import Warehouse
 
 
 class SyncRun:
@@ -38,27 +37,12 @@ class SyncRun:
         return "\n".join(texts)
 
 
-class CountingWarehouse(Warehouse):
-    """The fixture's Warehouse (same engine, tables and lock), whose ``count`` also takes a
-    SQL condition, as the cars tests write it (``count("cars", "source = 'encar'")``)."""
-
-    def __init__(self, warehouse: Warehouse):
-        self.__dict__.update(warehouse.__dict__)
-
-    def count(self, table: str, where: str | None = None, **equal_to: Any) -> int:
-        if where is None:
-            return super().count(table, **equal_to)
-        with self.engine.connect() as conn:
-            quoted = conn.dialect.identifier_preparer.quote(table)
-            return int(conn.execute(sa.text(f"SELECT count(*) FROM {quoted} WHERE {where}")).scalar_one())
-
-
 class CarsHarness:
     def __init__(self, sandbox, warehouse):
         self.sandbox = sandbox
         self.encar = sandbox.vendors["encar"]
         self.kb = sandbox.vendors["kbchachacha"]
-        self.warehouse = CountingWarehouse(warehouse)
+        self.warehouse = warehouse
         self.instance = DagsterInstance.ephemeral()
 
     def sync(self, mode: str = "incremental", raise_on_error: bool = True, archive: dict | None = None,
