@@ -23,10 +23,11 @@ from dagster import (
 )
 from pydantic import Field
 
+from sync_pipelines.kit import finish_sync_asset
 from sync_pipelines.procore import settings
 from sync_pipelines.procore.gate import wait_for_start_slot
 from sync_pipelines.procore.resources import ProcoreResource
-from sync_pipelines.procore.sync import EntityReport, SyncScope, sync_companies, sync_projects, sync_rfis
+from sync_pipelines.procore.sync import ProcoreSyncReport, SyncScope, sync_companies, sync_projects, sync_rfis
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
@@ -52,26 +53,24 @@ class ProcoreSyncConfig(SyncConfig):
 STEPS = (("procore_companies", sync_companies), ("procore_projects", sync_projects), ("procore_rfis", sync_rfis))
 
 
-def _result(asset_name: str, report: EntityReport, client, tokens, user_id: str) -> MaterializeResult:
-    metadata = {
-        **report.as_metadata(),
-        "connection": user_id,
-        "requests": client.stats.requests,
-        "token_refreshes": tokens.refreshes,
-        "rate_limit_remaining": client.budget.remaining if client.budget.remaining is not None else -1,
-    }
-    return MaterializeResult(asset_key=asset_name, metadata=metadata)
-
-
-def _log_report(context: AssetExecutionContext, user_id: str, mode: str, report: EntityReport) -> None:
-    if report.budget_spent:
-        context.log.warning(f"procore user {user_id} {report.entity}: {report.budget_spent}; "
-                            f"{len(report.backlog)} left for the next run")
-    context.log.info(
-        f"procore user {user_id} {report.entity} ({mode}): inserted {report.counts.inserted}, "
-        f"updated {report.counts.updated}, unchanged {report.counts.unchanged}, deleted {report.deleted}, "
-        f"rejected {report.rejected}"
+def _finish(
+    context: AssetExecutionContext, asset_name: str, report: ProcoreSyncReport, client, tokens, wh
+) -> MaterializeResult:
+    user_id = tokens.user_id
+    spent = f"rate budget spent: {report.budget_spent}; {len(report.backlog)} left for the next run"
+    notes = [spent] if report.budget_spent else []
+    summary = (
+        f"procore user {user_id} {report.entity} ({report.mode}): fetched {report.fetched}, inserted "
+        f"{report.counts.inserted}, updated {report.counts.updated}, unchanged {report.counts.unchanged}, "
+        f"deleted {report.deleted}, rejected {report.rejected}"
     )
+    remaining = client.budget.remaining
+    result = finish_sync_asset(
+        context.log, report, summary, destination=wh.location, notes=notes,
+        metadata={"connection": user_id, "requests": client.stats.requests, "token_refreshes": tokens.refreshes,
+                  "rate_limit_remaining": remaining if remaining is not None else -1},
+    )
+    return MaterializeResult(asset_key=asset_name, metadata=result.metadata)
 
 
 def sync_connection(
@@ -96,8 +95,7 @@ def sync_connection(
             scope = SyncScope(user_id, tokens.connection.company_id, config.mode, config.overlap_seconds)
             for name, step in STEPS:
                 report = step(client, wh, scope)
-                _log_report(context, user_id, config.mode, report)
-                results.append(_result(name, report, client, tokens, user_id))
+                results.append(_finish(context, name, report, client, tokens, wh))
             if not report.budget_spent:
                 tokens.store.note_sync(user_id, "last_sync_at")
     context.log.info(f"procore user {user_id}: {client.stats.requests} request(s), {tokens.refreshes} token refresh(es)")

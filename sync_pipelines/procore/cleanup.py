@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from dagster import Config, DagsterInstance, DagsterRunStatus, OpExecutionContext, Output, RunsFilter, job, op
 from pydantic import Field
 
+from sync_pipelines.kit import run_tags
 from sync_pipelines.procore import settings
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS
 from sync_pipelines.warehouse import Warehouse, WarehouseResource, utcnow
@@ -69,7 +70,8 @@ def procore_cleanup(context: OpExecutionContext, config: CleanupConfig, warehous
     return Output(None, metadata={"runs_deleted": runs, "rejects_deleted": rejects, "retention_days": days})
 
 
-@job(name="procore_cleanup_job", tags={"sync_pipelines/source": "procore_cleanup"},
+# One clean-up at a time; sync runs do not carry the source tag (it would allow one sync at a time).
+@job(name="procore_cleanup_job", tags=run_tags(settings.SOURCE),
      description="Daily clean-up of Procore run history and resolved rejects (replaces the manual DELETE).")
 def procore_cleanup_job() -> None:
     procore_cleanup()

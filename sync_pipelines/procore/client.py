@@ -26,13 +26,17 @@ import requests
 from sync_pipelines.http_client import (
     RetryPolicy,
     VendorAuthError,
+    VendorClient,
     VendorHTTPClient,
     VendorHTTPError,
     VendorResponseError,
 )
+from sync_pipelines.kit import paginate
 from sync_pipelines.redaction import register_secret
 
 API_PREFIX = "rest/v1.0"
+# Procore allows 10,000 per page; even at 100 a page this bounds a listing at a million records.
+MAX_PAGES = 10_000
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class RateBudget:
         self.remaining = self.reset = None  # a new window: its headers come with the next answer
 
 
-class ProcoreOAuth:
+class ProcoreOAuth(VendorClient):
     """The OAuth endpoints of ``PROCORE_LOGIN_URL`` for one app (client id and secret)."""
 
     def __init__(self, login_url: str, client_id: str, client_secret: str, sleep: Callable[[float], None] = time.sleep):
@@ -159,8 +163,6 @@ class ProcoreOAuth:
         register_secret(answer.refresh_token)
         return answer
 
-    def close(self) -> None:
-        self.http.close()
 
 
 class TokenSource(Protocol):
@@ -173,7 +175,7 @@ class TokenSource(Protocol):
         """A token newer than ``stale_version``: refreshed now, or by whoever did it first."""
 
 
-class ProcoreClient:
+class ProcoreClient(VendorClient):
     """One user's calls to the Procore REST API."""
 
     def __init__(
@@ -198,10 +200,6 @@ class ProcoreClient:
             sleep=sleep,
         )
 
-    @property
-    def stats(self):
-        return self.http.stats
-
     def me(self) -> dict[str, Any]:
         return self.http.decode_json(self.get("me"))
 
@@ -218,22 +216,22 @@ class ProcoreClient:
     def pages(
         self, path: str, params: Mapping[str, Any] | None = None, *, company_id: int | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Every page of a list, in order, until ``Total``/``Link`` say it is the last."""
-        page, previous_ids = 1, None
-        while True:
-            response = self.get(path, {**(params or {}), "page": page, "per_page": self.per_page}, company_id=company_id)
+        """Every page of a list, in order, until ``Total``/``Link`` say it is the last; a page
+        repeating the one before fails (kit ``paginate``) instead of looping."""
+        endpoint = f"GET /{API_PREFIX}/{path}"
+
+        def fetch(number: int) -> _Page:
+            response = self.get(path, {**(params or {}), "page": number, "per_page": self.per_page}, company_id=company_id)
             records = self.http.decode_json(response)
             if not isinstance(records, list):
-                raise VendorResponseError(self.vendor, f"GET /{API_PREFIX}/{path}", "expected a JSON array")
-            ids = [r.get("id") for r in records if isinstance(r, dict)]
-            if records and ids == previous_ids:
-                raise VendorResponseError(
-                    self.vendor, f"GET /{API_PREFIX}/{path}", f"page {page} repeats page {page - 1}: paging is broken"
-                )
-            yield records
-            if _is_last_page(response, page, len(records), self.per_page):
-                return
-            page, previous_ids = page + 1, ids
+                raise VendorResponseError(self.vendor, endpoint, "expected a JSON array")
+            return _Page(number, response, records)
+
+        for page in paginate(
+            fetch, keys=_Page.ids, is_last=lambda page: page.is_last(self.per_page),
+            max_pages=MAX_PAGES, vendor=self.vendor, endpoint=endpoint,
+        ):
+            yield page.records
 
     def get(self, path: str, params: Mapping[str, Any] | None = None, *, company_id: int | None = None) -> requests.Response:
         """One GET with the user's token; a 401 gets one refresh and one retry."""
@@ -263,15 +261,6 @@ class ProcoreClient:
         self.budget.note(response.headers)
         return response
 
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> ProcoreClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 # Procore's updated_at filter is a closed range; the upper end only has to be after anything.
 FILTER_END = "2999-12-31T23:59:59Z"
@@ -281,11 +270,21 @@ def _updated_filter(updated_since: str | None) -> dict[str, str]:
     return {"filters[updated_at]": f"{updated_since}...{FILTER_END}"} if updated_since else {}
 
 
-def _is_last_page(response: requests.Response, page: int, count: int, per_page: int) -> bool:
-    total = response.headers.get("Total")
-    if total is not None and total.isdigit():
-        return page * per_page >= int(total) or count == 0
-    link = response.headers.get("Link")
-    if link is not None:
-        return 'rel="next"' not in link
-    return count < per_page
+@dataclass(frozen=True)
+class _Page:
+    number: int
+    response: requests.Response
+    records: list[dict[str, Any]]
+
+    def ids(self) -> list[Any]:
+        return [r.get("id") for r in self.records if isinstance(r, dict)]
+
+    def is_last(self, per_page: int) -> bool:
+        """``Total`` says how many there are; else ``Link`` has no ``next``; else a short page."""
+        total = self.response.headers.get("Total")
+        if total is not None and total.isdigit():
+            return self.number * per_page >= int(total) or not self.records
+        link = self.response.headers.get("Link")
+        if link is not None:
+            return 'rel="next"' not in link
+        return len(self.records) < per_page

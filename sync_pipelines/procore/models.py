@@ -1,7 +1,7 @@
 """Procore records as rows: one :class:`EntitySpec` per synced entity (table, columns, checks).
 
-A record without an integer ``id`` or with an unreadable timestamp is not guessed at: it
-goes to ``sync_rejects`` with the reason, and the rest of its page lands.
+A record without an integer ``id`` or with an unreadable timestamp (:class:`RecordError`) is
+not guessed at: it goes to ``sync_rejects`` with the reason, and the rest of its page lands.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sync_pipelines.kit import RecordError, Reject
+
 Row = dict[str, Any]
-Reject = tuple[Any, str, Any]
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -20,8 +21,11 @@ def parse_time(value: Any) -> dt.datetime | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise ValueError(f"timestamp {value!r} is not a string")
-    parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        raise RecordError(f"timestamp {value!r} is not a string")
+    try:
+        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordError(f"timestamp {value!r} is not ISO 8601") from None
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
 
 
@@ -75,12 +79,12 @@ class EntitySpec:
         for record in records:
             key = record.get("id") if isinstance(record, dict) else None
             if not isinstance(key, int) or isinstance(key, bool):
-                rejects.append((repr(key), "record without an integer id", record))
+                rejects.append(Reject(repr(key), "record without an integer id", record))
                 continue
             try:
                 rows.append(self.to_row(record, parent))
-            except (TypeError, ValueError, KeyError) as exc:
-                rejects.append((key, f"unreadable {self.entity} record: {exc}", record))
+            except (RecordError, TypeError, ValueError, KeyError) as exc:
+                rejects.append(Reject(str(key), f"unreadable {self.entity} record: {exc}", record))
         return rows, rejects
 
 

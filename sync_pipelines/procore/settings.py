@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sync_pipelines.settings import env, env_number
+from sync_pipelines.settings import env, env_number, vendor_url
 
 SOURCE = "procore"
 # Hosts of the real Procore (CONTRACT.md section 1); the sandbox serves both under /procore.
@@ -21,12 +21,12 @@ REFRESH_MARGIN_SECONDS = 120
 
 def api_url() -> str:
     """``PROCORE_API_URL``: the REST host (``https://api.procore.com``)."""
-    return (env("PROCORE_API_URL") or DEFAULT_API_URL).rstrip("/")
+    return vendor_url("PROCORE_API_URL", DEFAULT_API_URL)
 
 
 def login_url() -> str:
     """``PROCORE_LOGIN_URL``: the OAuth host (``https://login.procore.com``)."""
-    return (env("PROCORE_LOGIN_URL") or DEFAULT_LOGIN_URL).rstrip("/")
+    return vendor_url("PROCORE_LOGIN_URL", DEFAULT_LOGIN_URL)
 
 
 def client_id() -> str | None:

@@ -22,34 +22,29 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.http_client import VendorHTTPError
+from sync_pipelines.kit import Cursor, SyncReport, land_batch, metric
 from sync_pipelines.procore.client import ProcoreClient, RateBudgetSpent
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
 from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
-from sync_pipelines.warehouse import Warehouse, utcnow
-from sync_pipelines.warehouse.upsert import UpsertCounts
+from sync_pipelines.warehouse import Warehouse, chunked, utcnow
+
+
+def _ids_text(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids[:50]) or "none"
 
 
 @dataclass
-class EntityReport:
-    """What one step did, as run metadata (numbers, plus the backlog)."""
+class ProcoreSyncReport(SyncReport):
+    """What one entity's sync did for one connection; its run metadata comes from the fields."""
 
-    entity: str
-    counts: UpsertCounts = field(default_factory=UpsertCounts)
     deleted: int = 0
-    rejected: int = 0
-    listings: int = 0
-    backlog: list[int] = field(default_factory=list)
-    budget_spent: str | None = None
+    listings: int = 0  # list endpoints read to the end (one call each on a no-op run)
+    backlog: list[int] = field(default_factory=list, metadata=metric(render=len))
+    backlog_ids: list[int] = field(default_factory=list, metadata=metric(render=_ids_text))
+    budget_spent: str | None = None  # why the run stopped early, when it did
 
-    def as_metadata(self) -> dict[str, Any]:
-        return {
-            **self.counts.as_metadata(),
-            "deleted": self.deleted,
-            "rejected": self.rejected,
-            "listings": self.listings,
-            "backlog": len(self.backlog),
-            "backlog_ids": ", ".join(str(i) for i in self.backlog[:50]) or "none",
-        }
+    def stop_for_budget(self, spent: RateBudgetSpent, not_done: list[int]) -> None:
+        self.budget_spent, self.backlog, self.backlog_ids = str(spent), list(not_done), list(not_done)
 
 
 @dataclass(frozen=True)
@@ -79,7 +74,7 @@ def _since(cursor: str | None, scope: SyncScope) -> str | None:
 
 def _land_listing(
     warehouse: Warehouse, client_pages: Iterable[list[dict]], spec: EntitySpec, cursor_entity: str,
-    parent: dict[str, Any], report: EntityReport,
+    parent: dict[str, Any], report: ProcoreSyncReport,
 ) -> tuple[set[int], str | None]:
     """Upsert every page of one listing; its cursor commits with the last page."""
     seen: set[int] = set()
@@ -89,17 +84,20 @@ def _land_listing(
     while page is not None:
         following = next(pages, None)  # read ahead: the last page's transaction carries the cursor
         rows, rejects = spec.rows(page, parent)
+        seen.update(row["id"] for row in rows)
+        stamps = [r["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows if r["updated_at"]]
+        newest = max([v for v in (newest, *stamps) if v], default=None)
+        last = following is None and newest is not None
         with warehouse.transaction() as tx:
-            report.counts += tx.upsert(spec.table, rows, key=("id",))
-            for key, reason, payload in rejects:
-                tx.reject(SOURCE, spec.entity, key, reason, payload)
-            tx.resolve_rejects(SOURCE, spec.entity, [row["id"] for row in rows])
-            seen.update(row["id"] for row in rows)
-            newest = max([newest, *(r["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows if r["updated_at"])],
-                         key=lambda v: v or "", default=newest)
-            if following is None and newest is not None:
-                tx.set_cursor(SOURCE, cursor_entity, newest)
-        report.rejected += len(rejects)
+            landing = land_batch(
+                tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=[r["id"] for r in rows],
+                rejects=rejects, cursor=Cursor(cursor_entity, newest) if last else None,
+                upsert_options={"key": ("id",)},
+            )
+        report.fetched += len(page)
+        report.counts += landing.counts
+        report.rejected += landing.rejected
+        report.add_reject_samples(f"{r.key}: {r.reason}" for r in rejects)
         page = following
     report.listings += 1
     return seen, newest
@@ -114,29 +112,28 @@ def _mark_deleted(warehouse: Warehouse, table: str, parent_column: str, parent_i
         ).scalars())
         gone = sorted(live - seen)
         now = utcnow()
-        for start in range(0, len(gone), 500):
-            tx.conn.execute(t.update().where(t.c.id.in_(gone[start:start + 500])).values(deleted_at=now, synced_at=now))
+        for chunk in chunked(gone):
+            tx.conn.execute(t.update().where(t.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
     return len(gone)
 
 
-def sync_companies(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> EntityReport:
-    report = EntityReport("companies")
+def sync_companies(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
+    """Every company the user sees; the ids this connection syncs become its ``companies`` cursor."""
+    report = ProcoreSyncReport("companies", scope.mode)
     try:
-        rows, rejects = [], []
-        for page in client.companies():
-            page_rows, page_rejects = COMPANIES.rows(page, {})
-            rows += page_rows
-            rejects += page_rejects
+        records = [record for page in client.companies() for record in page]
     except RateBudgetSpent as spent:
-        report.budget_spent = str(spent)
+        report.stop_for_budget(spent, [])
         return report
-    wanted = [r["id"] for r in rows if scope.company_id in (None, r["id"])]
+    rows, rejects = COMPANIES.rows(records, {})
+    wanted = sorted(r["id"] for r in rows if scope.company_id in (None, r["id"]))
     with warehouse.transaction() as tx:
-        report.counts += tx.upsert(COMPANIES.table, rows, key=("id",))
-        for key, reason, payload in rejects:
-            tx.reject(SOURCE, COMPANIES.entity, key, reason, payload)
-        tx.set_cursor(SOURCE, _entity("companies", scope.user_id), sorted(wanted))
-    report.listings, report.rejected = 1, len(rejects)
+        landing = land_batch(
+            tx, COMPANIES.table, rows, source=SOURCE, entity=COMPANIES.entity, landed_keys=[r["id"] for r in rows],
+            rejects=rejects, cursor=Cursor(_entity("companies", scope.user_id), wanted), upsert_options={"key": ("id",)},
+        )
+    report.fetched, report.counts, report.rejected, report.listings = len(records), landing.counts, landing.rejected, 1
+    report.add_reject_samples(f"{r.key}: {r.reason}" for r in rejects)
     return report
 
 
@@ -146,8 +143,8 @@ def company_ids(warehouse: Warehouse, scope: SyncScope) -> list[int]:
     return [c for c in seen if scope.company_id in (None, c)]
 
 
-def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> EntityReport:
-    report = EntityReport("projects")
+def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
+    report = ProcoreSyncReport("projects", scope.mode)
     companies = company_ids(warehouse, scope)
     for index, company_id in enumerate(companies):
         cursor_entity = _entity("projects", scope.user_id, company_id)
@@ -155,7 +152,7 @@ def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope)
             pages = client.projects(company_id, _since(warehouse.get_cursor(SOURCE, cursor_entity), scope))
             seen, _ = _land_listing(warehouse, pages, PROJECTS, cursor_entity, {"company_id": company_id}, report)
         except RateBudgetSpent as spent:
-            report.budget_spent, report.backlog = str(spent), companies[index:]
+            report.stop_for_budget(spent, companies[index:])
             return report
         if scope.full:
             report.deleted += _mark_deleted(warehouse, PROJECTS.table, "company_id", company_id, seen)
@@ -173,8 +170,8 @@ def _projects_to_sync(warehouse: Warehouse, scope: SyncScope, companies: list[in
     return sorted(((c, p) for c, p in pairs), key=lambda pair: (pair[1] not in backlog, pair[1]))
 
 
-def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> EntityReport:
-    report = EntityReport("rfis")
+def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
+    report = ProcoreSyncReport("rfis", scope.mode)
     todo = _projects_to_sync(warehouse, scope, company_ids(warehouse, scope))
     for index, (company_id, project_id) in enumerate(todo):
         cursor_entity = _entity("rfis", scope.user_id, project_id)
@@ -183,7 +180,7 @@ def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> 
             parent = {"company_id": company_id, "project_id": project_id}
             seen, _ = _land_listing(warehouse, pages, RFIS, cursor_entity, parent, report)
         except RateBudgetSpent as spent:
-            report.budget_spent, report.backlog = str(spent), [p for _, p in todo[index:]]
+            report.stop_for_budget(spent, [p for _, p in todo[index:]])
             break
         except VendorHTTPError as exc:
             if exc.status != 404:
