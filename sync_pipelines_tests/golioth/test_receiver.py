@@ -167,3 +167,17 @@ def test_receiver_beside_a_command_as_make_ui_starts_it(tmp_path, monkeypatch):
     without = subprocess.run([sys.executable, "-m", "sync_pipelines.golioth", "receiver", "--with", sys.executable, "-c",
                               "pass"], env={**env, "GOLIOTH_WEBHOOK_TOKEN": ""}, capture_output=True, text=True, timeout=120)
     assert without.returncode == 0 and "receiver not started: set GOLIOTH_WEBHOOK_TOKEN" in without.stdout
+
+
+def test_the_sandbox_sender_can_deliver_after_every_evolve(golioth, database_url):
+    import time
+
+    golioth.add("acme")
+    with Receiver(create_app(token=TOKEN, database_url=database_url)) as receiver:
+        golioth.control("webhook", url=receiver.url, token=TOKEN, auto_deliver=True)
+        golioth.control("emit", count=2, devices=2)
+        golioth.sandbox.evolve()
+        deadline = time.monotonic() + 20
+        while _inbox(golioth.warehouse) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert _inbox(golioth.warehouse) >= 4 and golioth.vendor.delivered >= 4

@@ -23,7 +23,8 @@ configured ``Authorization: Bearer <token>``. ``drop_rate`` loses a share of del
 non-2xx stays queued and is sent again by the next ``deliver``.
 
 Controls (``POST /_sandbox/golioth/<action>`` or ``vendor.control(action, payload)``):
-``webhook`` {url, token?, drop_rate?, redeliver_rate?, reorder?, workers?, seed?},
+``webhook`` {url, token?, drop_rate?, redeliver_rate?, reorder?, workers?, seed?, auto_deliver?}
+(``auto_deliver``: deliver after every evolve, e.g. with ``--evolve-every``),
 ``deliver`` {}, ``emit`` {count, devices?, project?} (each of the first ``devices`` live
 devices posts ``count`` messages now), ``offline`` {device, minutes}, ``firmware`` {device,
 version}, ``disable`` {device}, ``delete`` {device}, ``configure`` {project, devices,
@@ -38,6 +39,7 @@ import datetime as dt
 import hashlib
 import json
 import random
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +138,7 @@ class WebhookConfig:
     reorder: bool = False
     workers: int = 1
     seed: int = 0
+    auto_deliver: bool = False  # deliver after every evolve (``--evolve-every``), in a thread
 
 
 class GoliothVendor(SandboxVendor):
@@ -216,6 +219,8 @@ class GoliothVendor(SandboxVendor):
 
     def evolve(self, rng: random.Random) -> dict[str, Any]:
         changes: dict[str, Any] = {"reports": self._advance(self.clock.now())}
+        if self.webhook is not None and self.webhook.auto_deliver and self.outbox:
+            threading.Thread(target=self.deliver, name="golioth-webhook", daemon=True).start()
         live = [d for d in self._live() if d.enabled]
         if len(live) > 4:
             now = self.clock.now()
