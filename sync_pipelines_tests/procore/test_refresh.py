@@ -111,3 +111,20 @@ def test_a_refresh_whose_answer_is_lost_is_not_retried_blindly(procore):
     assert not procore.sync(user).success
     assert procore.vendor.stats["refresh_calls"] == 2
     assert procore.store.get(user).status == NEEDS_REAUTH
+
+
+def test_the_failure_alert_names_the_user_and_how_to_reconnect(procore):
+    from dagster import build_run_status_sensor_context
+
+    from sync_pipelines.alerts import failure_text as alert_text
+
+    user = procore.connect()
+    procore.control("spend_refresh", user_id=user)
+    procore.control("expire_access", user_id=user)
+    run = procore.sync(user)
+    context = build_run_status_sensor_context(
+        sensor_name="sync_failure_alert_sensor", dagster_event=run.get_run_failure_event(),
+        dagster_instance=procore.instance, dagster_run=run.dagster_run,
+    ).for_run_failure()
+    text = alert_text(context)
+    assert f"user {user} needs re-authorization" in text and "python -m sync_pipelines procore connect" in text

@@ -117,3 +117,26 @@ def test_a_429_whose_reset_is_far_is_a_backlog_and_a_503_with_retry_after_is_wai
     spent = procore.sync(user)
     assert spent.success, failure_text(spent)
     assert meta(spent, "procore_rfis")["backlog"] >= 1
+
+
+def test_a_nearly_spent_spike_window_is_waited_out_before_any_429(procore):
+    user = procore.connect()
+    procore.control("reset_rate_windows")
+    procore.control("rate_limits", spike=4)  # 10-second windows of 4 calls; the run needs 6
+    run = procore.sync(user)
+    assert run.success, failure_text(run)
+    assert procore.vendor.stats["rate_limited"] == 0  # slowed down instead
+    assert meta(run, "procore_rfis")["backlog"] == 0
+    _assert_landed_once(procore, [user])
+
+
+def test_procore_refuses_a_call_without_procore_company_id_and_the_client_always_sends_it(procore):
+    import requests
+
+    user = procore.connect()
+    token = procore.store.get(user).access_token
+    company = procore.user_companies(user)[0]
+    answer = requests.get(f"{procore.sandbox.url('procore')}/api/rest/v1.0/projects", params={"company_id": company},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["message"] == "Missing Procore-Company-Id header!"
+    assert procore.sync(user).success  # every projects/RFIs call of the client carries it

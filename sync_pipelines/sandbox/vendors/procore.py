@@ -100,7 +100,7 @@ class ProcoreVendor(SandboxVendor):
         self.lose_token_answers = 0
         self.overload: dict[str, Any] = {"times": 0, "retry_after": 1}
         self.expire_after: dict[str, int] = {}
-        self.stats = {"token_calls": 0, "refresh_calls": 0, "code_calls": 0, "revoke_calls": 0, "unauthorized": 0,
+        self.stats = {"token_calls": 0, "refresh_calls": 0, "code_calls": 0, "revoke_calls": 0, "unauthorized": 0, "rate_limited": 0,
                       "api_calls": {}}
         self._add_users(3)
 
@@ -354,6 +354,7 @@ class ProcoreVendor(SandboxVendor):
         calls[name] = calls.get(name, 0) + 1
         headers, over = self._rate(user_id)
         if over:
+            self.stats["rate_limited"] += 1
             return None, None, headers, json_response({"message": "Rate limit exceeded"}, 429, **headers)
         if self.overload["times"] > 0:
             self.overload["times"] -= 1
