@@ -106,11 +106,16 @@ class RateBudget:
 class ProcoreOAuth(VendorClient):
     """The OAuth endpoints of ``PROCORE_LOGIN_URL`` for one app (client id and secret)."""
 
-    def __init__(self, login_url: str, client_id: str, client_secret: str, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, login_url: str, client_id: str, client_secret: str, *, user_id: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.login_url = login_url.rstrip("/")
         self.client_id, self._client_secret = client_id, client_secret
+        # Errors say whose token call failed (never the token): "procore login (user 7001) POST ..."
+        self.vendor = f"procore login (user {user_id})" if user_id else "procore login"
         self.http = VendorHTTPClient(
-            vendor="procore login",
+            vendor=self.vendor,
             base_url=self.login_url,
             secrets=[client_secret],
             retry=RetryPolicy(max_attempts=3, max_wait=60.0),
@@ -148,7 +153,7 @@ class ProcoreOAuth(VendorClient):
         if response.status_code != 200:
             error = body.get("error") if isinstance(body, dict) else None
             cls = InvalidGrantError if error == "invalid_grant" else VendorAuthError
-            raise cls("procore login", "POST /oauth/token", f"HTTP {response.status_code}: {error or 'refused'}",
+            raise cls(self.vendor, "POST /oauth/token", f"HTTP {response.status_code}: {error or 'refused'}",
                       status=response.status_code)
         try:
             answer = TokenAnswer(
@@ -158,7 +163,7 @@ class ProcoreOAuth(VendorClient):
                 created_at=float(body.get("created_at") or time.time()),
             )
         except (KeyError, TypeError, ValueError):
-            raise VendorResponseError("procore login", "POST /oauth/token", "token answer without the token pair") from None
+            raise VendorResponseError(self.vendor, "POST /oauth/token", "token answer without the token pair") from None
         register_secret(answer.access_token)
         register_secret(answer.refresh_token)
         return answer

@@ -14,7 +14,6 @@ the one token call and commits the new pair before anyone uses the new access to
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -258,8 +257,4 @@ class StoredTokens:
 
     def _call(self, refresh_token: str) -> TokenAnswer:
         self.refreshes += 1
-        started = time.monotonic()
-        try:
-            return self.refresh_call(refresh_token)
-        finally:
-            self.last_refresh_seconds = time.monotonic() - started
+        return self.refresh_call(refresh_token)

@@ -39,19 +39,19 @@ class ProcoreResource(ConfigurableResource):
         return [name for name, value in (("PROCORE_CLIENT_ID", settings.client_id()),
                                          ("PROCORE_CLIENT_SECRET", settings.client_secret())) if not value]
 
-    def oauth(self) -> ProcoreOAuth:
+    def oauth(self, user_id: str | None = None) -> ProcoreOAuth:
         secret = settings.client_secret()
         register_secret(secret)
         if missing := self.missing_settings():
             raise ProcoreConfigError(f"Procore is not configured: set {', '.join(missing)} (sync_pipelines/procore/README.md)")
-        return ProcoreOAuth(settings.login_url(), settings.client_id() or "", secret or "")
+        return ProcoreOAuth(settings.login_url(), settings.client_id() or "", secret or "", user_id=user_id)
 
     def store(self, warehouse: Warehouse) -> ConnectionStore:
         return ConnectionStore(warehouse, secret_box_for(warehouse.url))
 
     def client(self, warehouse: Warehouse, user_id: str, run_id: str) -> tuple[ProcoreClient, StoredTokens]:
         """A REST client for one connection, whose token refreshes go through the row lock."""
-        oauth = self.oauth()
+        oauth = self.oauth(user_id)
         tokens = StoredTokens(self.store(warehouse), user_id, oauth.refresh)
         client = ProcoreClient(settings.api_url(), user_id, tokens, per_page=settings.per_page(),
                                budget=budget_for(run_id, user_id))

@@ -140,3 +140,23 @@ def test_procore_refuses_a_call_without_procore_company_id_and_the_client_always
                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert answer.status_code == 400 and answer.json()["message"] == "Missing Procore-Company-Id header!"
     assert procore.sync(user).success  # every projects/RFIs call of the client carries it
+
+
+def test_an_outage_past_the_http_layers_patience_is_retried_as_a_step_with_backoff(procore):
+    user = procore.connect()
+    procore.control("overload", times=7, retry_after=0)  # the HTTP layer gives up after 6 attempts
+    run = procore.sync(user)
+    assert run.success, failure_text(run)
+    assert [e for e in run.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    _assert_landed_once(procore, [user])
+
+
+def test_errors_name_the_endpoint_the_status_and_the_user_never_a_token(procore):
+    user = procore.connect()
+    procore.sandbox.faults.add("status", vendor="procore", path="/rfis", status=400, times=None)
+    run = procore.sync(user)
+    assert not run.success
+    text = failure_text(run)
+    assert f"procore (user {user}) GET /procore/api/rest/v1.0/projects/" in text and "/rfis: HTTP 400" in text
+    for token in procore.vendor.issued_tokens:
+        assert token not in text
