@@ -181,13 +181,17 @@ def test_devices_follow_firmware_updates_disabling_deletion_and_filters(golioth)
     assert all(r.deleted_at is None for i, r in rows.items() if i != ids[2])
 
 
-def test_a_range_backfill_from_the_dagster_cli_is_one_run(golioth, warehouse):
+def test_a_range_backfill_from_the_dagster_cli_is_one_run(sandbox, sqlite_url, monkeypatch):
+    """On SQLite only: the CLI path is the same on both databases."""
     import os
     import subprocess
     import sys
 
-    if not warehouse.url.startswith("sqlite"):
-        pytest.skip("the CLI path is the same on both databases")
+    from sync_pipelines.warehouse import Warehouse
+    from sync_pipelines_tests.golioth.conftest import GoliothHarness
+
+    monkeypatch.setenv("SYNC_DATABASE_URL", sqlite_url)
+    golioth = GoliothHarness(sandbox, Warehouse.for_url(sqlite_url))
     golioth.add("acme")
     today = utcnow().date()
     start, end = today - dt.timedelta(days=2), today - dt.timedelta(days=1)
