@@ -1,12 +1,9 @@
 """Move rows a source has ended from a live table to its archive table, losing nothing.
 
-One archive run is ONE transaction, which the caller opens and passes in (so a source can
-move several tables, e.g. orders with their lines, together): :func:`archive_rows` selects
-the rows past retention in bounded batches (``batch_size``, for memory; locked on Postgres),
-upserts each batch into the archive with ``archived_at`` and deletes it from the live table,
-all inside that transaction. A crash anywhere rolls everything back: nothing moved, nothing
-duplicated, every row in exactly one of the two tables; re-running moves it all. Rows moved
-are deleted in the same transaction, so a later batch's select never sees them again.
+One archive run is ONE transaction, which the caller opens and passes in (a source may move
+several tables together): :func:`archive_rows` selects rows past retention in bounded
+batches, upserts them into the archive with ``archived_at`` and deletes them from the live
+table; a crash rolls everything back, so every row is in exactly one of the two tables.
 """
 
 from __future__ import annotations

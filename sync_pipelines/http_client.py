@@ -296,27 +296,7 @@ class VendorHTTPClient(ClosesOnExit):
                 raise self._status_error(endpoint, response, attempt)
             if attempt >= self.retry.max_attempts:
                 raise self._status_error(endpoint, response, attempt, gave_up=True)
-            now = self.limiter.clock()
-            wait = parse_retry_after(response.headers.get("Retry-After"), now)
-            if wait is None and status == 429:
-                wait = rate_limit_reset_wait(response.headers, now)
-            if wait is not None and wait > self.retry.max_wait:
-                raise VendorHTTPError(
-                    self.vendor,
-                    endpoint,
-                    f"HTTP {status}; vendor asks to wait {wait:.0f}s, more than the {self.retry.max_wait:.0f}s "
-                    "a run waits; the next run will pick up from the saved cursor",
-                    status=status,
-                    retry_after=wait,
-                )
-            if wait is None:
-                wait = self.retry.backoff(attempt)
-            else:
-                wait += random.uniform(0, min(1.0, wait * 0.1))  # never earlier than asked
-                # The vendor throttles the account, not this client: every client and thread
-                # of the vendor in this process holds off until then, not only this one.
-                self.limiter.defer_until(now + wait)
-            self._wait(wait, endpoint, f"HTTP {status}", attempt)
+            self._wait(self._status_wait(response, endpoint, attempt), endpoint, f"HTTP {status}", attempt)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)
@@ -348,6 +328,31 @@ class VendorHTTPClient(ClosesOnExit):
         self.session.close()
 
     # -- internals --------------------------------------------------------------------
+
+    def _status_wait(self, response: requests.Response, endpoint: str, attempt: int) -> float:
+        """How long to wait before retrying a retryable status: what the vendor asks
+        (``Retry-After``, an exhausted rate window), else backoff; too long fails the run."""
+        status = response.status_code
+        now = self.limiter.clock()
+        wait = parse_retry_after(response.headers.get("Retry-After"), now)
+        if wait is None and status == 429:
+            wait = rate_limit_reset_wait(response.headers, now)
+        if wait is not None and wait > self.retry.max_wait:
+            raise VendorHTTPError(
+                self.vendor,
+                endpoint,
+                f"HTTP {status}; vendor asks to wait {wait:.0f}s, more than the {self.retry.max_wait:.0f}s "
+                "a run waits; the next run will pick up from the saved cursor",
+                status=status,
+                retry_after=wait,
+            )
+        if wait is None:
+            return self.retry.backoff(attempt)
+        wait += random.uniform(0, min(1.0, wait * 0.1))  # never earlier than asked
+        # The vendor throttles the account, not this client: every client and thread of the
+        # vendor in this process holds off until then.
+        self.limiter.defer_until(now + wait)
+        return wait
 
     def _wait(self, seconds: float, endpoint: str, reason: str, attempt: int) -> None:
         self.stats.retries += 1

@@ -1,12 +1,9 @@
-"""Assets of group ``cars``, ``cars_sync_job`` and ``cars_full_sync_job``.
+"""Assets of group ``cars`` (``encar_listings``, ``kbchachacha_listings``, ``cars``),
+``cars_sync_job`` and ``cars_full_sync_job``.
 
-* ``encar_listings`` (pool ``encar``) and ``kbchachacha_listings`` (pool ``kbchachacha``):
-  read one vendor's listing into the unified ``cars`` table and confirm sales per car
-  (see ``sync.py``). Config ``mode`` (incremental = first page, full = up to ``max_pages``).
-* ``cars``: the unified table after both listings landed: archives cars sold for more
-  than ``older_than_days`` (the old "sync then archive") and reports the totals.
-
-Each returns numeric metadata, which replaces the old ``cars_sync_log`` table.
+A listing asset runs :func:`~sync_pipelines.cars.sync.sync_entity` for its vendor; ``cars``
+archives sold cars and reports totals. Their numeric metadata replaces ``cars_sync_log``
+(cars README, "Assets, jobs, schedule, sensor, checks").
 """
 
 
@@ -127,9 +124,8 @@ def kbchachacha_listings(
     description="The unified `cars` table after both listings landed: archives cars sold for more than "
     "older_than_days (default 7) to `cars_archive`, and reports totals per source and status.",
     metadata={"table": CARS_TABLE, "archive_table": CARS_ARCHIVE_TABLE},
-    # WARN once a schedule tick was missed, with the same 30 min grace as freshness_check (a
-    # 6 h warn window would flicker to WARN at every tick while the run is still going);
-    # FAIL after two (Dagster wants warn < fail).
+    # WARN once a tick was missed (with freshness_check's 30 min grace, so no flicker while a
+    # run is going); FAIL after two (Dagster wants warn < fail).
     freshness_policy=FreshnessPolicy.time_window(fail_window=FRESHNESS_FAIL_WINDOW, warn_window=FRESHNESS_WINDOW),
 )
 def cars(context: AssetExecutionContext, config: CarsArchiveConfig, warehouse: WarehouseResource) -> MaterializeResult:
@@ -167,9 +163,8 @@ def run_config_for(mode: str = "incremental", archive: dict | None = None, **lis
     return {"ops": ops}
 
 
-# Both jobs carry their mode as default run config, so the Launchpad opens pre-filled (a
-# full sync is one click, not two ops typed in); any field can still be changed there.
-# Same source tag: the instance's one-sync-per-source queue limit covers them together.
+# Each job's mode is its default run config, so the Launchpad opens pre-filled; the shared
+# source tag puts both under the instance's one-sync-per-source queue limit.
 cars_sync_job = define_asset_job(
     "cars_sync_job",
     selection=AssetSelection.assets(*CARS_ASSETS),

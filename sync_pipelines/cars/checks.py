@@ -87,11 +87,8 @@ def values_in_sane_ranges(warehouse: WarehouseResource) -> AssetCheckResult:
     )
 
 
-# Late when `cars` has not materialized successfully within 6 h (the schedule) + 30 min grace.
-# Dagster 1.13 prefers asset FreshnessPolicy (attached to `cars` too, for the UI), but that
-# is no asset check and needs the instance's freshness daemon; the issue asks for a check
-# that fails, which this factory + sensor still give. Its supersession warning is silenced
-# so that every CLI call does not print it.
+# Late after 6 h + 30 min grace. A FreshnessPolicy is no failing check (the issue wants one),
+# so this factory stays; its supersession warning is silenced (cars README, checks).
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     cars_freshness_checks = build_last_update_freshness_checks(assets=["cars"], lower_bound_delta=FRESHNESS_WINDOW)

@@ -31,6 +31,7 @@ from sync_pipelines.http_client import (
     VendorHTTPClient,
     VendorResponseError,
 )
+from sync_pipelines.kit import PageRepeatGuard
 from sync_pipelines.redaction import register_secret
 
 # The cars of the list (vendor notes): one div.area[data-car-seq] per car, inside the list
@@ -42,15 +43,11 @@ AJAX_HEADERS = {"X-Requested-With": "XMLHttpRequest"}
 # The site's session cookies (vendor notes): dropped and fetched anew when the per-car JSON
 # answers a challenge page; other cookies (e.g. from KBCHACHACHA_COOKIE) are kept.
 SESSION_COOKIE_NAMES = ("cha-cid", "JSESSIONID")
-# Cloudflare-style bot challenges come with HTTP 403 or 503 as well as 200. The shared HTTP
-# layer would call a 403 refused credentials and retry a 503 as an outage, so the body of
-# these two is looked at first (the shared layer's ``check`` hook). A 200 answer is judged
-# by what it must hold instead (the list markup, a JSON body): a genuine list may carry
-# scripts, and other error statuses (429, 5xx pages) are not where challenges are served.
+# Challenge pages also come as 403/503, which the shared layer would call refused credentials
+# or an outage: their body is judged first (``check`` hook); a 200 by what it must hold.
 CHALLENGE_STATUSES = (403, 503)
-# Text of challenge pages (Cloudflare "Just a moment...", its cf-chl/challenge-platform
-# scripts, captcha walls). A 403/503 HTML page with a script counts too: an outage or
-# refusal page has no reason to run JavaScript.
+# Text of challenge pages (Cloudflare "Just a moment...", cf-chl scripts, captcha walls); a
+# 403/503 HTML page with a script counts too (an error page has no reason to run JavaScript).
 CHALLENGE_MARKERS = (
     "just a moment", "cf-chl", "cf_chl", "challenge-platform", "jschl", "captcha", "checking your browser",
     "attention required", "enable javascript",
@@ -183,7 +180,7 @@ class KBChachachaClient(VendorClient):
                 register_secret(value)
                 self.http.session.cookies.set(name, value)
         self.page_size: int | None = None
-        self._previous_keys: list[str] = []
+        self._repeats = PageRepeatGuard(KBCHACHACHA, f"GET {KB_LIST_PATH}")
         self.session_refreshes = 0  # counted for metadata
 
     def list_page(self, number: int) -> KBListPage:
@@ -196,9 +193,8 @@ class KBChachachaClient(VendorClient):
         keys = [c.key for c in cards]
         if number == 1 or self.page_size is None:
             self.page_size = len(cards)
-        if cards and number > 1 and keys == self._previous_keys:
+        if self._repeats.repeats(keys, first=number == 1):  # served again past the end
             return KBListPage(number=number, cards=[], last=True)
-        self._previous_keys = keys
         return KBListPage(number=number, cards=cards, last=not cards or len(cards) < self.page_size)
 
     def ensure_session(self) -> None:

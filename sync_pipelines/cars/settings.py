@@ -46,17 +46,11 @@ KB_DEFAULT_REQUESTS_PER_SECOND = 1.0
 # -- sync defaults ------------------------------------------------------------------------------
 DEFAULT_MAX_PAGES = 500
 DEFAULT_INCREMENTAL_PAGES = 1
-# Every run re-asks the vendor about this many least recently checked active/reserved cars
-# per source (round-robin; Encar's include the cars its listing shows, whose reservation only
-# the detail tells), instead of 25,000 detail calls every 6 hours. A car sold deep in the
-# list, or reserved while listed, is then seen within ceil(cars / budget) runs at worst
-# (25,000 / 300 = 84 runs, about 21 days); recent sales are found sooner (previous head,
-# ModifiedDate window leavers; see README "How long until a sale is seen").
+# Per-car round-robin budget per run and source, instead of 25,000 detail calls every 6 h:
+# worst case ceil(cars / budget) runs to see a sale (README "How long until a sale is seen").
 DEFAULT_STATUS_CHECKS_PER_RUN = 300
-# Mass-"sold" guard: when at least this many per-car answers came back in one run and most
-# of them say sold (404, not advertised, empty list), the run asks MASS_SOLD_CANARIES cars
-# its listing shows; if most of those "are sold" too, the per-car endpoint is broken and the
-# run stops before marking any car sold. (Asset config `mass_sold_min_answers` overrides.)
+# Mass-"sold" guard (README "Bad input"): from this many answers, mostly sold, the run asks
+# MASS_SOLD_CANARIES listed cars and stops if they "are sold" too (config overrides it).
 MASS_SOLD_MIN_ANSWERS = 20
 MASS_SOLD_CANARIES = 5
 # last_seen_at is refreshed at most this often for an unchanged car: a re-run that finds

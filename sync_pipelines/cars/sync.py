@@ -78,13 +78,11 @@ class ParsedPage:
 class VendorAdapter(Protocol):
     source: str
     listing_endpoint: str  # named in a repeated-page error
-    # True when the listing is sorted newest-modified first and records carry
-    # ``vendor_modified_at`` (Encar): the time window a run read then says which known cars
-    # should have been shown.
+    # True when the listing is newest-modified first with ``vendor_modified_at`` (Encar): the
+    # time window a run read then says which known cars should have been shown.
     sorted_by_modified: bool
-    # True when the per-car call can tell more about a listed car than the listing does
-    # (Encar: ``reserved``), so the round-robin asks listed cars too; False when it only
-    # says listed or not (KB), which for a car the listing just showed could only be "on sale".
+    # True when the per-car call tells more than the listing (Encar: ``reserved``), so the
+    # round-robin asks listed cars too; False (KB) when it only says listed or not.
     status_checks_listed_cars: bool
 
     def fetch_page(self, number: int) -> ParsedPage: ...

@@ -1,13 +1,8 @@
 """``odoo_archive_job``: move rows Odoo deleted, or cancelled long ago, into archive tables.
 
-A row moves when ``deleted_at`` (set by a full sync) or, for invoices and purchase/sale
-orders in state ``cancel``, its Odoo ``write_date`` (a cancelled record's last change) is
-older than ``retention_days``. Purchase order lines move with their order (whatever their
-own dates): a line never outlives its order in the live table. Moving is copy-then-delete
-(:func:`sync_pipelines.archive.archive_rows`), every table of one run (invoices, orders
-with their lines, ...) in ONE transaction: a crash midway moves nothing, so a row is always
-in exactly one table and an order never sits in the archive while its lines are live.
-A later sync does not bring an archived record back unless Odoo changed it since.
+Every table of one run in ONE transaction (:func:`sync_pipelines.archive.archive_rows`),
+purchase order lines right after their order, so a row is always in exactly one table and
+an order never sits in the archive while its lines are live (Odoo README, Dagster definitions).
 """
 
 import datetime as dt

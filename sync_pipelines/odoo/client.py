@@ -1,16 +1,8 @@
-"""Odoo external API client over JSON-RPC (``POST /jsonrpc``), built on :class:`VendorHTTPClient`.
+"""Odoo external API client over JSON-RPC (``POST /jsonrpc``) or JSON-2, on :class:`VendorClient`.
 
-``common.login`` turns (database, user, API key) into a uid; every read is then
-``object.execute_kw(db, uid, key, model, method, args, kwargs)``. Odoo reports faults with
-HTTP 200 and an ``error`` member: they become :class:`OdooError` subclasses whose message
-names the fault (access denied, session expired, model missing) and carries Odoo's own
-message, never its ``debug`` traceback and never the API key.
-
-Reads page by keyset on (``write_date``, ``id``), never by offset: a record whose
-write_date changes while a sync pages through moves *ahead* of the keyset position and is
-read again later, instead of shifting the pages and making the sync skip a neighbour.
-Odoo keeps ``write_date`` with microseconds but answers with whole seconds, so the keyset
-works at whole-second granularity (:func:`keyset_domain`, :meth:`OdooClient.iter_batches`).
+Faults become :class:`OdooError` subclasses naming the fault and carrying Odoo's message
+(never its ``debug`` traceback, never the API key). Reads page by keyset on whole seconds of
+(``write_date``, ``id``), never by offset (:class:`KeysetPaging`; Odoo README, "How a sync works").
 """
 
 from __future__ import annotations
@@ -30,6 +22,7 @@ from sync_pipelines.http_client import (
     VendorHTTPClient,
     VendorResponseError,
 )
+from sync_pipelines.kit import PageRepeatGuard
 from sync_pipelines.odoo.settings import KEYSET_ORDER
 
 VENDOR = "odoo"
@@ -61,9 +54,8 @@ class OdooModelMissingError(OdooError):
 def _is_missing_model_fault(code: Any, name: str, reason: str, model: str | None) -> bool:
     if code == 404 or name in ("builtins.KeyError", "KeyError"):
         return True
-    # A UserError is also every business refusal ("Fiscal year locked"): only Odoo's own
-    # text naming this model counts. Were it ever translated, the error stays a plain
-    # OdooError that still carries Odoo's message.
+    # A UserError is also every business refusal: only Odoo's own text naming this model
+    # counts (translated, it stays a plain OdooError that carries Odoo's message).
     return name.endswith("UserError") and model is not None and reason == f"Object {model} doesn't exist"
 
 
@@ -324,79 +316,104 @@ class OdooClient(VendorClient):
         """Every record matching ``domain`` after ``after`` = (write_date, id), each once.
 
         Yields one list per ``search_read`` call; ``delay_seconds`` pauses between calls.
-        Calls ask for ``order="write_date asc, id asc"`` after the keyset position (see
-        :func:`keyset_domain`). Odoo sorts by the microsecond write_date, so within one served
-        second records come in write order, not id order: after a batch that ends inside
-        second S, the next call excludes the ids of S already read (at most that batch's).
-        When a whole batch lies within one second, the rest of that second is paged by id
-        (``order="id asc"``, ``id > last``, excluding the at most two batches of ids already
-        read) before going on. No offset is ever used: a record
-        written while the sync pages moves to a later second and is read again there.
+        Pages by keyset on whole seconds, never by offset (:class:`KeysetPaging`; the Odoo
+        README, "Keyset paging"); a batch repeating the previous one fails the run.
         """
         read_fields = list(dict.fromkeys([*fields, "write_date"]))
-        # Keyset position: everything before `second` is read; of `second`, the ids up to
-        # `last_id` and those in `read_ids`. `by_id`: paging the rest of `second` by id.
-        second: str | None = after[0] if after else None
-        last_id = after[1] if after else 0
-        read_ids: set[int] = set()
-        by_id = False
+        paging = KeysetPaging.after(after)
+        repeats = PageRepeatGuard(VENDOR, ENDPOINT)
         first = True
         while True:
             if not first and delay_seconds > 0:
                 self.sleep(delay_seconds)
             first = False
-            if by_id:
-                assert second is not None
-                rest = [*within_second(second), ("id", ">", last_id)]
-                if read_ids:
-                    rest.append(("id", "not in", sorted(read_ids)))
-                batch = self.search_read(
-                    model, [*rest, *domain], read_fields, limit=batch_size, order="id asc", context=context
-                )
-            else:
-                position = (second, last_id) if second is not None else None
-                batch = self.search_read(
-                    model, [*keyset_domain(position, read_ids=sorted(read_ids)), *domain], read_fields,
-                    limit=batch_size, order=KEYSET_ORDER, context=context,
-                )
+            keyset, order = paging.query()
+            batch = self.search_read(
+                model, [*keyset, *domain], read_fields, limit=batch_size, order=order, context=context
+            )
             positions = [p for p in map(keyset_position, batch) if p]
             if batch and not positions:
                 raise VendorResponseError(
                     VENDOR, ENDPOINT,
                     f"{model}.search_read batch has no usable (write_date, id) to page on after "
-                    f"{(second, last_id)}; refusing to page by offset",
+                    f"{(paging.second, paging.last_id)}; refusing to page by offset",
                 )
-            full = len(batch) >= batch_size
-            if by_id:
-                assert second is not None
-                if positions and (
-                    max(rid for _, rid in positions) <= last_id or any(wd != second for wd, _ in positions)
-                ):
-                    raise VendorResponseError(
-                        VENDOR, ENDPOINT, f"{model}.search_read ignored the id keyset within {second}; refusing to loop"
-                    )
-                if batch:
-                    yield batch
-                if full:
-                    last_id = max(rid for _, rid in positions)
-                    read_ids = {i for i in read_ids if i > last_id}
-                else:  # that second is done: on to the next ones
-                    second, last_id, read_ids, by_id = _second_after(second), 0, set(), False
-                continue
-            if not batch:
+            paging.check(model, positions)
+            if batch:
+                repeats.check([(r.get("id"), r.get("write_date")) for r in batch], page=f"of {model}")
+                yield batch
+            if not paging.advance(positions, full=len(batch) >= batch_size):
                 return
-            newest = positions[-1][0]
-            if second is not None and newest < second:
+
+
+@dataclass
+class KeysetPaging:
+    """Where paging stands: everything before ``second`` is read; of ``second``, the ids up
+    to ``last_id`` and those in ``read_ids``. ``by_id``: paging the rest of ``second`` by id,
+    because a whole batch lay within it.
+
+    Odoo sorts by the microsecond write_date, so within one served second records come in
+    write order, not id order: after a batch that ends inside second S, the next call
+    excludes the ids of S already read (at most that batch's). When a whole batch lies
+    within one second, the rest of it is paged by id (``order="id asc"``, ``id > last``,
+    excluding the at most two batches of ids already read) before going on. A record written
+    while the sync pages moves to a later second and is read again there.
+    """
+
+    second: str | None = None
+    last_id: int = 0
+    read_ids: set[int] = field(default_factory=set)
+    by_id: bool = False
+
+    @classmethod
+    def after(cls, position: tuple[str, int] | None) -> KeysetPaging:
+        return cls(position[0], position[1]) if position else cls()
+
+    def query(self) -> tuple[list, str]:
+        """The keyset part of the next call's domain, and its order."""
+        if self.by_id:
+            assert self.second is not None
+            rest = [*within_second(self.second), ("id", ">", self.last_id)]
+            if self.read_ids:
+                rest.append(("id", "not in", sorted(self.read_ids)))
+            return rest, "id asc"
+        position = (self.second, self.last_id) if self.second is not None else None
+        return keyset_domain(position, read_ids=sorted(self.read_ids)), KEYSET_ORDER
+
+    def check(self, model: str, positions: list[tuple[str, int]]) -> None:
+        """Refuse a batch that does not follow the keyset (it would loop or go back)."""
+        if not positions:
+            return
+        if self.by_id:
+            if max(rid for _, rid in positions) <= self.last_id or any(wd != self.second for wd, _ in positions):
                 raise VendorResponseError(
-                    VENDOR, ENDPOINT, f"{model}.search_read went back to {newest} after {second}; refusing to page"
+                    VENDOR, ENDPOINT, f"{model}.search_read ignored the id keyset within {self.second}; refusing to loop"
                 )
-            yield batch
-            if not full:
-                return
-            ids_in_newest = {rid for wd, rid in positions if wd == newest}
-            if newest == second:
-                # The whole batch lies in one second: page the rest of that second by id.
-                read_ids |= ids_in_newest
-                by_id = True
-            else:
-                second, last_id, read_ids = newest, 0, ids_in_newest
+            return
+        newest = positions[-1][0]
+        if self.second is not None and newest < self.second:
+            raise VendorResponseError(
+                VENDOR, ENDPOINT, f"{model}.search_read went back to {newest} after {self.second}; refusing to page"
+            )
+
+    def advance(self, positions: list[tuple[str, int]], *, full: bool) -> bool:
+        """Move past a batch; False when the read is complete."""
+        if self.by_id:
+            assert self.second is not None
+            if full:
+                self.last_id = max(rid for _, rid in positions)
+                self.read_ids = {i for i in self.read_ids if i > self.last_id}
+            else:  # that second is done: on to the next ones
+                self.second, self.last_id, self.read_ids, self.by_id = _second_after(self.second), 0, set(), False
+            return True
+        if not positions or not full:
+            return False
+        newest = positions[-1][0]
+        ids_in_newest = {rid for wd, rid in positions if wd == newest}
+        if newest == self.second:
+            # The whole batch lies in one second: page the rest of that second by id.
+            self.read_ids |= ids_in_newest
+            self.by_id = True
+        else:
+            self.second, self.last_id, self.read_ids = newest, 0, ids_in_newest
+        return True

@@ -4,7 +4,7 @@ Reached through ``INVOICES.rules``. In each batch's transaction, a record whose 
 live invoice holds becomes a reject before the upsert, so the partial unique index never
 fails the batch; at the end of a run, invoices refused a name its holder gave up (renamed
 later in the run, or deleted in Odoo) are read again so they land in that run. The story:
-the Odoo README, "Invoice names".
+the Odoo README, "How a sync works" (Rejects).
 """
 
 from __future__ import annotations
@@ -68,9 +68,8 @@ def split_duplicate_names(
     keyed = [(name_key(r), r) for r in rows]
     landing_key = {r["id"]: key for key, r in keyed}
     stored = _stored_holders(tx, table_name, sorted({key[2] for key, _ in keyed if key}))
-    # Stored holders that keep their name: not in the batch, or back under the same name.
-    # One that comes back renamed but is itself refused its new name keeps the old one too:
-    # repeat until nothing changes (each round only adds keepers).
+    # Holders keep their name unless back renamed; one refused its new name keeps the old one
+    # too: repeat until nothing changes (each round only adds keepers).
     keepers = {rid for key, rid in stored.items() if landing_key.get(rid, key) == key}
     while True:
         kept, refused = _claim_names(keyed, {key: rid for key, rid in stored.items() if rid in keepers})

@@ -1,15 +1,8 @@
 """``odoo_changes_sensor``: request a sync only when Odoo has changes ("smart" sync).
 
-Every 5 minutes it asks Odoo, per model, ``search_count`` of records after (keyset at
-whole-second granularity, :func:`~sync_pipelines.odoo.client.keyset_domain`) the newer of
-(a) the warehouse cursor in ``sync_state`` (what was synced) and (b) the sensor's own
-cursor (what a run was already requested for), so a queued run is not requested twice.
-(b) only counts while an ``odoo_sync_job`` run is queued or running, or one failed less
-than 30 minutes ago: after that the warehouse cursor alone decides, so changes a failed run
-did not sync (after Dagster's run retries gave up) are requested again instead of waiting
-for the schedule, but a broken Odoo is not hammered every 5 minutes.
-If some model changed, it requests one ``odoo_sync_job`` run (incremental) for the
-changed models only and moves its cursor to their newest (write_date, id).
+Every 5 minutes, per model, ``search_count`` of records after the newer of the warehouse
+cursor and the sensor's own cursor (the latter only while a requested run is pending or
+failed less than 30 minutes ago); one incremental run for the changed models (Odoo README).
 """
 
 import datetime as dt

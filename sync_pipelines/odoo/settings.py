@@ -39,9 +39,8 @@ KEYSET_ORDER = "write_date asc, id asc"
 
 DEFAULT_BATCH_SIZE = 100
 DEFAULT_DELAY_MS = 100
-# Incremental reads start this many seconds before the saved cursor. Odoo stamps
-# write_date at transaction start, so a record can become visible after a later-stamped one
-# was read; re-reading a short window catches it, and the upsert makes the re-read free.
+# Incremental reads start this many seconds before the cursor: Odoo stamps write_date at
+# transaction start, so a record can appear after a later-stamped one was read.
 DEFAULT_OVERLAP_SECONDS = 60
 DEFAULT_ARCHIVE_RETENTION_DAYS = 30
 # Ids per search_read by id (reject retries, name holders, lines of restored orders): one

@@ -360,10 +360,8 @@ def _bring_back_children_of_live_parents(run: ModelSyncRun) -> None:
         tx.set_cursor(SOURCE, checking, started.isoformat(), run.run_id)
 
 
-# A parent's synced_at is stamped when its batch is written, a moment before that batch
-# commits, and by the clock of the process that wrote it: parents synced shortly before the
-# last check are looked at again, so one committed during that check (a concurrent run) or
-# stamped by a clock slightly behind is not missed.
+# synced_at is stamped before its batch commits, by the writer's clock: parents synced just
+# before the last check are looked at again (a concurrent commit, a clock slightly behind).
 PARENTS_CHECK_MARGIN = dt.timedelta(minutes=10)
 
 

@@ -43,9 +43,8 @@ def as_utc(value: Any) -> Any:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 
-# sync_rejects.record_key is varchar(512): Postgres refuses longer values, SQLite would
-# keep them. A longer key is stored as its first characters plus a digest of the whole,
-# the same for the same record, so reject() stays idempotent and resolve_rejects() finds it.
+# sync_rejects.record_key is varchar(512) (Postgres refuses more): a longer key is stored as
+# a prefix plus a digest of the whole, stable per record, so rejects stay idempotent.
 REJECT_KEY_MAX = 512
 _DIGEST_MARK = "#sha256="
 
