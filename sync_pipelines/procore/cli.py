@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 from sync_pipelines import settings as shared_settings
 from sync_pipelines.procore import settings
@@ -55,6 +56,16 @@ def complete_connect(
     return user_id, company
 
 
+def _code_from(pasted: str) -> str:
+    """The code itself, or the ``code`` parameter of a pasted redirect URL."""
+    pasted = pasted.strip()
+    if "code=" in pasted:
+        found = parse_qs(urlsplit(pasted).query).get("code")
+        if found:
+            return found[0]
+    return pasted
+
+
 def _store() -> tuple[ProcoreResource, ConnectionStore]:
     resource = ProcoreResource()
     return resource, resource.store(Warehouse.for_url(shared_settings.database_url()))
@@ -66,7 +77,7 @@ def cmd_connect(args: argparse.Namespace, read: Callable[[str], str] = input) ->
     store = resource.store(Warehouse.for_url(shared_settings.database_url()))  # refuses early without a key
     print("Open this URL, sign in to Procore and authorize the app:")
     print(f"  {oauth.authorize_url(args.redirect_uri)}")
-    code = args.code or read("Paste the authorization code (the `code` value of the redirect): ").strip()
+    code = _code_from(args.code or read("Paste the authorization code (or the whole redirect URL): "))
     user_id, company = complete_connect(oauth, store, code, args.redirect_uri, args.company_id)
     print(f"connected Procore user {user_id} (company {company if company is not None else 'all'}); "
           "procore_connections_sensor adds its partition, procore_sync_schedule syncs it every 10 minutes")

@@ -79,6 +79,7 @@ def _land_listing(
     """Upsert every page of one listing; its cursor commits with the last page."""
     seen: set[int] = set()
     newest: str | None = warehouse.get_cursor(SOURCE, cursor_entity)
+    set_aside = 0
     pages = iter(client_pages)
     page = next(pages, None)
     while page is not None:
@@ -88,7 +89,10 @@ def _land_listing(
         seen.update(row["id"] for row in rows)
         stamps = [r["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows if r["updated_at"]]
         newest = max([v for v in (newest, *stamps) if v], default=None)
-        last = following is None and newest is not None
+        set_aside += len(rejects)
+        # A listing that set a record aside keeps its cursor: the next run reads it again (free
+        # for the rest: unchanged rows are not written), so the record lands once it is fixed.
+        last = following is None and newest is not None and not set_aside
         with warehouse.transaction() as tx:
             landing = land_batch(
                 tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=[r["id"] for r in rows],

@@ -69,3 +69,18 @@ def test_the_module_entry_point_runs(tmp_path, secret_key):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "no connections" in result.stdout
+
+
+def test_connect_with_your_own_redirect_takes_the_code_from_the_pasted_url(procore, capsys):
+    import argparse
+
+    import requests
+
+    from sync_pipelines.procore.cli import cmd_connect
+
+    redirect = "https://example.invalid/procore/callback"
+    url = procore.resource.oauth().authorize_url(redirect, state="s1") + "&login=user3@sandbox.example"
+    location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+    args = argparse.Namespace(redirect_uri=redirect, code=None, company_id=None)
+    assert cmd_connect(args, read=lambda prompt: location) == 0
+    assert procore.store.get("7003").status == ACTIVE

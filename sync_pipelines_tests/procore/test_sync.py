@@ -160,3 +160,17 @@ def test_errors_name_the_endpoint_the_status_and_the_user_never_a_token(procore)
     assert f"procore (user {user}) GET /procore/api/rest/v1.0/projects/" in text and "/rfis: HTTP 400" in text
     for token in procore.vendor.issued_tokens:
         assert token not in text
+
+
+def test_a_bad_record_is_set_aside_the_rest_lands_and_it_lands_once_fixed(procore):
+    user = procore.connect()
+    procore.sandbox.faults.add("wrong_type", vendor="procore", path="/rfis$", field="updated_at", times=1)
+    run = procore.sync(user)
+    assert run.success, failure_text(run)
+    [reject] = procore.warehouse.rejects("procore", "rfis")
+    assert "unreadable rfis record" in reject["reason"]
+    assert len(procore.ids("procore_rfis")) == len(procore.expected([user])["procore_rfis"]) - 1
+    again = procore.sync(user)  # the listing kept its cursor: the record is read again and lands
+    assert again.success
+    assert procore.warehouse.rejects("procore", "rfis") == []
+    _assert_landed_once(procore, [user])
