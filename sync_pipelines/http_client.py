@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -277,7 +279,7 @@ class VendorHTTPClient(ClosesOnExit):
                     timeout=timeout or self.timeout,
                 )
             except _TRANSPORT_ERRORS as exc:
-                reason = _describe_transport_error(exc, timeout or self.timeout)
+                reason = _describe_transport_error(exc, timeout or self.timeout, url)
                 if not idempotent or attempt >= self.retry.max_attempts:
                     raise VendorHTTPError(
                         self.vendor, endpoint, f"{reason} (gave up after {attempt} attempt(s))"
@@ -396,14 +398,50 @@ class VendorClient(ClosesOnExit):
         self.http.close()
 
 
-def _describe_transport_error(exc: Exception, timeout: tuple[float, float]) -> str:
+def _describe_transport_error(exc: Exception, timeout: tuple[float, float], url: str) -> str:
+    """Why no answer came, with where it was asked: host, port, the variable naming it, the cause."""
+    where = _where(url)
     if isinstance(exc, requests.ConnectTimeout):
-        return f"connect timed out after {timeout[0]}s"
+        return f"connect timed out after {timeout[0]}s to {where}"
     if isinstance(exc, requests.ReadTimeout):
-        return f"read timed out after {timeout[1]}s"
+        return f"read timed out after {timeout[1]}s waiting for {where}"
     if isinstance(exc, requests.ConnectionError):
-        return "connection failed"
-    return type(exc).__name__
+        return f"connection failed to {where}: {_transport_cause(exc)}"
+    return f"{type(exc).__name__} talking to {where}"
+
+
+def _where(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{parts.hostname}:{port}"
+    variable = url_variable(url)
+    return f"{where} ({variable})" if variable else where
+
+
+def url_variable(url: str) -> str | None:
+    """The environment variable (``*_URL``) that set the base of ``url``, when one did."""
+    best = None
+    for name, value in os.environ.items():
+        value = value.rstrip("/")
+        if name.endswith("_URL") and value and url.startswith(value) and (best is None or len(value) > len(best[1])):
+            best = (name, value)
+    return best[0] if best else None
+
+
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+def _transport_cause(exc: Exception) -> str:
+    """The operating system's or server's reason (connection refused, name not known, reset)."""
+    text = str(exc)
+    found = _ERRNO_TEXT.findall(text)
+    if found:
+        return found[-1].strip()
+    if "RemoteDisconnected" in text or "Remote end closed" in text:
+        return "the server closed the connection without answering"
+    if "Connection aborted" in text:
+        return "connection aborted"
+    return "connection failed"
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 MASK = "***"
 
@@ -78,8 +78,9 @@ _PATTERNS = [
     (re.compile(rf"(?i)([\"']?(?:{_name_alt})[\"']?\s*:\s*[\"'])[^\"']*([\"'])"), r"\1" + MASK + r"\2"),
     # access_token=value (query strings, form bodies, cookies)
     (re.compile(rf"(?i)\b((?:{_name_alt})=)[^&\s;,\"']+"), r"\1" + MASK),
-    # scheme://user:password@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/@\s]+:)[^@/\s]+@"), r"\1" + MASK + "@"),
+    # scheme://user:password@host, to the last "@" of the word: a password holding an
+    # unencoded "@", "/", "#" or ":" is masked whole (parsers split such URLs elsewhere)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://[^:/\s]*:)(?!\*\*\*@)\S*@"), r"\1" + MASK + "@"),
 ]
 
 
@@ -132,22 +133,27 @@ def redact_url(url: str) -> str:
     """A URL without user-info password and with sensitive query parameters masked.
 
     Only those two parts are rewritten; the rest stays as written (``urlunsplit`` would
-    turn ``sqlite:////tmp/x`` into ``sqlite://tmp/x``, a different file).
+    turn ``sqlite:////tmp/x`` into ``sqlite://tmp/x``, a different file). The user-info
+    ends at the last "@" (a password may hold an unencoded "@", "#", "/" or "?"), unless a
+    "/" comes before any ":" (then that "@" is in the path).
     """
-    parts = urlsplit(url)
-    rest, hash_sign, fragment = url.partition("#")
-    head, question_mark, query = rest.partition("?")
-    if "@" in parts.netloc:
-        userinfo, host = parts.netloc.rsplit("@", 1)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return redact(url)
+    at = rest.rfind("@")
+    userinfo = rest[:at] if at >= 0 else ""
+    colon, slash = userinfo.find(":"), userinfo.find("/")
+    if at >= 0 and (slash == -1 or -1 < colon < slash):
         user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
-        head = head.replace(parts.netloc, netloc, 1)
+        rest = (f"{user}:{MASK}@" if colon >= 0 else f"{user}@") + rest[at + 1:]
+    rest, hash_sign, fragment = rest.partition("#")
+    head, question_mark, query = rest.partition("?")
     if query:
         query = urlencode(
             [(k, MASK if is_sensitive_name(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)],
             safe="|()._-:",
         )
-    return redact(head + question_mark + query + hash_sign + fragment)
+    return redact(scheme + sep + head + question_mark + query + hash_sign + fragment)
 
 
 class RedactingFilter(logging.Filter):

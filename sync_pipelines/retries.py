@@ -8,7 +8,9 @@ in the same run (``SYNC_STEP_RETRIES``, ``SYNC_STEP_RETRY_SECONDS``). Re-running
 cursor advances with the batch it covers, so a retry resumes where the failure stopped.
 
 Permanent failures (credentials refused, a malformed answer, a missing table, a bug) are
-not retried: they fail the step at once with their own clear message. The instance's run
+not retried: they fail the step at once with their own clear message. Configuration errors
+(a malformed URL or number, credentials, database or SSL refused) also tag the run so the
+run-retry policy does not launch it again: the alert goes out at once. The instance's run
 retries (``dagster.yaml``: two, ``retry_on_asset_or_op_failure: true``) then re-launch a
 failed run from its failed steps, at once (Dagster has no delay between run retries): that
 re-runs the step retries above, so an outage of up to about three times their span is
@@ -26,7 +28,11 @@ from dagster import OpExecutionContext, RetryRequested
 
 from sync_pipelines import settings
 from sync_pipelines.http_client import VendorAuthError, VendorHTTPError
+from sync_pipelines.settings import ConfigurationError
 from sync_pipelines.warehouse import WarehouseUnavailableError
+
+# Dagster's run tag that keeps the run-retry policy from re-running a run failed by a step.
+NO_RUN_RETRY_TAGS = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 STEP_RETRY_MAX_SECONDS = 900.0
 # A vendor answer that may succeed later: timeouts, rate limits, server errors.
@@ -43,6 +49,14 @@ def is_transient(exc: BaseException) -> bool:
         # status None: the vendor could not be reached at all (refused, reset, timed out)
         return exc.status is None or exc.status in TRANSIENT_HTTP_STATUSES
     return False
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """A setting that is wrong as written (bad URL or number, credentials or database refused):
+    no retry of the step or of the run can help, so the run fails (and alerts) at once."""
+    if isinstance(exc, (ConfigurationError, VendorAuthError)):
+        return True
+    return isinstance(exc, WarehouseUnavailableError) and not exc.transient
 
 
 def step_retry_wait(retry_number: int, hint: float | None = None) -> float:
@@ -62,6 +76,9 @@ def retry_transient_failures(context: OpExecutionContext) -> Iterator[None]:
     except RetryRequested:
         raise
     except Exception as exc:
+        if is_configuration_error(exc):
+            context.instance.add_run_tags(context.run_id, NO_RUN_RETRY_TAGS)
+            raise
         if not is_transient(exc):
             raise
         attempt, retries = context.retry_number, settings.step_retries()

@@ -27,7 +27,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
 from dagster._core.events import JobFailureData, RunFailureReason
 
 log = logging.getLogger("sync_pipelines.run_health")
@@ -257,3 +265,17 @@ def heal_command(*, dry_run: bool, run_ids: list[str]) -> int:
         if unknown and not dry_run:
             print("runs left alone are alive or undecidable; `--run RUN_ID` fails an undecidable one")
     return 0
+
+
+@sensor(
+    name="run_health_sensor",
+    description="Fails runs whose worker died (no process, no heartbeat) and frees the pool slots they hold.",
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def run_health_sensor(context: SensorEvaluationContext) -> SkipReason:
+    report = heal_dead_runs(context.instance, healer="daemon's run_health_sensor")
+    done = [line for line in report.lines() if not line.startswith(("left", "held"))]
+    for line in done:
+        context.log.warning(line)
+    return SkipReason("; ".join(done) if done else "no run with a dead worker, no slot to free")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,3 +51,30 @@ def operator_instance() -> Iterator[Any]:
         ref = InstanceRef.from_dir(scratch, config_dir=str(PROJECT_DAGSTER_YAML.parent))
         with DagsterInstance.from_ref(ref) as instance:
             yield instance
+
+
+# Dagster CLI commands that run jobs on the instance they were started with.
+_RUNNING_COMMANDS = {"execute", "materialize", "dev", "launch", "backfill"}
+
+
+def refuse_throwaway_instance() -> None:
+    """Stop a Dagster CLI run that would record into a throwaway instance.
+
+    Without ``DAGSTER_HOME`` the Dagster CLI reads ``dagster.yaml`` from the working directory;
+    outside the repository there is none, so runs went to a temporary SQLite home (history
+    deleted on exit) without this project's pool and run limits. Called when the definitions load.
+    """
+    if os.environ.get("DAGSTER_HOME") or (Path.cwd() / "dagster.yaml").is_file():
+        return
+    program = Path(sys.argv[0]).name if sys.argv else ""
+    if not (program.startswith("dagster") or sys.argv[0].endswith("dagster/__main__.py")):
+        return
+    if not _RUNNING_COMMANDS & set(sys.argv[1:3]):
+        return
+    from sync_pipelines import settings
+
+    raise settings.ConfigurationError(
+        f"DAGSTER_HOME is unset and {Path.cwd()} has no dagster.yaml, so this run's history would be "
+        f"thrown away and the pool limits ignored: run from the repository ({PROJECT_DAGSTER_YAML.parent}) "
+        "or set DAGSTER_HOME (a folder holding a copy of its dagster.yaml)"
+    )

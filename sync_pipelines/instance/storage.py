@@ -20,22 +20,28 @@ from dagster import Field, StringSource
 from dagster._core.storage.base_storage import DagsterStorage
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
+from sync_pipelines.redaction import register_secret
+from sync_pipelines.settings import ConfigurationError
+
 log = logging.getLogger("sync_pipelines.instance")
 
 
 def postgres_url_from_env() -> str | None:
     """The Dagster storage URL from the environment, pinned to psycopg2; None when unset."""
-    from sync_pipelines.warehouse.engine import normalize_url
+    from sync_pipelines.warehouse.engine import check_database_url
 
     url = os.environ.get("DAGSTER_PG_URL")
     if url:
-        return normalize_url(url)
+        if not url.lower().startswith(("postgres://", "postgresql://", "postgresql+psycopg2://")):
+            raise ConfigurationError("DAGSTER_PG_URL must be a postgresql://user:password@host:5432/database URL")
+        return check_database_url(url, "DAGSTER_PG_URL")
     host = os.environ.get("DAGSTER_PG_HOST")
     if not host:
         return None
     user = quote(os.environ.get("DAGSTER_PG_USER", "postgres"))
     password = os.environ.get("DAGSTER_PG_PASSWORD", "")
-    userinfo = f"{user}:{quote(password)}" if password else user
+    register_secret(password)
+    userinfo = f"{user}:{quote(password, safe='')}" if password else user
     port = os.environ.get("DAGSTER_PG_PORT", "5432")
     db = quote(os.environ.get("DAGSTER_PG_DB", "dagster"))
     return f"postgresql+psycopg2://{userinfo}@{host}:{port}/{db}"

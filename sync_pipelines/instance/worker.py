@@ -15,13 +15,16 @@ It is Dagster's own instance plus what a run worker does for run health
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from dagster import DagsterInstance
@@ -56,6 +59,10 @@ class SyncInstance(DagsterInstance):
         super().__init__(*args, **kwargs)
         self._heartbeats: dict[str, threading.Event] = {}
         die_with_parent()
+        try:
+            claim_temporary_home(Path(self.root_directory))
+        except OSError as exc:  # tidying must never stop a command
+            log.warning("temporary Dagster homes not tidied: %s", exc)
 
     def handle_new_event(self, event, *, batch_metadata=None) -> None:
         super().handle_new_event(event, batch_metadata=batch_metadata)
@@ -88,6 +95,28 @@ class SyncInstance(DagsterInstance):
                 run_health.beat(self, run_id)
             except Exception as exc:  # storage restarting: the next beat tries again
                 log.warning("heartbeat of run %s not written: %s", run_id, exc)
+
+
+# The Dagster CLI without DAGSTER_HOME (`dagster job execute`, `dagster dev`) makes a
+# temporary home in the working directory and deletes it on exit, which a SIGKILL skips.
+TEMPORARY_HOME_PREFIX = ".tmp_dagster_home_"
+OWNER_FILE = "sync_pipelines_owner.json"
+
+
+def claim_temporary_home(root: Path) -> None:
+    """On a CLI's temporary home: record its owner (this process), and delete the temporary
+    homes next to it whose recorded owner is provably dead (``run_health.judge_worker``)."""
+    if not root.name.startswith(TEMPORARY_HOME_PREFIX) or (root / OWNER_FILE).exists():
+        return
+    (root / OWNER_FILE).write_text(json.dumps(run_health.worker_tags()))
+    for other in root.parent.glob(TEMPORARY_HOME_PREFIX + "*"):
+        try:
+            owner = json.loads((other / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # no owner recorded: not ours to judge
+        if other != root and run_health.judge_worker(owner, None).state == "dead":
+            shutil.rmtree(other, ignore_errors=True)
+            log.info("deleted %s, the temporary Dagster home of a killed command", other)
 
 
 def die_with_parent() -> None:

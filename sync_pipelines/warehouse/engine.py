@@ -6,13 +6,18 @@ import datetime as dt
 import decimal
 import json
 import math
+import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from sync_pipelines.redaction import register_secret
+from sync_pipelines.settings import ConfigurationError
 
 
 def json_default(value: Any) -> Any:
@@ -64,6 +69,91 @@ def dumps(value: Any) -> str:
     return _encode(json_safe(value)) if "\\u0000" in text else text
 
 
+DATABASE_URL_VARIABLE = "SYNC_DATABASE_URL"
+SUPPORTED_URLS = "sqlite:///path/to/file.sqlite or postgresql://user:password@host:5432/database"
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg2")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
+# A "%" that does not start a percent-encoded byte
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class DatabaseConfigurationError(ConfigurationError):
+    """A database URL refused before anything connects (its text never shown: it may hold a password)."""
+
+
+def check_database_url(url: str, variable: str = DATABASE_URL_VARIABLE) -> str:
+    """``url`` pinned to psycopg2 once it is sure to mean one database; else a clear refusal.
+
+    Refused before connecting, naming ``variable`` and never quoting the URL: an unknown
+    scheme (``mysql://``: list the supported ones), text that is no URL, and user-info with
+    an unencoded ``@ # / ?`` or a stray ``%``, which parsers split in different places (the
+    rest of a password then became a host name sent to DNS, and was printed). A usable
+    URL's password is registered for redaction, decoded and as written.
+    """
+    match = _SCHEME.match(url.strip())
+    if match is None:
+        raise DatabaseConfigurationError(f"{variable} is not a database URL; expected {SUPPORTED_URLS}")
+    scheme = match.group(1).lower()
+    if scheme == "sqlite":
+        return url
+    if scheme not in _POSTGRES_SCHEMES:
+        shown = scheme if len(scheme) <= 30 else scheme[:30] + "..."
+        raise DatabaseConfigurationError(
+            f"{variable}: unsupported database URL scheme {shown!r}; supported: sqlite:// (embedded) "
+            "and postgresql:// (also written postgres:// or postgresql+psycopg2://)"
+        )
+    rest = url.strip()[match.end():]
+    before_query = rest.split("?", 1)[0]
+    userinfo = before_query.rsplit("@", 1)[0] if "@" in before_query else ""
+    if "#" in rest or any(c in userinfo for c in "@/?") or _STRAY_PERCENT.search(userinfo):
+        raise DatabaseConfigurationError(
+            f"{variable} is malformed: its user name or password holds a character that must be "
+            "percent-encoded (@ as %40, # as %23, / as %2F, ? as %3F, % as %25, : in the user name as %3A); "
+            "encode it with: python -c \"import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=''))\" "
+            "'<password>'"
+        )
+    raw_password = userinfo.split(":", 1)[1] if ":" in userinfo else ""
+    register_secret(raw_password)
+    register_secret(unquote(raw_password))
+    normalized = normalize_url(url.strip())
+    try:
+        parsed = make_url(normalized)
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise ValueError("port out of range")
+    except Exception:
+        raise DatabaseConfigurationError(
+            f"{variable} cannot be parsed as a database URL (check host, port and database name); "
+            f"expected {SUPPORTED_URLS}"
+        ) from None
+    return normalized
+
+
+# The server said no for good: retrying the same URL cannot help (psycopg2's texts).
+_PERMANENT_DATABASE_ERRORS = (
+    ("password authentication failed", "refused the credentials"),
+    ("authentication failed", "refused the credentials"),
+    ("no password supplied", "asks for a password the URL does not give"),
+    ("role \"", "does not know the user"),
+    ("database \"", "has no such database"),
+    ("server does not support ssl", "refused SSL (sslmode asks for it)"),
+    ("ssl was required", "refused SSL (sslmode asks for it)"),
+    ("no pg_hba.conf entry", "refused this client (pg_hba.conf)"),
+    ("invalid sslmode", "was given an invalid sslmode"),
+    ("invalid connection option", "was given an invalid connection option"),
+    ("invalid dsn", "was given an invalid connection string"),
+)
+
+
+def permanent_database_error(reason: str) -> str | None:
+    """What a driver message says went wrong for good (bad credentials, no such database,
+    SSL refused), or None when waiting may help (server down, restarting, unreachable)."""
+    lowered = reason.lower()
+    for marker, meaning in _PERMANENT_DATABASE_ERRORS:
+        if marker in lowered and (marker not in ('role "', 'database "') or "does not exist" in lowered):
+            return meaning
+    return None
+
+
 def normalize_url(url: str) -> str:
     """Pin Postgres URLs to psycopg2.
 
@@ -108,7 +198,7 @@ def _enable_wal(cursor: Any, timeout_s: float = SQLITE_BUSY_TIMEOUT_S) -> None:
 
 
 def create_warehouse_engine(url: str) -> sa.Engine:
-    url = normalize_url(url)
+    url = check_database_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -15,7 +15,14 @@ from sqlalchemy.engine import make_url
 
 from sync_pipelines.redaction import redact, redact_url, redact_value
 from sync_pipelines.warehouse import migrate
-from sync_pipelines.warehouse.engine import create_warehouse_engine, dumps, normalize_url, write_engine
+from sync_pipelines.warehouse.engine import (
+    DATABASE_URL_VARIABLE,
+    create_warehouse_engine,
+    dumps,
+    normalize_url,
+    permanent_database_error,
+    write_engine,
+)
 from sync_pipelines.warehouse.upsert import UpsertCounts, upsert_rows
 
 
@@ -278,8 +285,14 @@ class Warehouse:
             # Connection refused, server gone, disk full, lock timeout: say which database
             # (without its password) and keep the driver's reason, redacted.
             reason = redact(str(exc.orig) if exc.orig else str(exc)).strip().splitlines()[0]
+            refused = permanent_database_error(reason)
+            if refused:  # a configuration error: fails at once, never retried
+                raise WarehouseUnavailableError(
+                    f"{DATABASE_URL_VARIABLE}: destination database {self.safe_url} {refused}: {reason}",
+                    transient=False,
+                ) from None
             raise WarehouseUnavailableError(
-                f"destination database {self.safe_url} unavailable while {doing}: {reason}",
+                f"destination database {self.safe_url} ({DATABASE_URL_VARIABLE}) unavailable while {doing}: {reason}",
                 transient=not _is_schema_error(reason),
             ) from None
 

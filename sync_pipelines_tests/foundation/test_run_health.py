@@ -1,0 +1,297 @@
+"""Run health (issue 16): a run whose worker is SIGKILLed is failed and its pool slots freed by
+the next run, by the daemon, or by ``python -m sync_pipelines runs heal``; a live run is never
+touched; a run waiting on a pool stops on SIGTERM; step workers die with their run worker.
+
+Real processes only: ``dagster job execute`` in its own process group, killed with SIGKILL,
+on SQLite and on Postgres (Dagster storage and destination alike).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+
+from sync_pipelines import run_health
+from sync_pipelines.odoo.settings import MODEL_SPECS
+from sync_pipelines_tests.processes import ROOT, dagster_cli, kill_when
+
+pytestmark = pytest.mark.timeout(420)
+
+ODOO_SLOW = {"ops": {"odoo_invoices": {"config": {"mode": "full", "batch_size": 2, "delay_ms": 1000}}}}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def stack(request, sandbox, tmp_path, monkeypatch):
+    """Sandbox vendors, a destination and a Dagster home on the production dagster.yaml: both
+    in SQLite files, or both in one fresh Postgres database."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    env = {**os.environ, **sandbox.env(), "DAGSTER_HOME": str(home)}
+    env.pop("DAGSTER_PG_URL", None)
+    if request.param == "postgres":
+        url = request.getfixturevalue("pg_url")
+        env["DAGSTER_PG_URL"] = url
+    else:
+        url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    env["SYNC_DATABASE_URL"] = url
+    for key in ("DAGSTER_HOME", "DAGSTER_PG_URL", "SYNC_DATABASE_URL"):
+        if key in env:
+            monkeypatch.setenv(key, env[key])
+        else:
+            monkeypatch.delenv(key, raising=False)
+    from sync_pipelines.warehouse import Warehouse
+
+    # Create Dagster's storage once: processes creating a fresh SQLite storage at the same
+    # moment can both stamp its alembic version (Dagster's race, not run health's).
+    with DagsterInstance.get():
+        pass
+    warehouse = Warehouse.for_url(url)
+    yield Stack(sandbox, warehouse, env, tmp_path)
+    warehouse.dispose()
+
+
+class Stack:
+    def __init__(self, sandbox, warehouse, env, tmp_path):
+        self.sandbox, self.warehouse, self.env, self.tmp_path = sandbox, warehouse, env, tmp_path
+
+    def job(self, name: str, config: dict | None = None) -> subprocess.Popen:
+        args = ["job", "execute", "-m", "sync_pipelines.definitions", "-j", name]
+        if config:
+            path = self.tmp_path / f"{name}.json"
+            path.write_text(json.dumps(config))
+            args += ["--config", str(path)]
+        return dagster_cli(args, self.env)
+
+    def runs(self, job_name: str):
+        with DagsterInstance.get() as instance:
+            return list(reversed(instance.get_runs(RunsFilter(job_name=job_name))))  # oldest first
+
+    def held(self) -> dict[str, list[str]]:
+        with DagsterInstance.get() as instance:
+            return run_health.held_slots(instance)
+
+    def failure_message(self, run_id: str) -> str:
+        with DagsterInstance.get() as instance:
+            [event] = [
+                e for e in instance.all_logs(run_id)
+                if e.dagster_event is not None and e.dagster_event.event_type_value == "PIPELINE_FAILURE"
+            ]
+            return event.dagster_event.message or ""
+
+
+def _slow_source(stack: Stack, source: str) -> tuple[str, dict | None, object]:
+    """A job of ``source`` that runs long enough to be killed midway, and its landing probe."""
+    if source == "cars":
+        stack.sandbox.vendors["encar"].control("set_size", {"count": 1500})
+        stack.sandbox.faults.add("slow", vendor="encar", delay=0.25, times=None, path=r"/search/")
+        return "cars_full_sync_job", None, lambda: stack.warehouse.count("cars", "source = 'encar'") >= 150
+    return "odoo_sync_job", ODOO_SLOW, lambda: stack.warehouse.count("odoo_invoices") >= 4
+
+
+def _assert_landed_exactly(stack: Stack, source: str) -> None:
+    if source == "cars":
+        encar, kb = stack.sandbox.vendors["encar"], stack.sandbox.vendors["kbchachacha"]
+        assert stack.warehouse.count("cars", "source = 'encar'") == len(encar.listed_ids()) == 1500
+        assert stack.warehouse.count("cars", "source = 'kbchachacha'") == len(kb.listed_ids())
+        return
+    vendor = stack.sandbox.vendors["odoo"]
+    for spec in MODEL_SPECS:
+        truth = {r["id"] for r in vendor._search(spec.model, list(spec.domain), {"active_test": False})}
+        assert stack.warehouse.count(spec.table) == len(truth), spec.table
+
+
+def _finish(process: subprocess.Popen, timeout: float) -> str:
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"still running after {timeout}s:\n{process.communicate()[0][-3000:]}") from None
+
+
+@pytest.mark.parametrize("source", ["cars", "odoo"])
+def test_sigkilled_run_is_failed_and_the_same_job_again_just_works(stack, source):
+    job, config, landed_enough = _slow_source(stack, source)
+    kill_when(stack.job(job, config), landed_enough)
+    [killed] = stack.runs(job)
+    assert killed.status == DagsterRunStatus.STARTED
+    assert killed.run_id in stack.held()  # the dead run holds its vendor's pool slot
+
+    stack.sandbox.faults.clear()
+    started = time.monotonic()
+    again = stack.job(job)  # the same job as it is scheduled, at full speed
+    output = _finish(again, 120)
+    assert again.returncode == 0, output[-3000:]
+    assert time.monotonic() - started < 60
+
+    killed_now, second = stack.runs(job)
+    assert killed_now.status == DagsterRunStatus.FAILURE
+    assert run_health.WORKER_DIED in stack.failure_message(killed.run_id)
+    assert "is gone" in stack.failure_message(killed.run_id)
+    assert second.status == DagsterRunStatus.SUCCESS
+    assert stack.held() == {}
+    _assert_landed_exactly(stack, source)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_live_run_is_never_healed_a_waiting_run_stops_on_sigterm_and_workers_die_with_their_parent(stack):
+    job, config, landed_enough = _slow_source(stack, "cars")
+    stack.sandbox.faults.clear()
+    stack.sandbox.faults.add("slow", vendor="encar", delay=1.0, times=None, path=r"/search/")
+    live = stack.job(job, config)
+    deadline = time.monotonic() + 90
+    while not landed_enough():
+        assert live.poll() is None and time.monotonic() < deadline, "the live run did not get going"
+        time.sleep(0.2)
+
+    waiting = stack.job(job, config)
+    deadline = time.monotonic() + 90
+    while not any(r.status == DagsterRunStatus.STARTED for r in stack.runs(job)[1:]) or len(stack.held()) < 2:
+        assert waiting.poll() is None and time.monotonic() < deadline, "the second run never waited on the pool"
+        time.sleep(0.5)
+    # the waiting run healed nothing: the live run holds its slot and runs on
+    heal = subprocess.run(
+        [sys.executable, "-m", "sync_pipelines", "runs", "heal"], cwd=ROOT, env=stack.env,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert heal.returncode == 0, heal.stderr
+    first, second = stack.runs(job)
+    assert first.status == second.status == DagsterRunStatus.STARTED
+    assert f"left run {first.run_id}" in heal.stdout and "is running" in heal.stdout
+    assert "failed run" not in heal.stdout
+
+    before = _cpu_seconds(waiting.pid)
+    time.sleep(3)
+    assert _cpu_seconds(waiting.pid) - before < 0.6  # waiting does not spin a core
+
+    asked = time.monotonic()
+    waiting.send_signal(signal.SIGTERM)
+    _finish(waiting, 10)
+    assert time.monotonic() - asked < 10
+    assert stack.runs(job)[1].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+
+    # kill only the live run's CLI parent: its step workers must not outlive it
+    workers = [pid for pid in _children(live.pid) if "multiprocessing" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert workers, "the cars run has step worker processes"
+    os.kill(live.pid, signal.SIGKILL)
+    live.wait(timeout=30)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "step workers outlived their run worker"
+    count = stack.warehouse.count("cars")
+    time.sleep(2)
+    assert stack.warehouse.count("cars") == count  # nobody writes any more
+    try:
+        os.killpg(live.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.slow
+def test_daemon_fails_a_sigkilled_run_and_its_retry_succeeds(stack):
+    """A run the daemon launched (schedule, sensor, Launchpad: `dagster job launch`) whose worker
+    is SIGKILLed: the daemon fails it and the run-retry policy re-runs it. (A run of `dagster
+    job execute` has no code location origin: Dagster retries no failure of those.)"""
+    job, config, landed_enough = _slow_source(stack, "odoo")
+    stack.env["AUTO_SYNC_ENABLED"] = "false"  # no sensor-requested run: the killed run's retry alone
+    daemon = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
+        cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    output = ""
+    try:
+        config_path = stack.tmp_path / "odoo_slow.json"
+        config_path.write_text(json.dumps(config))
+        launch = subprocess.run(
+            [sys.executable, "-m", "dagster", "job", "launch", "-w", str(ROOT / "workspace.yaml"), "-j", job,
+             "-c", str(config_path)], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120,
+        )
+        assert launch.returncode == 0, launch.stdout + launch.stderr
+        deadline = time.monotonic() + 150
+        worker = None
+        while time.monotonic() < deadline:
+            runs = stack.runs(job)
+            worker = runs[0].tags.get(run_health.PID_TAG) if runs else None
+            if worker and landed_enough():
+                break
+            assert not (runs and runs[0].is_finished), runs[0].status
+            time.sleep(0.2)
+        assert worker, "the launched run never started"
+        os.kill(int(worker), signal.SIGKILL)  # the run worker the daemon's launcher started
+        stack.sandbox.faults.clear()
+        deadline = time.monotonic() + 180
+        runs = stack.runs(job)
+        while time.monotonic() < deadline and daemon.poll() is None:
+            runs = stack.runs(job)
+            if len(runs) >= 2 and runs[-1].is_finished:
+                break
+            time.sleep(1)
+        assert daemon.poll() is None, "the daemon exited"
+        if len(runs) != 2:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            output = daemon.communicate(timeout=30)[0]
+            print(output)
+        assert len(runs) == 2, [(r.status, r.tags) for r in runs]
+        killed, retry = runs
+        assert killed.status == DagsterRunStatus.FAILURE
+        message = stack.failure_message(killed.run_id)
+        assert run_health.WORKER_DIED in message and "run_health_sensor" in message
+        assert retry.tags.get("dagster/parent_run_id") == killed.run_id
+        assert retry.status == DagsterRunStatus.SUCCESS, retry.status
+    finally:
+        if daemon.poll() is None:
+            os.killpg(daemon.pid, signal.SIGKILL)
+            daemon.communicate(timeout=30)
+    _assert_landed_exactly(stack, "odoo")
+
+
+def test_judging_a_worker():
+    here = run_health.worker_tags()
+    assert run_health.judge_worker(here, None).state == "alive"
+    gone = {**here, run_health.PID_TAG: "999999999"}
+    assert run_health.judge_worker(gone, None).state == "dead"
+    boot, rest = here[run_health.PROCESS_TAG].split("/", 1)
+    ns, ticks = rest.rsplit("/", 1)
+    reused = {**here, run_health.PROCESS_TAG: f"{boot}/{ns}/{int(ticks) - 1}"}
+    assert "another process" in run_health.judge_worker(reused, None).reason
+    elsewhere = {**here, run_health.HOST_TAG: "another-host"}
+    now = time.time()
+    assert run_health.judge_worker(elsewhere, now - 5, now).state == "alive"
+    assert run_health.judge_worker(elsewhere, now - run_health.HEARTBEAT_STALE_SECONDS - 1, now).state == "dead"
+    assert run_health.judge_worker(elsewhere, None, now).state == "unknown"
+    assert run_health.judge_worker({}, None).state == "unknown"
