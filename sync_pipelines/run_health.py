@@ -227,6 +227,7 @@ def heal_dead_runs(
     if others:
         for record in instance.get_run_records(filters=RunsFilter(run_ids=others)):
             finished[record.dagster_run.run_id] = record
+    ended_beats = _heartbeats(instance, [r for r, rec in finished.items() if rec.dagster_run.is_finished])
     now = time.time()
     for run_id, slots in held.items():
         record = finished.get(run_id)
@@ -235,8 +236,11 @@ def heal_dead_runs(
         elif record is None:
             free = run_id not in exclude  # the run was deleted: nobody will give them back
         elif record.dagster_run.is_finished and run_id not in exclude:
+            # Ended (maybe failed by Dagster's code server when its worker crashed): its slots are
+            # free once its worker is provably gone, else after the instance's grace period.
             ended = record.end_time or record.update_timestamp.timestamp()
-            free = run_id in force or now - ended >= free_finished_after
+            worker_gone = judge_worker(dict(record.dagster_run.tags), ended_beats.get(run_id)).state == "dead"
+            free = run_id in force or worker_gone or now - ended >= free_finished_after
         else:
             free = False
         if not free:

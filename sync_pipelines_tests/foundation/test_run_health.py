@@ -222,19 +222,31 @@ def test_live_run_is_never_healed_a_waiting_run_stops_on_sigterm_and_workers_die
 
 
 @pytest.mark.slow
-def test_daemon_fails_a_sigkilled_run_and_its_retry_succeeds(stack):
-    """A run the daemon launched (schedule, sensor, Launchpad: `dagster job launch`) whose worker
-    is SIGKILLed: the daemon fails it and the run-retry policy re-runs it. (A run of `dagster
-    job execute` has no code location origin: Dagster retries no failure of those.)"""
+def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succeeds(stack):
+    """The daemon alone: a SIGKILLed `dagster job execute` run is failed by run_health_sensor and
+    its slot freed; a run the daemon launched (`dagster job launch`, as schedules and sensors
+    do) whose worker is SIGKILLed is failed and re-run by the run-retry policy, and the retry
+    is not held up by the dead run's pool slot. (Dagster retries only runs it launched: a
+    `dagster job execute` run has no code location to re-run it from.)"""
     job, config, landed_enough = _slow_source(stack, "odoo")
-    stack.env["AUTO_SYNC_ENABLED"] = "false"  # no sensor-requested run: the killed run's retry alone
+    stack.env["AUTO_SYNC_ENABLED"] = "false"  # no sensor-requested runs: only the ones below
     daemon = subprocess.Popen(
         [os.path.join(os.path.dirname(sys.executable), "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")],
         cwd=ROOT, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
-    output = ""
     try:
+        kill_when(stack.job(job, config), landed_enough)
+        [cli_run] = stack.runs(job)
+        deadline = time.monotonic() + 180
+        while stack.runs(job)[0].status == DagsterRunStatus.STARTED and time.monotonic() < deadline:
+            assert daemon.poll() is None, "the daemon exited"
+            time.sleep(1)
+        assert stack.runs(job)[0].status == DagsterRunStatus.FAILURE
+        message = stack.failure_message(cli_run.run_id)
+        assert run_health.WORKER_DIED in message and "run_health_sensor" in message, message
+        assert cli_run.run_id not in stack.held()
+
         config_path = stack.tmp_path / "odoo_slow.json"
         config_path.write_text(json.dumps(config))
         launch = subprocess.run(
@@ -242,37 +254,28 @@ def test_daemon_fails_a_sigkilled_run_and_its_retry_succeeds(stack):
              "-c", str(config_path)], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120,
         )
         assert launch.returncode == 0, launch.stdout + launch.stderr
-        deadline = time.monotonic() + 150
-        worker = None
-        while time.monotonic() < deadline:
-            runs = stack.runs(job)
-            worker = runs[0].tags.get(run_health.PID_TAG) if runs else None
-            if worker and landed_enough():
-                break
-            assert not (runs and runs[0].is_finished), runs[0].status
+        deadline, worker = time.monotonic() + 150, None
+        while time.monotonic() < deadline and not worker:
+            launched = stack.runs(job)[1:]
+            worker = launched[0].tags.get(run_health.PID_TAG) if launched and landed_enough() else None
             time.sleep(0.2)
         assert worker, "the launched run never started"
-        os.kill(int(worker), signal.SIGKILL)  # the run worker the daemon's launcher started
         stack.sandbox.faults.clear()
+        os.kill(int(worker), signal.SIGKILL)
         deadline = time.monotonic() + 180
         runs = stack.runs(job)
         while time.monotonic() < deadline and daemon.poll() is None:
             runs = stack.runs(job)
-            if len(runs) >= 2 and runs[-1].is_finished:
+            if len(runs) >= 3 and runs[-1].is_finished:
                 break
             time.sleep(1)
         assert daemon.poll() is None, "the daemon exited"
-        if len(runs) != 2:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            output = daemon.communicate(timeout=30)[0]
-            print(output)
-        assert len(runs) == 2, [(r.status, r.tags) for r in runs]
-        killed, retry = runs
+        assert len(runs) == 3, [(r.status, r.tags) for r in runs]
+        _, killed, retry = runs
         assert killed.status == DagsterRunStatus.FAILURE
-        message = stack.failure_message(killed.run_id)
-        assert run_health.WORKER_DIED in message and "run_health_sensor" in message
         assert retry.tags.get("dagster/parent_run_id") == killed.run_id
         assert retry.status == DagsterRunStatus.SUCCESS, retry.status
+        assert stack.held() == {}
     finally:
         if daemon.poll() is None:
             os.killpg(daemon.pid, signal.SIGKILL)
@@ -295,3 +298,22 @@ def test_judging_a_worker():
     assert run_health.judge_worker(elsewhere, now - run_health.HEARTBEAT_STALE_SECONDS - 1, now).state == "dead"
     assert run_health.judge_worker(elsewhere, None, now).state == "unknown"
     assert run_health.judge_worker({}, None).state == "unknown"
+
+
+def test_a_killed_command_s_temporary_dagster_home_is_deleted_by_the_next_one(tmp_path):
+    from sync_pipelines.instance.worker import OWNER_FILE, claim_temporary_home
+
+    def home(name: str, owner: dict | None) -> Path:
+        folder = tmp_path / f".tmp_dagster_home_{name}"
+        folder.mkdir()
+        if owner is not None:
+            (folder / OWNER_FILE).write_text(json.dumps(owner))
+        return folder
+
+    dead = home("dead", {**run_health.worker_tags(), run_health.PID_TAG: "999999999"})
+    alive = home("alive", run_health.worker_tags())
+    unknown = home("unknown", None)
+    mine = home("mine", None)
+    claim_temporary_home(mine)
+    assert not dead.exists()
+    assert alive.exists() and unknown.exists() and (mine / OWNER_FILE).exists()
