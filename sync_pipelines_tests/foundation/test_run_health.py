@@ -93,15 +93,15 @@ def _slow_source(stack: Stack, source: str) -> tuple[str, dict | None, object]:
     if source == "cars":
         stack.sandbox.vendors["encar"].control("set_size", {"count": 1500})
         stack.sandbox.faults.add("slow", vendor="encar", delay=0.25, times=None, path=r"/search/")
-        return "cars_full_sync_job", None, lambda: stack.warehouse.count("cars", "source = 'encar'") >= 150
+        return "cars_full_sync_job", None, lambda: stack.warehouse.count("cars", source="encar") >= 150
     return "odoo_sync_job", ODOO_SLOW, lambda: stack.warehouse.count("odoo_invoices") >= 4
 
 
 def _assert_landed_exactly(stack: Stack, source: str) -> None:
     if source == "cars":
         encar, kb = stack.sandbox.vendors["encar"], stack.sandbox.vendors["kbchachacha"]
-        assert stack.warehouse.count("cars", "source = 'encar'") == len(encar.listed_ids()) == 1500
-        assert stack.warehouse.count("cars", "source = 'kbchachacha'") == len(kb.listed_ids())
+        assert stack.warehouse.count("cars", source="encar") == len(encar.listed_ids()) == 1500
+        assert stack.warehouse.count("cars", source="kbchachacha") == len(kb.listed_ids())
         return
     vendor = stack.sandbox.vendors["odoo"]
     for spec in MODEL_SPECS:
