@@ -192,3 +192,34 @@ def test_the_data_folder_is_the_repository_s_whatever_the_working_directory(tmp_
     assert run.returncode != 0
     assert "DAGSTER_HOME is unset" in run.stdout + run.stderr and "run from the repository" in run.stdout + run.stderr
     assert not (tmp_path / ".sync_data").exists()
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-2"])
+def test_a_run_with_a_bad_number_fails_at_once_naming_the_variable(sandbox, sqlite_url, monkeypatch, raw):
+    from sync_pipelines.cars.assets import run_config_for
+    from sync_pipelines.definitions import defs
+
+    monkeypatch.setenv("SYNC_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("ENCAR_REQUESTS_PER_SECOND", raw)
+    started = time.monotonic()
+    result = defs.resolve_job_def("cars_sync_job").execute_in_process(
+        run_config=run_config_for("incremental"), instance=DagsterInstance.ephemeral(), raise_on_error=False,
+    )
+    assert not result.success and time.monotonic() - started < 10
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["encar_listings"]
+    assert "ENCAR_REQUESTS_PER_SECOND must be" in failures[0].step_failure_data.error.to_string()
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_an_unreachable_vendor_error_names_host_port_variable_and_cause(monkeypatch):
+    from sync_pipelines.http_client import RetryPolicy, VendorHTTPClient, VendorHTTPError
+    from sync_pipelines_tests.pg_cluster import _free_port
+
+    port = _free_port()  # nothing listens there
+    monkeypatch.setenv("ODOO_URL", f"http://127.0.0.1:{port}")
+    client = VendorHTTPClient(vendor="odoo", base_url=f"http://127.0.0.1:{port}", retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(VendorHTTPError) as failed:
+        client.post("/jsonrpc")
+    assert f"connection failed to 127.0.0.1:{port} (ODOO_URL): Connection refused" in str(failed.value)
+    assert is_transient(failed.value) and not is_configuration_error(failed.value)
