@@ -1,7 +1,9 @@
 """``python -m sync_pipelines <command>``: the project's operator commands.
 
 Built in: ``runs heal [--dry-run] [--run RUN_ID ...]`` (fail the runs whose worker died and
-free the pool slots they hold; see ``sync_pipelines/run_health.py``). Each source adds its
+free the pool slots they hold; see ``sync_pipelines/run_health.py``) and ``status [--json]
+[--source NAME]`` (per source: last run, success rates, rows changed, lag, rejects; see
+``sync_pipelines/status.py``). Each source adds its
 own commands by shipping ``sync_pipelines/<source>/cli.py`` with ``register(subparsers)``:
 it calls ``subparsers.add_parser("<source>", ...)`` and sets ``func`` (``args -> int``)
 with ``set_defaults``. A source's module is imported only when its command is asked for,
@@ -73,10 +75,32 @@ def _runs_heal(args: argparse.Namespace) -> int:
     return run_health.heal_command(dry_run=args.dry_run, run_ids=args.run_ids)
 
 
+def _register_status(subparsers: argparse._SubParsersAction) -> None:
+    status = subparsers.add_parser(
+        "status",
+        help="per source: last run, success rate, rows changed, vendor lag, rejects, reauth, skips",
+        description=(
+            "Per source: the last run and its result, the success rate over 24 h and 7 days, rows "
+            "changed, lag behind the vendor, open rejects, Procore connections needing reauth and "
+            "Golioth integrations skipped. Read from the Dagster instance and the destination."
+        ),
+    )
+    status.add_argument("--json", action="store_true", help="print the report as JSON, for scripts")
+    status.add_argument("--source", metavar="NAME", help="only this source")
+    status.set_defaults(func=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sync_pipelines import status
+
+    return status.status_command(as_json=args.json, source=args.source)
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sync_pipelines", description=__doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _register_runs(subparsers)
+    _register_status(subparsers)
     wanted = argv[0] if argv else None
     for name in source_commands():
         if name == wanted:

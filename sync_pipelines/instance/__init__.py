@@ -34,15 +34,25 @@ PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 def operator_instance() -> Iterator[Any]:
     """The Dagster instance the Dagster CLI would use here, for ``python -m sync_pipelines``.
 
-    ``DAGSTER_HOME`` set: that instance. Unset: the repository's ``dagster.yaml`` (storage
-    chosen from the environment, SQLite in the embedded default's home), as ``dagster job
-    execute`` from the repository uses it, but with its scratch folder outside the repository.
+    ``DAGSTER_HOME`` set: that instance. Unset, with no ``DAGSTER_PG_*`` and a home made by
+    ``make demo`` (``$SYNC_DATA_DIR/dagster_home/dagster.yaml``): that home, where the demo and
+    ``make ui`` keep their runs. Otherwise the repository's ``dagster.yaml`` (storage chosen
+    from the environment, SQLite in the embedded default's home), as ``dagster job execute``
+    from the repository uses it, but with its scratch folder outside the repository.
     """
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
+    from sync_pipelines import settings
+    from sync_pipelines.instance.storage import postgres_url_from_env
+
     if os.environ.get("DAGSTER_HOME"):
         with DagsterInstance.get() as instance:
+            yield instance
+        return
+    embedded_home = settings.data_dir() / "dagster_home"
+    if postgres_url_from_env() is None and (embedded_home / "dagster.yaml").is_file():
+        with DagsterInstance.from_config(str(embedded_home)) as instance:
             yield instance
         return
     if not PROJECT_DAGSTER_YAML.is_file():
