@@ -197,9 +197,9 @@ def newest_vendor_timestamp(warehouse: Warehouse, source: str, tables: set[str])
     return newest
 
 
-def open_rejects(warehouse: Warehouse, source: str) -> int:
+def open_rejects(warehouse: Warehouse, source: str, tables: set[str]) -> int:
     """Rows of ``sync_rejects``: a reject is deleted when its record lands cleanly, so all are open."""
-    return warehouse.count("sync_rejects", source=source)
+    return warehouse.count("sync_rejects", source=source) if "sync_rejects" in tables else 0
 
 
 def procore_needs_reauth(warehouse: Warehouse) -> list[str]:
@@ -228,9 +228,9 @@ def golioth_skipped(warehouse: Warehouse, now: dt.datetime) -> list[dict[str, st
 
 
 def source_status(
-    instance: DagsterInstance, warehouse: Warehouse, source: str, records: list[Any], now: dt.datetime
+    instance: DagsterInstance, warehouse: Warehouse, source: str, records: list[Any], now: dt.datetime,
+    tables: set[str],
 ) -> SourceStatus:
-    tables = _tables(warehouse)
     day_ago = now - dt.timedelta(days=1)
     last = _last_run_record(instance, source, records)
     newest = newest_vendor_timestamp(warehouse, source, tables)
@@ -246,7 +246,7 @@ def source_status(
         newest_vendor_timestamp=newest,
         lag_seconds=round((now - newest).total_seconds(), 1) if newest is not None else None,
         lag_column=LAG_LABELS.get(source) or ", ".join(f"{t}.{c}" for t, c in VENDOR_TIMESTAMPS.get(source, ())),
-        open_rejects=open_rejects(warehouse, source),
+        open_rejects=open_rejects(warehouse, source, tables),
         needs_reauth=procore_needs_reauth(warehouse) if "procore_connections" in tables and source == "procore" else None,
         integrations_skipped=golioth_skipped(warehouse, now) if "golioth_integrations" in tables and source == "golioth" else None,
     )
@@ -258,7 +258,8 @@ def build_report(
     now = now or utcnow()
     grouped = runs_by_source(instance, sources, now)
     report = StatusReport(generated_at=now, destination=warehouse.location)
-    report.sources = [source_status(instance, warehouse, s, grouped[s], now) for s in sources]
+    tables = _tables(warehouse)
+    report.sources = [source_status(instance, warehouse, s, grouped[s], now, tables) for s in sources]
     return report
 
 
@@ -336,7 +337,8 @@ def status_command(*, as_json: bool, source: str | None) -> int:
     sources = source_names()
     if source is not None and source not in sources:
         raise SystemExit(f"unknown source {source!r}; one of {', '.join(sources)}")
-    warehouse = Warehouse.for_url(settings.database_url())
+    # A report only reads: it never migrates the destination (missing tables read as empty).
+    warehouse = Warehouse.for_url(settings.database_url(), migrate_schema=False)
     with operator_instance() as instance:
         report = build_report(instance, warehouse, [source] if source else sources)
     print(render_json(report) if as_json else render_text(report), end="" if not as_json else "\n")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from dagster import DagsterInstance
 
@@ -138,3 +139,21 @@ def test_status_after_the_demo_reads_the_embedded_default(tmp_path):
         assert by_source[name]["rows_changed_24h"]["inserted"] > 0
         assert by_source[name]["lag_seconds"] is not None
     assert by_source["procore"]["needs_reauth"] == [] and by_source["golioth"]["integrations_skipped"] == []
+
+
+def test_status_of_a_fresh_clone_reads_nothing_and_writes_nothing(sqlite_url):
+    from sync_pipelines.warehouse import Warehouse
+
+    warehouse = Warehouse.for_url(sqlite_url, migrate_schema=False)
+    try:
+        with DagsterInstance.ephemeral() as instance:
+            report = status.build_report(instance, warehouse, SOURCES)
+        assert [s.last_run for s in report.sources] == [None] * 4
+        assert {(s.open_rejects, s.lag_seconds, s.needs_reauth, s.integrations_skipped) for s in report.sources} == {
+            (0, None, None, None)
+        }
+        assert "last run          never" in status.render_text(report)
+        assert json.loads(status.render_json(report))["sources"][0]["success_24h"]["rate"] is None
+        assert sa.inspect(warehouse.engine).get_table_names() == []  # no migration from a report
+    finally:
+        warehouse.dispose()
