@@ -5,10 +5,10 @@ from sync_pipelines.warehouse.store import (
     Warehouse,
     WarehouseTransaction,
     WarehouseUnavailableError,
-    as_utc,
     chunked,
     utcnow,
 )
+from sync_pipelines.warehouse.types import as_utc
 from sync_pipelines.warehouse.upsert import UpsertCounts
 
 __all__ = [

@@ -42,14 +42,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def as_utc(value: Any) -> Any:
-    """An aware UTC datetime; a naive one (as SQLite gives timestamps back) is read as UTC.
-    Anything that is not a datetime is returned as it is."""
-    if not isinstance(value, dt.datetime):
-        return value
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
-
-
 # sync_rejects.record_key is varchar(512) (Postgres refuses more): a longer key is stored as
 # a prefix plus a digest of the whole, stable per record, so rejects stay idempotent.
 REJECT_KEY_MAX = 512

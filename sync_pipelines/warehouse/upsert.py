@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.warehouse.engine import dumps
+from sync_pipelines.warehouse.types import as_utc
 
 _stage_ids = itertools.count(1)
 
@@ -57,10 +58,6 @@ class UpsertCounts:
         return {f"{p}inserted": self.inserted, f"{p}updated": self.updated, f"{p}unchanged": self.unchanged}
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc) if value.tzinfo else value
-
-
 def prepare_rows(
     table: sa.Table,
     rows: Iterable[Mapping[str, Any]],
@@ -81,7 +78,7 @@ def prepare_rows(
                 seen.add(name)
                 columns.append(name)
             if isinstance(value, dt.datetime):
-                record[name] = _utc(value)
+                record[name] = as_utc(value)
         missing = [k for k in key if record.get(k) is None]
         if missing:
             raise ValueError(f"upsert into {table.name}: key column(s) {missing} missing or null")
