@@ -1,15 +1,8 @@
 """Secrets at rest (OAuth tokens in tables): Fernet encryption with rotatable keys.
 
-``SYNC_SECRET_KEY`` holds one or more Fernet keys, comma-separated, newest first: the first
-encrypts, every one decrypts (``cryptography``'s ``MultiFernet``), so a new key can be put in
-front while rows written under the old one still read; :meth:`SecretBox.rotate` re-encrypts
-a value under the newest key, after which the old key can be dropped.
-
-Without the variable, the embedded default (SQLite destination) creates a local key file
-under ``SYNC_DATA_DIR`` on first use and says where. With a Postgres destination and no key
-nothing is encrypted at all: :func:`secret_box_for` refuses, saying what to set.
-
-``python -m sync_pipelines.secret_box generate`` prints a new key.
+``SYNC_SECRET_KEY``: keys comma-separated, newest first (the first encrypts, all decrypt);
+:func:`secret_box_for` refuses a Postgres destination without it. Rotation and the embedded
+key file: ``sync_pipelines/procore/README.md``. ``python -m sync_pipelines.secret_box generate``.
 """
 
 from __future__ import annotations

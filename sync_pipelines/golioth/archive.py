@@ -1,9 +1,7 @@
 """``golioth_archive_job``: telemetry older than the retention moves to ``device_telemetry_history_archive``.
 
-Retention is ``GOLIOTH_TELEMETRY_RETENTION_DAYS`` (90) unless the run config says
-``retention_days``; points with ``ts`` before ``as_of - retention`` move with
-:func:`sync_pipelines.archive.archive_rows`: bounded batches (5,000) inside ONE transaction
-per run, so a crash moves nothing and a re-run moves only what is left (idempotent).
+Bounded batches in ONE transaction per run (:func:`sync_pipelines.archive.archive_rows`), so a
+re-run moves only what is left; retention rules in the README's "Retention".
 """
 
 import datetime as dt

@@ -1,15 +1,8 @@
 """Golioth assets (group ``golioth``, pool ``golioth``) and ``golioth_sync_job``.
 
-* ``golioth_devices`` + ``golioth_telemetry_live`` (one step, ``golioth_sync_job``): per
-  integration, the device list (status, firmware, online from ``lastReport``, ``last_seen``),
-  then the stream from the integration's cursor minus a 10-minute overlap to now; the
-  cursor moves only after the points are committed.
-* ``golioth_telemetry``: the same points by day (daily partitions, ``BackfillPolicy.single_run``),
-  so any range is backfilled in one run from the UI or ``dagster asset materialize
-  --partition-range``. A backfill never reads or moves the live cursor, and shares the
-  ``golioth`` pool and the process' ``golioth`` rate limiter with the live pull.
-
-With no integration (a fresh install, the demo) both do nothing and succeed.
+``golioth_devices`` + ``golioth_telemetry_live`` (one step: the live pull; the cursor moves
+only after its points commit) and ``golioth_telemetry`` (daily backfills that never touch the
+live cursor). With no integration both succeed doing nothing. Story: README "How a run works".
 """
 
 import datetime as dt

@@ -1,10 +1,7 @@
 """``golioth`` CLI group: manage integrations and start the webhook receiver.
 
-``python -m sync_pipelines.golioth integrations add --project P --api-key-env VAR ...``,
-``integrations list|enable|disable|remove``, ``receiver [--host --port --embedded --with CMD]``.
-The top-level CLI (``python -m sync_pipelines golioth ...``) finds :func:`register`; every
-command is ``args.func(args) -> exit code``. Bad values are refused with a clear
-message and change nothing; the destination is ``SYNC_DATABASE_URL`` (embedded SQLite if unset).
+The top-level CLI finds :func:`register`; every command is ``args.func(args) -> exit code``,
+and a bad value is refused with one message, changing nothing. Usage: README "Integrations".
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Golioth REST v1 client on the shared HTTP layer: devices and LightDB Stream, key in ``x-api-key``.
 
-One client per integration (a project and the variable holding its key). Every client of
-the process shares the ``golioth`` rate limiter, so a backfill and the live pulls wait on
-the same budget. A refused key (403) is a :class:`GoliothKeyRefusedError` naming the
-variable and the project, never the key.
+One client per integration; all share the process' ``golioth`` rate limiter. A refused key
+(403) is a :class:`GoliothKeyRefusedError` naming the variable and project, never the key.
 """
 
 from __future__ import annotations

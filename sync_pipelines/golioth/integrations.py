@@ -1,10 +1,8 @@
 """``golioth_integrations``: one row per Golioth project synced, validated before it is written.
 
-A row names the environment variable that holds the project's API key (``api_key_env``),
-never the key. The scheduling rules live here too (:func:`evaluate`): an integration runs
-when it is enabled, active, inside its time window (``HH:MM`` local to its time zone; a
-window may cross midnight) and due by its frequency; :func:`claim_slot` records the slot in
-the same row, atomically, so one slot gets one run whoever asks.
+A row names the variable holding the API key, never the key. The scheduling rule
+(:func:`evaluate`) and the atomic slot claim (:func:`claim_slot`) live here; see the README's
+"Scheduling".
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Golioth records as rows: devices, and telemetry points identified the same whatever the route.
 
-A point is (device, time, path). The time is normalised to UTC truncated to milliseconds
-(:data:`~sync_pipelines.golioth.settings.TS_PRECISION_US`): the stream answers
-``2026-12-01T10:00:00.123456+00:00``, a webhook's ``Ce-Time`` may say
-``2026-12-01T10:00:00.123456789Z``; both are 10:00:00.123 UTC. The path is the first segment
-of the LightDB Stream path: a message posted to ``/.s/env`` with ``{"temp": 21}`` is stored
-as path ``env``, payload ``{"temp": 21}``, which is how the stream shows it
-(``{"time", "deviceId", "env": {"temp": 21}}``); deeper paths nest under it, and a message
-posted to the root gives one point per top-level key, like the stream.
+A point is (device, ts, path): ``ts`` in UTC truncated to milliseconds
+(:data:`~sync_pipelines.golioth.settings.TS_PRECISION_US`), ``path`` the first segment of the
+stream path. Examples: README "One row per point".
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """The Golioth webhook receiver: a small Starlette app that appends each delivery to the inbox.
 
-``POST /golioth/webhook`` with the Pipelines webhook's raw JSON body and CloudEvents headers
-(``Ce-Source`` device, ``Ce-Subject`` project, ``Ce-Type`` ``io.golioth.data.v1/.s/{path}``,
-``Ce-Time``, ``Ce-Id``). Rules, in order: ``Authorization: Bearer $GOLIOTH_WEBHOOK_TOKEN``
-compared in constant time (401 otherwise), a body over ``GOLIOTH_WEBHOOK_MAX_BYTES`` (413),
-a body that is not JSON or missing CloudEvents headers (400), a project no integration
-syncs (400); then the event is committed to ``golioth_webhook_inbox`` and only then
-answered 202. When the inbox cannot be written the answer is 503 (Golioth sends again),
-never 2xx. ``GET /golioth/health`` answers 200 without auth. The receiver refuses to start
-without a token.
+An event is answered 202 only once committed to ``golioth_webhook_inbox`` (503 when it cannot
+be, never 2xx); auth, size and header rules, in order, are in the README's "Push". The
+receiver refuses to start without ``GOLIOTH_WEBHOOK_TOKEN``.
 """
 
 from __future__ import annotations

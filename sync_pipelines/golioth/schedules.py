@@ -1,15 +1,8 @@
 """``golioth_sync_schedule`` and ``golioth_due_integrations_sensor``: each integration on its own schedule.
 
-How the two split the work: the schedule is the clock (``*/5 * * * *`` UTC, the old
-pg_cron's cadence): each tick evaluates every integration at the tick's time and requests
-one ``golioth_sync_job`` run per integration that is enabled, active, inside its window and
-due by its frequency. The sensor (every 30 s) only starts integrations that have no slot
-yet (just added, re-enabled or edited: ``next_run_at`` is empty), so a new integration
-syncs within a minute instead of at the next tick. Both claim the slot in
-``golioth_integrations`` (``last_run_at``/``next_run_at``, one atomic UPDATE) before
-requesting, and the run key is ``golioth:<integration>:<slot start>``: one run per due
-slot whoever asks first, and a re-evaluated tick requests nothing twice. Each skipped
-integration is logged with its reason in the tick's log.
+The schedule is the clock (``*/5``), the sensor starts integrations without a slot yet; both
+claim the slot before requesting, with run key ``golioth:<integration>:<slot start>``, so one
+due slot gets one run. How they split the work: README "Scheduling".
 """
 
 import datetime as dt

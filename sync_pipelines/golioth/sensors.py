@@ -1,10 +1,8 @@
 """``golioth_webhook_sensor``: drain the webhook inbox into ``device_telemetry_history``.
 
-Every 15 s it moves inbox events into telemetry in arrival order (``received_via`` ``push``),
-batch by batch, each batch and the removal of its events in one transaction
-(:func:`sync_pipelines.golioth.sync.drain_inbox`): a point already stored (redelivered, or
-pulled first) is a duplicate and changes nothing. Each drain that moved something is
-recorded as a materialization of ``golioth_telemetry_live`` with its counts.
+Each batch and the removal of its events commit together
+(:func:`sync_pipelines.golioth.sync.drain_inbox`); a drain that moved something is recorded as
+a materialization of ``golioth_telemetry_live``. See the README's "Push".
 """
 
 from dagster import (

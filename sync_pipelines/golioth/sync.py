@@ -1,9 +1,7 @@
 """Golioth sync logic, free of Dagster: devices, telemetry pulls and the webhook inbox drain.
 
-Every route lands points through :func:`store_points`: ``INSERT .. ON CONFLICT DO NOTHING``
-on (``device_id``, ``ts``, ``path``), so a point already stored (pushed, redelivered,
-pulled again by an overlap or a backfill) is counted as a duplicate and left as it was:
-the first route stays in ``received_via`` and a re-run writes no tuple.
+Every route lands points through :func:`store_points` (insert-if-new on device, ts, path):
+a point already stored is a duplicate, left as it was, so re-runs write nothing.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Paging through a vendor's pages, with a guard against a vendor serving one page again.
 
-A vendor that ignores the page parameter would otherwise be read until ``max_pages``
-(500 list pages of the same cars): a page with the same keys as the one before it stops
-the run with :class:`RepeatedPageError`, or ends paging where the vendor is known to
-serve its last page again past the end (:meth:`PageRepeatGuard.repeats`).
+A page with the same keys as the one before stops the run (:class:`RepeatedPageError`), or
+ends paging where the vendor is known to repeat its last page (:meth:`PageRepeatGuard.repeats`).
 """
 
 from __future__ import annotations

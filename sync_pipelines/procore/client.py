@@ -1,16 +1,8 @@
 """Procore clients on the shared :class:`VendorHTTPClient`: OAuth (login host) and REST v1.0.
 
-* :class:`ProcoreOAuth`: authorize URL, code exchange, refresh (never retried after an
-  ambiguous failure: refresh tokens are single-use), revoke. ``invalid_grant`` is
-  :class:`InvalidGrantError`.
-* :class:`ProcoreClient`: one user's REST calls. ``Procore-Company-Id`` on every call but
-  companies and me; ``page``/``per_page`` paging by ``Total``/``Link`` (a page repeating the
-  previous one is an error, not an endless loop); a 401 gets one refresh and one retry;
-  ``X-Rate-Limit-*`` kept in a :class:`RateBudget` that waits out a short window and raises
-  :class:`RateBudgetSpent` before a call a long one could not serve.
-
-Errors name the endpoint, the status and the user (the vendor name is ``procore (user N)``),
-never a token: every token is registered for redaction the moment it is read.
+:class:`ProcoreOAuth` never retries a refresh after an ambiguous failure (refresh tokens are
+single-use); :class:`ProcoreClient` pages, refreshes once on a 401 and keeps the rate budget
+(:class:`RateBudget`). Errors name endpoint, status and user, never a token. Story: README.
 """
 
 from __future__ import annotations

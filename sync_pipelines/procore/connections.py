@@ -1,14 +1,8 @@
 """``procore_connections``: one row per user, tokens encrypted at rest, refreshed under a row lock.
 
-Refresh tokens are single-use, so a refresh is the one write that must never be lost or
-doubled. :meth:`ConnectionStore.refresh` runs in one transaction holding the connection's
-row (``SELECT ... FOR UPDATE`` on Postgres; on SQLite the transaction's write lock, taken
-at BEGIN IMMEDIATE): it re-reads the row, and if another process refreshed meanwhile
-(``token_version`` moved) it returns that token without calling Procore; otherwise it makes
-the one token call and commits the new pair before anyone uses the new access token.
-``invalid_grant`` commits ``needs_reauth`` (the schedule stops asking for it) and raises
-:class:`ReauthRequiredError`; a lost answer commits a note and raises
-:class:`RefreshOutcomeUnknownError`, and nothing retries that call blindly.
+:meth:`ConnectionStore.refresh` is the one write that must never be lost or doubled; how it
+holds the row, skips a refresh done meanwhile and settles ``invalid_grant`` or a lost answer
+is in the README ("Refresh that cannot lose a connection").
 """
 
 from __future__ import annotations

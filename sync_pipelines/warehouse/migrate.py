@@ -27,9 +27,8 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return cfg
 
 
-# Layout: ``0001_foundation`` holds the shared tables; each source adds its own branch
-# (``branch_labels=("cars",)``, ``down_revision="0001_foundation"``), so sources evolve
-# their tables independently and ``upgrade`` applies every branch up to its head.
+# ``0001_foundation`` holds the shared tables; each source adds its own branch off it
+# (``branch_labels``), so sources evolve independently and ``upgrade`` applies every head.
 
 
 def head_revisions() -> tuple[str, ...]:
@@ -64,12 +63,10 @@ def _locked_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 def upgrade(engine: sa.Engine, revision: str = "heads") -> tuple[str, ...]:
     """Bring the schema to ``revision`` (every branch head by default); idempotent, all or nothing.
 
-    Every process (step, sensor, check) calls this on start-up, and the schema is nearly
-    always current: that is found on a plain read first, without the schema lock. On SQLite
-    the lock is the database's write lock, which a long archive transaction may hold for a
-    while; queueing behind it only to learn that nothing changed could reach busy_timeout
-    and fail "database is locked". The lock is taken only when an upgrade is needed, and
-    the schema read again under it: another process may have upgraded it meanwhile.
+    Every process calls this on start-up and the schema is nearly always current, so a plain
+    read checks first: queueing behind SQLite's write lock (a long archive may hold it) only
+    to learn nothing changed could fail "database is locked". The lock is taken only when an
+    upgrade is needed, and the schema read again under it.
     """
     # Only the default target is checked up front; any other goes to Alembic, under the lock.
     target = head_revisions() if revision == "heads" else None

@@ -1,19 +1,8 @@
 """Bulk upsert: keyed on the contract's keys, counts what it did, writes nothing for unchanged rows.
 
-Both dialects stage the batch in a temporary table first, then merge it with set-based SQL:
-
-* Postgres: ``COPY`` into the stage, then ``INSERT .. SELECT .. ON CONFLICT (key) DO UPDATE
-  .. WHERE (cols) IS DISTINCT FROM (excluded cols)``. Rows whose compared columns are
-  equal are skipped by the WHERE, so they produce no new tuple version (``n_tup_upd``
-  does not move). ``RETURNING (xmax = 0)`` tells inserts from updates.
-* SQLite: executemany into the stage, ``UPDATE .. FROM`` the rows that differ (``IS NOT``
-  is SQLite's null-safe inequality), then ``INSERT .. SELECT`` the keys that are new.
-
-JSON columns (known from the table's column types) always receive JSON documents, scalars
-included, made jsonb-safe by :func:`sync_pipelines.warehouse.engine.dumps` (NUL dropped,
-NaN/Infinity as null); ``None`` is SQL NULL on both dialects.
-
-The caller owns the transaction, so a batch and the cursor that covers it commit together.
+Both dialects stage the batch in a temporary table, then merge with set-based SQL (the SQL
+per dialect: README "The destination database layer"). The caller owns the transaction, so
+a batch and the cursor that covers it commit together.
 """
 
 from __future__ import annotations
@@ -181,9 +170,8 @@ def _copy_csv(
 
 def _upsert_postgres(conn, table, columns, records, key, compare, update) -> UpsertCounts:
     if not conn.in_transaction():
-        # The merge runs on the raw DBAPI connection, which SQLAlchemy does not watch: outside
-        # a transaction begun through SQLAlchemy, the batch would sit in a driver transaction
-        # nobody commits and vanish when the connection goes back to the pool.
+        # The merge runs on the raw DBAPI connection: outside a SQLAlchemy transaction the
+        # batch would sit in a driver transaction nobody commits, lost back in the pool.
         raise RuntimeError(
             f"upsert into {table.name}: the connection is not in a transaction; "
             "use Warehouse.transaction() or engine.begin()"
