@@ -6,6 +6,8 @@ user sees), ``projects/<user>/<company>`` and ``rfis/<user>/<project>`` (newest
 run stopped midway re-reads that listing next time and never skips a record; pages before
 it are idempotent upserts. Incremental listings start ``overlap`` seconds before the
 cursor (``filters[updated_at]``), so a no-op run re-reads a few records and writes nothing.
+``procore_project_listings`` links each project to the connections that list it: users see
+different projects of one company, so a full run deletes only projects no connection lists.
 
 When the rate budget runs out (:class:`RateBudgetSpent`), the step keeps what it committed,
 records the projects it did not reach in ``rfis_backlog/<user>`` (the next run starts with
@@ -15,7 +17,7 @@ them) and returns normally: a spent budget is not a failure.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +26,12 @@ import sqlalchemy as sa
 from sync_pipelines.http_client import VendorHTTPError
 from sync_pipelines.kit import Cursor, SyncReport, land_batch, metric
 from sync_pipelines.procore.client import ProcoreClient, RateBudgetSpent
+from sync_pipelines.procore.connections import DISCONNECTED
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
 from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
-from sync_pipelines.warehouse import Warehouse, chunked, utcnow
+from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
+
+LISTINGS = "procore_project_listings"  # (project, connection) pairs: who lists which project
 
 
 def _ids_text(ids: list[int]) -> str:
@@ -75,6 +80,7 @@ def _since(cursor: str | None, scope: SyncScope) -> str | None:
 def _land_listing(
     warehouse: Warehouse, client_pages: Iterable[list[dict]], spec: EntitySpec, cursor_entity: str,
     parent: dict[str, Any], report: ProcoreSyncReport,
+    with_page: Callable[[WarehouseTransaction, list[dict]], None] | None = None,
 ) -> tuple[set[int], str | None]:
     """Upsert every page of one listing; its cursor commits with the last page."""
     seen: set[int] = set()
@@ -99,6 +105,8 @@ def _land_listing(
                 rejects=rejects, cursor=Cursor(cursor_entity, newest) if last else None,
                 upsert_options={"key": ("id",)},
             )
+            if with_page is not None:
+                with_page(tx, rows)
         report.fetched += len(page)
         report.counts += landing.counts
         report.rejected += landing.rejected
@@ -109,7 +117,8 @@ def _land_listing(
 
 
 def _mark_deleted(warehouse: Warehouse, table: str, parent_column: str, parent_id: int, seen: set[int]) -> int:
-    """A full listing completed: rows of that parent Procore no longer returns get ``deleted_at``."""
+    """A full listing of a parent this connection sees completed (RFIs: a user who sees a project
+    sees its RFI list): rows of that parent Procore no longer returns get ``deleted_at``."""
     t = warehouse.table(table)
     with warehouse.transaction() as tx:
         live = set(tx.conn.execute(
@@ -119,6 +128,39 @@ def _mark_deleted(warehouse: Warehouse, table: str, parent_column: str, parent_i
         now = utcnow()
         for chunk in chunked(gone):
             tx.conn.execute(t.update().where(t.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
+    return len(gone)
+
+
+def _record_listed(scope: SyncScope, company_id: int) -> Callable[[WarehouseTransaction, list[dict]], None]:
+    """Link each listed project to this connection, with the page (existing links are not rewritten)."""
+    def record(tx: WarehouseTransaction, rows: list[dict]) -> None:
+        links = [{"project_id": r["id"], "user_id": scope.user_id, "company_id": company_id, "first_listed_at": utcnow()}
+                 for r in rows]
+        tx.upsert(LISTINGS, links, key=("project_id", "user_id"), insert_only=("first_listed_at",), stamp_column=None)
+    return record
+
+
+def _mark_projects_deleted(warehouse: Warehouse, scope: SyncScope, company_id: int, seen: set[int]) -> int:
+    """A full listing of one company completed: this connection's links to projects it no longer
+    lists go, then projects of the company no connection (but a disconnected one) lists get
+    ``deleted_at``. Users see different projects, so one user's listing alone proves nothing."""
+    links, projects = warehouse.table(LISTINGS), warehouse.table(PROJECTS.table)
+    connections = warehouse.table("procore_connections")
+    with warehouse.transaction() as tx:
+        listed_before = set(tx.conn.execute(sa.select(links.c.project_id).where(
+            links.c.user_id == scope.user_id, links.c.company_id == company_id)).scalars())
+        for chunk in chunked(sorted(listed_before - seen)):
+            tx.conn.execute(links.delete().where(links.c.user_id == scope.user_id, links.c.project_id.in_(chunk)))
+        still_listed = sa.exists().where(
+            links.c.project_id == projects.c.id, links.c.user_id == connections.c.user_id,
+            connections.c.status != DISCONNECTED,
+        )
+        live = set(tx.conn.execute(sa.select(projects.c.id).where(
+            projects.c.company_id == company_id, projects.c.deleted_at.is_(None), ~still_listed)).scalars())
+        gone = sorted(live - seen)
+        now = utcnow()
+        for chunk in chunked(gone):
+            tx.conn.execute(projects.update().where(projects.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
     return len(gone)
 
 
@@ -156,21 +198,24 @@ def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope)
         cursor_entity = _entity("projects", scope.user_id, company_id)
         try:
             pages = client.projects(company_id, _since(warehouse.get_cursor(SOURCE, cursor_entity), scope))
-            seen, _ = _land_listing(warehouse, pages, PROJECTS, cursor_entity, {"company_id": company_id}, report)
+            seen, _ = _land_listing(warehouse, pages, PROJECTS, cursor_entity, {"company_id": company_id}, report,
+                                    with_page=_record_listed(scope, company_id))
         except RateBudgetSpent as spent:
             report.stop_for_budget(spent, companies[index:])
             return report
         if scope.full:
-            report.deleted += _mark_deleted(warehouse, PROJECTS.table, "company_id", company_id, seen)
+            report.deleted += _mark_projects_deleted(warehouse, scope, company_id, seen)
     return report
 
 
 def _projects_to_sync(warehouse: Warehouse, scope: SyncScope, companies: list[int]) -> list[tuple[int, int]]:
-    """(company, project) pairs, last run's backlog first, then by id."""
-    t = warehouse.table(PROJECTS.table)
+    """(company, project) pairs this connection lists, last run's backlog first, then by id."""
+    t, links = warehouse.table(PROJECTS.table), warehouse.table(LISTINGS)
+    listed = sa.select(links.c.project_id).where(links.c.user_id == scope.user_id)
     with warehouse.engine.connect() as conn:
         pairs = conn.execute(
-            sa.select(t.c.company_id, t.c.id).where(t.c.company_id.in_(companies), t.c.deleted_at.is_(None)).order_by(t.c.id)
+            sa.select(t.c.company_id, t.c.id).where(
+                t.c.company_id.in_(companies), t.c.deleted_at.is_(None), t.c.id.in_(listed)).order_by(t.c.id)
         ).all() if companies else []
     backlog = set(warehouse.get_cursor(SOURCE, _entity("rfis_backlog", scope.user_id)) or [])
     return sorted(((c, p) for c, p in pairs), key=lambda pair: (pair[1] not in backlog, pair[1]))

@@ -174,3 +174,36 @@ def test_a_bad_record_is_set_aside_the_rest_lands_and_it_lands_once_fixed(procor
     assert again.success
     assert procore.warehouse.rejects("procore", "rfis") == []
     _assert_landed_once(procore, [user])
+
+
+def _deleted_projects(procore) -> set[int]:
+    return {p["id"] for p in procore.rows("procore_projects") if p["deleted_at"] is not None}
+
+
+def test_full_runs_of_two_users_of_one_company_mark_deleted_only_what_no_connection_lists(procore):
+    users = procore.connect_many(4)
+    a, b = [u for u in users if 8001 in procore.user_companies(u)][:2]  # both in company 8001
+    p0, p1, p2, p3 = sorted(p for p, rec in procore.vendor.projects.items() if rec["company"]["id"] == 8001)
+    procore.control("project_access", user_id=a, projects=[p0, p2, p3])  # Procore lists what a user may see
+    procore.control("project_access", user_id=b, projects=[p1, p2, p3])
+    for user, mode in ((a, "incremental"), (b, "incremental"), (a, "full"), (b, "full"), (a, "full")):
+        run = procore.sync(user, mode=mode)
+        assert run.success, failure_text(run)
+        assert (meta(run, "procore_projects")["deleted"], meta(run, "procore_rfis")["deleted"]) == (0, 0), (user, mode)
+    assert _deleted_projects(procore) == set()
+    assert {r["id"] for r in procore.rows("procore_rfis") if r["deleted_at"] is not None} == set()
+    assert sorted(procore.ids("procore_projects")) == [p0, p1, p2, p3]  # between them a and b see all
+    expected_rfis = {r for r, rec in procore.vendor.rfis.items() if rec["project_id"] in (p0, p1, p2, p3)}
+    assert sorted(procore.ids("procore_rfis")) == sorted(expected_rfis)
+
+    procore.control("delete_project", id=p0)  # only a listed it
+    procore.control("delete_project", id=p2)  # both listed it
+    procore.control("project_access", user_id=a, projects=[p0, p2])  # a loses p3; b still sees it
+    full_a = procore.sync(a, mode="full")
+    assert full_a.success, failure_text(full_a)
+    assert _deleted_projects(procore) == {p0}  # p2 and p3: b listed them and has not said otherwise
+    full_b = procore.sync(b, mode="full")
+    assert full_b.success, failure_text(full_b)
+    assert _deleted_projects(procore) == {p0, p2}  # p2 is gone for every connection now; p3 is not
+    rfis_of_p3 = [r for r in procore.rows("procore_rfis") if r["project_id"] == p3]
+    assert rfis_of_p3 and all(r["deleted_at"] is None for r in rfis_of_p3)

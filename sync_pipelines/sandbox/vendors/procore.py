@@ -23,7 +23,8 @@ refresh token is used up: the next refresh is ``invalid_grant``), ``token_delay`
 ``lose_token_answers`` {times} (the token endpoint applies a refresh, then drops the
 connection), ``overload`` {times, retry_after} (503 with Retry-After), ``touch_rfi`` {id},
 ``touch_project`` {id}, ``add_rfi`` {project_id}, ``delete_rfi`` {id}, ``delete_project``
-{id}, ``client_secret`` {value}, ``stats``.
+{id}, ``project_access`` {user_id, projects} (the user sees only these projects of its
+companies; ``null``: all of them, the default), ``client_secret`` {value}, ``stats``.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class ProcoreVendor(SandboxVendor):
             if n % 4 == 0:  # some users belong to two companies
                 companies.append(COMPANIES[n % len(COMPANIES)][0])
             self.users[user_id] = {"id": int(user_id), "login": f"user{n}@sandbox.example", "name": f"User {n}",
-                                   "companies": companies}
+                                   "companies": companies, "projects": None}
             added.append(user_id)
         return added
 
@@ -205,6 +206,10 @@ class ProcoreVendor(SandboxVendor):
             return True
         if action == "stats":
             return self.stats
+        if action == "project_access":
+            visible = payload.get("projects")
+            self.users[str(payload["user_id"])]["projects"] = None if visible is None else {int(p) for p in visible}
+            return True
         return self._data_control(action, payload)
 
     def _data_control(self, action: str, payload: dict[str, Any]) -> Any:
@@ -407,7 +412,8 @@ class ProcoreVendor(SandboxVendor):
             return refused
         if request.query.get("company_id") != str(company):
             return json_response({"message": "company_id must match Procore-Company-Id"}, 400, **headers)
-        return self._page(request, [p for p in self.projects.values() if p["company"]["id"] == company], headers)
+        return self._page(request, [p for p in self.projects.values()
+                                    if p["company"]["id"] == company and _may_see(user, p["id"])], headers)
 
     @route("GET", r"/api/rest/v1\.0/projects/(?P<project_id>\d+)/rfis")
     def list_rfis(self, request: SandboxRequest, project_id: str) -> SandboxResponse:
@@ -415,9 +421,14 @@ class ProcoreVendor(SandboxVendor):
         if refused:
             return refused
         project = self.projects.get(int(project_id))
-        if project is None or project["company"]["id"] != company:
+        if project is None or project["company"]["id"] != company or not _may_see(user, project["id"]):
             return json_response({"message": "404 Not Found"}, 404, **headers)
         return self._page(request, [r for r in self.rfis.values() if r["project_id"] == int(project_id)], headers)
+
+
+def _may_see(user: dict[str, Any], project_id: int) -> bool:
+    """Procore lists only the projects a user has permission on."""
+    return user["projects"] is None or project_id in user["projects"]
 
 
 def _invalid_grant(description: str) -> SandboxResponse:
