@@ -11,7 +11,8 @@ import datetime as dt
 import decimal
 import io
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,28 +56,43 @@ def prepare_rows(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Validate column names, stamp ``synced_at``, normalise datetimes, de-duplicate keys (last wins)."""
     table_cols = set(table.c.keys())
-    by_key: dict[tuple, dict[str, Any]] = {}
+    stamp = {k: v for k, v in stamp.items() if k in table_cols}
+    key_of = operator.itemgetter(*key)
+    by_key: dict[Any, dict[str, Any]] = {}
     columns: list[str] = []
     seen: set[str] = set()
+    # Rows of one batch share a few shapes: which of their columns hold datetimes is worked
+    # out once per shape (names and value types), so most rows need no Python loop here.
+    datetime_columns: dict[tuple, list[str]] = {}
     for row in rows:
-        record = {**row, **{k: v for k, v in stamp.items() if k in table_cols}}
-        for name, value in record.items():
-            if name not in seen:
-                if name not in table_cols:
-                    raise ValueError(f"upsert into {table.name}: unknown column {name!r}")
-                seen.add(name)
-                columns.append(name)
-            if isinstance(value, dt.datetime):
-                record[name] = as_utc(value)
-        missing = [k for k in key if record.get(k) is None]
-        if missing:
+        record = {**row, **stamp}
+        if not seen.issuperset(record):
+            for name in record:
+                if name not in seen:
+                    if name not in table_cols:
+                        raise ValueError(f"upsert into {table.name}: unknown column {name!r}")
+                    seen.add(name)
+                    columns.append(name)
+        shape = (tuple(record), tuple(map(type, record.values())))
+        names = datetime_columns.get(shape)
+        if names is None:
+            names = datetime_columns[shape] = [n for n, t in zip(*shape, strict=True) if issubclass(t, dt.datetime)]
+        for name in names:
+            record[name] = as_utc(record[name])
+        try:
+            key_values = key_of(record)
+        except KeyError:
+            key_values = None
+        if key_values is None or (len(key) > 1 and None in key_values):
+            missing = [k for k in key if record.get(k) is None]
             raise ValueError(f"upsert into {table.name}: key column(s) {missing} missing or null")
-        by_key[tuple(record[k] for k in key)] = record
+        by_key[key_values] = record
     # Every row gets every column: a column absent from one row is written as NULL only if
     # no row has it, otherwise each row must carry it (a partial row would null it out).
+    width = len(columns)
     for record in by_key.values():
-        absent = [c for c in columns if c not in record]
-        if absent:
+        if len(record) != width:
+            absent = [c for c in columns if c not in record]
             raise ValueError(f"upsert into {table.name}: rows disagree on columns, one lacks {absent}")
     return columns, list(by_key.values())
 
@@ -150,22 +166,68 @@ def _copy_value(value: Any, is_json: bool = False) -> str | None:
     return str(value).replace("\x00", "")  # Postgres text cannot hold NUL
 
 
-def _copy_csv(
-    columns: Sequence[str], records: Sequence[Mapping[str, Any]], json_cols: frozenset[str] = frozenset()
-) -> io.StringIO:
-    buf = io.StringIO()
-    # NULL is an unquoted empty field; every non-null value is quoted, so "" stays ''.
-    write = buf.write
-    is_json = [c in json_cols for c in columns]
-    for record in records:
-        fields = []
-        for c, c_is_json in zip(columns, is_json, strict=True):
-            v = _copy_value(record[c], c_is_json)
-            fields.append("" if v is None else '"' + v.replace('"', '""') + '"')
-        write(",".join(fields))
-        write("\n")
-    buf.seek(0)
-    return buf
+# COPY text format: backslash, tab, newline and CR are escaped; NUL cannot be stored at all.
+_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": ""})
+_COPY_NULL = "\\N"
+
+
+def _copy_escape(text: str) -> str:
+    # Two C scans settle almost every value; only the rare text with a special char is rewritten.
+    if text.isprintable() and "\\" not in text:
+        return text
+    return text.translate(_COPY_TEXT_ESCAPES)
+
+
+def _copy_field(value: Any) -> str:
+    text = _copy_value(value)
+    return _COPY_NULL if text is None else _copy_escape(text)
+
+
+def _copy_json_field(value: Any) -> str:
+    return _COPY_NULL if value is None else _copy_escape(dumps(value))
+
+
+def _copy_int_field(value: Any) -> str:
+    return str(value) if type(value) is int else _copy_field(value)
+
+
+def _copy_str_field(value: Any) -> str:
+    return _copy_escape(value) if type(value) is str else _copy_field(value)
+
+
+def _copy_datetime_field(value: Any) -> str:
+    # prepare_rows made every datetime aware UTC; an isoformat holds no COPY special char.
+    return value.isoformat() if type(value) is dt.datetime else _copy_field(value)
+
+
+def copy_encoders(table: sa.Table, columns: Sequence[str]) -> list[Callable[[Any], str]]:
+    """One COPY text-format encoder per column, chosen once from the column's type.
+
+    Each takes the expected Python type on a fast path and any other value through
+    :func:`_copy_value`, so a value encodes the same whatever its column's type says.
+    """
+    encoders = []
+    for name in columns:
+        col_type = table.c[name].type
+        if isinstance(col_type, sa.JSON):
+            encoders.append(_copy_json_field)
+        elif isinstance(col_type, sa.Integer):
+            encoders.append(_copy_int_field)
+        elif isinstance(col_type, sa.String):
+            encoders.append(_copy_str_field)
+        elif isinstance(col_type, sa.DateTime):
+            encoders.append(_copy_datetime_field)
+        else:
+            encoders.append(_copy_field)
+    return encoders
+
+
+def _copy_text(table: sa.Table, columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> io.StringIO:
+    encoders = list(zip(copy_encoders(table, columns), columns, strict=True))
+    join = "\t".join
+    lines = [join([encode(record[c]) for encode, c in encoders]) for record in records]
+    lines.append("")
+    return io.StringIO("\n".join(lines))
 
 
 def _upsert_postgres(conn, table, columns, records, key, compare, update) -> UpsertCounts:
@@ -194,10 +256,7 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
     with dbapi.cursor() as cur:
         # Same column types as the target, no constraints: the merge below enforces them.
         cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
-        cur.copy_expert(
-            f"COPY {stage} ({cols}) FROM STDIN WITH (FORMAT csv)",
-            _copy_csv(columns, records, json_columns(table, columns)),
-        )
+        cur.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", _copy_text(table, columns, records), size=1 << 20)
         conflict = ", ".join(_q(conn, k) for k in key)
         if update:
             assignments = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in update)
