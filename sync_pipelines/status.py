@@ -20,8 +20,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFil
 
 from sync_pipelines.kit.assets import SOURCE_TAG
 from sync_pipelines.redaction import redact
-from sync_pipelines.warehouse import Warehouse
-from sync_pipelines.warehouse.store import as_utc, utcnow
+from sync_pipelines.warehouse import Warehouse, as_utc, utcnow
 
 FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 # The newest vendor-side change each source stores: (table, column), newest of all is the lag.
