@@ -24,6 +24,8 @@ def dagster_cli(args: list[str], env: dict[str, str]) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,  # so the kill reaches the run's step subprocesses too
+        # Ctrl-C works as in a terminal even when the tests run from a shell that ignores SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 

@@ -1,6 +1,6 @@
 """Run health (issue 16): a run whose worker is SIGKILLed is failed and its pool slots freed by
 the next run, by the daemon, or by ``python -m sync_pipelines runs heal``; a live run is never
-touched; a run waiting on a pool stops on SIGTERM; step workers die with their run worker.
+touched; a run waiting on a pool stops on SIGTERM or Ctrl-C (SIGINT); step workers die with their run worker.
 
 Real processes only: ``dagster job execute`` in its own process group, killed with SIGKILL,
 on SQLite and on Postgres (Dagster storage and destination alike).
@@ -167,7 +167,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_live_run_is_never_healed_a_waiting_run_stops_on_sigterm_and_workers_die_with_their_parent(stack):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_live_run_is_never_healed_a_waiting_run_stops_on_a_signal_and_workers_die_with_their_parent(stack, stop_signal):
     job, config, landed_enough = _slow_source(stack, "cars")
     stack.sandbox.faults.clear()
     stack.sandbox.faults.add("slow", vendor="encar", delay=1.0, times=None, path=r"/search/")
@@ -198,7 +199,10 @@ def test_live_run_is_never_healed_a_waiting_run_stops_on_sigterm_and_workers_die
     assert _cpu_seconds(waiting.pid) - before < 0.6  # waiting does not spin a core
 
     asked = time.monotonic()
-    waiting.send_signal(signal.SIGTERM)
+    if stop_signal == signal.SIGINT:
+        os.killpg(waiting.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
+    else:
+        waiting.send_signal(signal.SIGTERM)  # what a supervisor does: the run worker only
     _finish(waiting, 10)
     assert time.monotonic() - asked < 10
     assert stack.runs(job)[1].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
