@@ -1,13 +1,6 @@
-"""``python -m sync_pipelines <command>``: the project's operator commands.
-
-Built in: ``runs heal [--dry-run] [--run RUN_ID ...]`` (fail the runs whose worker died and
-free the pool slots they hold; see ``sync_pipelines/run_health.py``) and ``status [--json]
-[--source NAME]`` (per source: last run, success rates, rows changed, lag, rejects; see
-``sync_pipelines/status.py``). Each source adds its
-own commands by shipping ``sync_pipelines/<source>/cli.py`` with ``register(subparsers)``:
-it calls ``subparsers.add_parser("<source>", ...)`` and sets ``func`` (``args -> int``)
-with ``set_defaults``. A source's module is imported only when its command is asked for,
-so ``runs heal`` never loads the Dagster definitions.
+"""``python -m sync_pipelines <command>``: the operator commands (``runs heal``, ``status``) plus
+each source's own, from ``sync_pipelines/<source>/cli.py`` ``register(subparsers)`` (sets
+``func``, ``args -> int``); a source's module is imported only when its command is asked for.
 """
 
 from __future__ import annotations

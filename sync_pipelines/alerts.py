@@ -1,14 +1,6 @@
-"""Failure alerts: a sync or archive run that fails for good is announced, never silent.
-
-The old setups' worst complaint was silent failures. ``sync_failure_alert_sensor`` watches
-every job of this code location and, for each run that failed and will not be retried by
-the instance's run-retry policy, POSTs one Slack-compatible message (``{"text": ...}``) to
-``SYNC_ALERT_WEBHOOK_URL``; with the variable unset the alert is only logged (CONTRACT.md).
-A failure that the daemon is about to retry is logged, not posted, so a transient blip does
-not page anyone; if the retries fail too, the last one alerts.
-
-The webhook URL itself is a secret (Slack's carry a token in their path): it is registered
-for redaction, and the message is redacted before it leaves.
+"""Failure alerts: ``sync_failure_alert_sensor`` posts one redacted Slack-compatible message to
+``SYNC_ALERT_WEBHOOK_URL`` for each run that failed and will not be retried (only logged when
+unset, or when a run retry follows). The story: README, "Sources" and "Configuration".
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
-"""``python -m sync_pipelines.demo``: the main job on the embedded default, no server, no credentials.
-
-Starts the bundled sandbox APIs on a loopback port, points every client at them, and runs
-each source's ``*_sync_job`` (then its ``*_archive_job``) on a SQLite Dagster instance,
-writing into the SQLite destination. Prints where the data and the run history went.
-``--ui`` (``make ui``) then serves those runs in the Dagster UI, with the sandbox kept up.
-
-The demo always runs on the embedded default, whatever the shell exports: the destination
-is ``$SYNC_DATA_DIR/warehouse.sqlite`` and the Dagster home (SQLite storage)
-``$SYNC_DATA_DIR/dagster_home`` (``SYNC_DATA_DIR`` defaults to ``.sync_data``).
-``SYNC_DATABASE_URL``, ``DAGSTER_HOME`` and ``DAGSTER_PG_*`` are ignored (and
-``SYNC_ALERT_WEBHOOK_URL``), so that running it from a production shell can never write
-sandbox data into a real database or Dagster instance, nor alert anyone about it.
+"""``python -m sync_pipelines.demo``: each source's ``<source>_sync_job`` (then its archive job)
+against the bundled sandbox, on the embedded default only (SQLite destination and Dagster home
+under ``$SYNC_DATA_DIR``; production variables ignored). ``--ui`` then serves the runs in the
+Dagster UI (``make ui``). The story: README, "Two commands on a fresh machine".
 """
 
 from __future__ import annotations

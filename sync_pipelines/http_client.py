@@ -1,14 +1,7 @@
-"""The one HTTP layer every vendor client is built on.
-
-What it gives each client, so no source re-implements it:
-
-* explicit ``(connect, read)`` timeouts on every call;
-* retries with exponential backoff and full jitter on 429, 5xx and connection errors,
-  honouring ``Retry-After`` (seconds or HTTP date) and ``X-Rate-Limit-Remaining/Reset``;
-* a per-vendor rate limiter shared by every client of that vendor in the process: a wait
-  the vendor asks for (``Retry-After``, an exhausted ``X-Rate-Limit`` window) holds back
-  every client and thread of that vendor, not only the one that was told;
-* errors that name the vendor, the endpoint and the status, and never a secret.
+"""The one HTTP layer every vendor client is built on: explicit timeouts, retries with backoff
+and jitter (``Retry-After``, ``X-Rate-Limit-*``), a per-vendor rate limiter shared by every
+client of that vendor in the process, and errors that name vendor, endpoint and status, never
+a secret. The story: README, "HTTP layer".
 """
 
 from __future__ import annotations

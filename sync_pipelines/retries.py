@@ -1,21 +1,7 @@
-"""Step-level retries for transient failures, with backoff: one piece every source's steps use.
-
-The HTTP layer already retries each call (backoff, ``Retry-After``) for up to a few
-minutes. What it cannot ride out, a destination database restarting or a vendor outage
-longer than one call's patience, fails the step; this turns exactly those failures into a
-Dagster ``RetryRequested``, so the step runs again after 30 s, 1 min, 2 min (plus jitter)
-in the same run (``SYNC_STEP_RETRIES``, ``SYNC_STEP_RETRY_SECONDS``). Re-running a step is safe: every write is an idempotent upsert and each
-cursor advances with the batch it covers, so a retry resumes where the failure stopped.
-
-Permanent failures (credentials refused, a malformed answer, a missing table, a bug) are
-not retried: they fail the step at once with their own clear message. Configuration errors
-(a malformed URL or number, credentials, database or SSL refused) also tag the run so the
-run-retry policy does not launch it again: the alert goes out at once. The instance's run
-retries (``dagster.yaml``: two, ``retry_on_asset_or_op_failure: true``) then re-launch a
-failed run from its failed steps, at once (Dagster has no delay between run retries): that
-re-runs the step retries above, so an outage of up to about three times their span is
-ridden out, at the price of a permanent error being met three times before
-``sync_failure_alert_sensor`` reports it.
+"""Transient or not, decided in one place: step failures that an outage explains (destination
+restarting, vendor outage past the HTTP layer's patience) become ``RetryRequested`` with backoff
+(``SYNC_STEP_RETRIES``, ``SYNC_STEP_RETRY_SECONDS``); permanent ones fail at once, configuration
+errors also tag the run so run retries skip it. The story: README, "Production".
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""One connection's sync of companies, projects and RFIs, with cursors and a rate-budget backlog.
-
-Cursors live in ``sync_state`` per connection: ``companies/<user>`` (the company ids the
-user sees), ``projects/<user>/<company>`` and ``rfis/<user>/<project>`` (newest
-``updated_at`` seen). A listing's cursor commits in the transaction of its last page, so a
-run stopped midway re-reads that listing next time and never skips a record; pages before
-it are idempotent upserts. Incremental listings start ``overlap`` seconds before the
-cursor (``filters[updated_at]``), so a no-op run re-reads a few records and writes nothing.
-``procore_project_listings`` links each project to the connections that list it: users see
-different projects of one company, so a full run deletes only projects no connection lists.
-
-When the rate budget runs out (:class:`RateBudgetSpent`), the step keeps what it committed,
-records the projects it did not reach in ``rfis_backlog/<user>`` (the next run starts with
-them) and returns normally: a spent budget is not a failure.
+"""One connection's sync of companies, projects and RFIs: per-connection cursors that commit with
+their listing's last page, an overlap on ``filters[updated_at]``, full-mode deletions limited by
+``procore_project_listings``, and a spent rate budget kept as a backlog, not a failure. The
+story: ``sync_pipelines/procore/README.md``.
 """
 
 from __future__ import annotations
