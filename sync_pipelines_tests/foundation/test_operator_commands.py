@@ -108,6 +108,10 @@ def test_every_documented_operator_command_works(sandbox, tmp_path):
 
     output = _run(run_list, env)
     assert all(f"Run: {r.run_id}" in output for r in _runs(home))
+    without_home = {k: v for k, v in env.items() if k != "DAGSTER_HOME"}  # why the README asks for it
+    refused = subprocess.run(["bash", "-c", run_list], cwd=ROOT, env=without_home, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode != 0 and "DagsterHomeNotSetError" in refused.stderr
 
     assert _schedule_status(home, "cars_sync_schedule") != InstigatorStatus.STOPPED  # running by default
     _run(stop, env)
