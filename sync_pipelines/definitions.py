@@ -13,7 +13,7 @@ from dagster import Definitions
 from sync_pipelines import cars, golioth, odoo, procore
 from sync_pipelines.alerts import sync_failure_alert_sensor
 from sync_pipelines.instance import refuse_throwaway_instance
-from sync_pipelines.run_health import run_health_sensor
+from sync_pipelines.run_health import build_run_health_sensor
 from sync_pipelines.warehouse import WarehouseResource
 
 # Source subpackages, one line each (sources without an issue are not built yet):
@@ -21,10 +21,10 @@ SOURCE_MODULES: list = [cars, odoo, golioth, procore]
 
 
 def build_definitions() -> Definitions:
-    shared = Definitions(
-        resources={"warehouse": WarehouseResource()}, sensors=[sync_failure_alert_sensor, run_health_sensor]
-    )
-    return Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES))
+    shared = Definitions(resources={"warehouse": WarehouseResource()}, sensors=[sync_failure_alert_sensor])
+    merged = Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES))
+    # run_health_sensor retries dead `dagster job execute` runs: it may request any job here
+    return Definitions.merge(merged, Definitions(sensors=[build_run_health_sensor(merged.jobs or [])]))
 
 
 refuse_throwaway_instance()

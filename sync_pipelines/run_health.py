@@ -10,7 +10,8 @@ its worker is provably dead: on the same host (same boot, same pid namespace) it
 gone or the pid now belongs to a younger process; elsewhere its heartbeat is older than
 :data:`HEARTBEAT_STALE_SECONDS`. A run with no stamp, or a fresh heartbeat, is never touched
 automatically. The failure is an ordinary run failure, so run retries and
-``sync_failure_alert_sensor`` treat it like any other.
+``sync_failure_alert_sensor`` treat it like any other; ``run_health_sensor`` itself retries
+one the policy would retry but Dagster's daemon cannot (no code-location origin).
 
 Called at the start of every run (before any step waits on a pool, and again every
 :data:`BLOCKED_HEAL_SECONDS` while one waits), by ``run_health_sensor`` in the daemon, and by
@@ -24,24 +25,39 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dagster import (
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    RunRequest,
     RunsFilter,
+    SensorDefinition,
     SensorEvaluationContext,
+    SensorResult,
     SkipReason,
     sensor,
 )
 from dagster._core.events import JobFailureData, RunFailureReason
+from dagster._core.storage.tags import (
+    PARENT_RUN_ID_TAG,
+    RETRY_NUMBER_TAG,
+    ROOT_RUN_ID_TAG,
+    TAGS_TO_MAYBE_OMIT_ON_RETRY,
+    WILL_RETRY_TAG,
+)
+
+from sync_pipelines.retries import NO_RUN_RETRY_TAGS
 
 log = logging.getLogger("sync_pipelines.run_health")
 
+WORKER_TAG_PREFIX = "sync_pipelines/worker_"
 HOST_TAG = "sync_pipelines/worker_host"
 PID_TAG = "sync_pipelines/worker_pid"
+# The run the worker tags were stamped for: a retry inherits its parent's tags until it starts.
+WORKER_RUN_TAG = "sync_pipelines/worker_run"
 # "<boot id>/<pid namespace>/<process start time in clock ticks since boot>"
 PROCESS_TAG = "sync_pipelines/worker_process"
 HEARTBEAT_KEY_PREFIX = "sync_pipelines/heartbeat/"
@@ -80,10 +96,19 @@ def _process_identity(pid: int) -> str:
     return f"{boot}/{pid_ns}/{_process_start_ticks(pid) or ''}"
 
 
-def worker_tags() -> dict[str, str]:
-    """The tags naming this process as a run's worker."""
+def worker_tags(run_id: str | None = None) -> dict[str, str]:
+    """The tags naming this process as a run's worker (as ``run_id``'s, when given)."""
     pid = os.getpid()
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PROCESS_TAG: _process_identity(pid)}
+    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(pid), PROCESS_TAG: _process_identity(pid)}
+    return {**tags, WORKER_RUN_TAG: run_id} if run_id else tags
+
+
+def own_worker_tags(run_id: str, tags: dict[str, str]) -> dict[str, str]:
+    """The run's worker tags if stamped for this run, else none (inherited from the run it retries)."""
+    stamped_for = tags.get(WORKER_RUN_TAG)
+    if stamped_for == run_id or (stamped_for is None and PARENT_RUN_ID_TAG not in tags):
+        return tags
+    return {k: v for k, v in tags.items() if not k.startswith(WORKER_TAG_PREFIX)}
 
 
 def heartbeat_key(run_id: str) -> str:
@@ -200,7 +225,7 @@ def heal_dead_runs(
         run = record.dagster_run
         if run.run_id in exclude:
             continue
-        verdict = judge_worker(dict(run.tags), beats.get(run.run_id))
+        verdict = judge_worker(own_worker_tags(run.run_id, dict(run.tags)), beats.get(run.run_id))
         if verdict.state == "unknown" and run.run_id in force:
             verdict = WorkerVerdict("dead", f"failed by hand ({verdict.reason})")
         if verdict.state != "dead":
@@ -239,7 +264,8 @@ def heal_dead_runs(
             # Ended (maybe failed by Dagster's code server when its worker crashed): its slots are
             # free once its worker is provably gone, else after the instance's grace period.
             ended = record.end_time or record.update_timestamp.timestamp()
-            worker_gone = judge_worker(dict(record.dagster_run.tags), ended_beats.get(run_id)).state == "dead"
+            tags = own_worker_tags(run_id, dict(record.dagster_run.tags))
+            worker_gone = judge_worker(tags, ended_beats.get(run_id)).state == "dead"
             free = run_id in force or worker_gone or now - ended >= free_finished_after
         else:
             free = False
@@ -271,15 +297,60 @@ def heal_command(*, dry_run: bool, run_ids: list[str]) -> int:
     return 0
 
 
-@sensor(
-    name="run_health_sensor",
-    description="Fails runs whose worker died (no process, no heartbeat) and frees the pool slots they hold.",
-    minimum_interval_seconds=30,
-    default_status=DefaultSensorStatus.RUNNING,
-)
-def run_health_sensor(context: SensorEvaluationContext) -> SkipReason:
-    report = heal_dead_runs(context.instance, healer="daemon's run_health_sensor")
-    done = [line for line in report.lines() if not line.startswith(("left", "held"))]
-    for line in done:
-        context.log.warning(line)
-    return SkipReason("; ".join(done) if done else "no run with a dead worker, no slot to free")
+def retry_request(instance: DagsterInstance, run_id: str) -> RunRequest | None:
+    """The retry of a run just failed here that the run-retry policy would retry but Dagster's
+    daemon cannot (no code-location origin: a ``dagster job execute`` run), else None."""
+    run = instance.get_run_by_id(run_id)
+    if run is None or run.status != DagsterRunStatus.FAILURE or run.remote_job_origin is not None:
+        return None  # a run with an origin is retried by Dagster's daemon: never twice
+    if run.op_selection or any(run.tags.get(k) == v for k, v in NO_RUN_RETRY_TAGS.items()):
+        return None  # a RunRequest cannot select ops; a configuration error stays failed
+    # Dagster tags its own policy decision (enabled, dagster/max_retries, run group size) on failure.
+    if run.tags.get(WILL_RETRY_TAG) != "true":
+        return None
+    group = instance.get_run_group(run.run_id)
+    retry_number = len(list(group[1])) if group else 1
+    inherited = {
+        k: v for k, v in run.tags.items()
+        if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY and not k.startswith(WORKER_TAG_PREFIX)
+    }
+    lineage = {
+        PARENT_RUN_ID_TAG: run.run_id,
+        ROOT_RUN_ID_TAG: run.root_run_id or run.run_id,
+        RETRY_NUMBER_TAG: str(retry_number),
+    }
+    return RunRequest(
+        run_key=f"retry-of-{run.run_id}",  # one retry per dead run, however many ticks see it
+        job_name=run.job_name,
+        run_config=run.run_config,
+        tags={**inherited, **lineage},
+        asset_selection=list(run.asset_selection) if run.asset_selection else None,
+    )
+
+
+def build_run_health_sensor(jobs: Sequence) -> SensorDefinition:
+    """``run_health_sensor``, able to retry a run of any of ``jobs`` (all the location's jobs)."""
+
+    @sensor(
+        name="run_health_sensor",
+        description=(
+            "Fails runs whose worker died (no process, no heartbeat), frees the pool slots they hold,"
+            " and retries the ones Dagster's run retries cannot (started by `dagster job execute`)."
+        ),
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        jobs=list(jobs),
+    )
+    def run_health_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        report = heal_dead_runs(context.instance, healer="daemon's run_health_sensor")
+        done = [line for line in report.lines() if not line.startswith(("left", "held"))]
+        for line in done:
+            context.log.warning(line)
+        retries = [r for r in (retry_request(context.instance, run_id) for run_id, *_ in report.failed) if r]
+        for request in retries:
+            context.log.warning(f"retrying run {request.tags[PARENT_RUN_ID_TAG]} ({request.job_name})")
+        if retries:
+            return SensorResult(run_requests=retries)
+        return SkipReason("; ".join(done) if done else "no run with a dead worker, no slot to free")
+
+    return run_health_sensor

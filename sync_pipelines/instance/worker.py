@@ -76,7 +76,7 @@ class SyncInstance(DagsterInstance):
 
     def _worker_started(self, run_id: str) -> None:
         try:
-            self.add_run_tags(run_id, run_health.worker_tags())
+            self.add_run_tags(run_id, run_health.worker_tags(run_id))
             run_health.beat(self, run_id)
             stop = self._heartbeats[run_id] = threading.Event()
             threading.Thread(

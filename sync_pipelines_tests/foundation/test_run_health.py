@@ -227,11 +227,11 @@ def test_live_run_is_never_healed_a_waiting_run_stops_on_a_signal_and_workers_di
 
 @pytest.mark.slow
 def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succeeds(stack):
-    """The daemon alone: a SIGKILLed `dagster job execute` run is failed by run_health_sensor and
-    its slot freed; a run the daemon launched (`dagster job launch`, as schedules and sensors
+    """The daemon alone: a SIGKILLed `dagster job execute` run is failed by run_health_sensor,
+    its slot freed, and retried once by that sensor (Dagster's daemon cannot: no code-location
+    origin), the retry succeeding within 3 minutes; a run the daemon launched (`dagster job launch`, as schedules and sensors
     do) whose worker is SIGKILLed is failed and re-run by the run-retry policy, and the retry
-    is not held up by the dead run's pool slot. (Dagster retries only runs it launched: a
-    `dagster job execute` run has no code location to re-run it from.)"""
+    is not held up by the dead run's pool slot."""
     job, config, landed_enough = _slow_source(stack, "odoo")
     stack.env["AUTO_SYNC_ENABLED"] = "false"  # no sensor-requested runs: only the ones below
     daemon = subprocess.Popen(
@@ -250,6 +250,21 @@ def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succe
         message = stack.failure_message(cli_run.run_id)
         assert run_health.WORKER_DIED in message and "run_health_sensor" in message, message
         assert cli_run.run_id not in stack.held()
+        # ... and the sensor itself retries it (Dagster's daemon cannot: no code-location origin)
+        retries = []
+        while time.monotonic() < deadline and daemon.poll() is None:
+            retries = [r for r in stack.runs(job) if r.tags.get("dagster/parent_run_id") == cli_run.run_id]
+            if retries and retries[0].is_finished:
+                break
+            time.sleep(1)
+        assert len(retries) == 1, [(r.status, r.tags) for r in stack.runs(job)]
+        [cli_retry] = retries
+        assert cli_retry.status == DagsterRunStatus.SUCCESS, cli_retry.status
+        assert cli_retry.tags.get("dagster/root_run_id") == cli_run.run_id
+        assert cli_retry.tags.get("dagster/retry_number") == "1"
+        assert cli_retry.run_config == cli_run.run_config
+        time.sleep(35)  # another sensor tick: still one retry
+        assert len(stack.runs(job)) == 2
 
         config_path = stack.tmp_path / "odoo_slow.json"
         config_path.write_text(json.dumps(config))
@@ -260,7 +275,7 @@ def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succe
         assert launch.returncode == 0, launch.stdout + launch.stderr
         deadline, worker = time.monotonic() + 150, None
         while time.monotonic() < deadline and not worker:
-            launched = stack.runs(job)[1:]
+            launched = stack.runs(job)[2:]
             worker = launched[0].tags.get(run_health.PID_TAG) if launched and landed_enough() else None
             time.sleep(0.2)
         assert worker, "the launched run never started"
@@ -270,15 +285,15 @@ def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succe
         runs = stack.runs(job)
         while time.monotonic() < deadline and daemon.poll() is None:
             runs = stack.runs(job)
-            if len(runs) >= 3 and runs[-1].is_finished:
+            if len(runs) >= 4 and runs[-1].is_finished:
                 break
             time.sleep(1)
         assert daemon.poll() is None, "the daemon exited"
-        assert len(runs) == 3, [(r.status, r.tags) for r in runs]
-        _, killed, retry = runs
+        assert len(runs) == 4, [(r.status, r.tags) for r in runs]
+        _, _, killed, retry = runs
         assert killed.status == DagsterRunStatus.FAILURE
         assert retry.tags.get("dagster/parent_run_id") == killed.run_id
-        assert retry.status == DagsterRunStatus.SUCCESS, retry.status
+        assert retry.status == DagsterRunStatus.SUCCESS, (retry.status, stack.failure_message(retry.run_id))
         assert stack.held() == {}
     finally:
         if daemon.poll() is None:
@@ -302,6 +317,10 @@ def test_judging_a_worker():
     assert run_health.judge_worker(elsewhere, now - run_health.HEARTBEAT_STALE_SECONDS - 1, now).state == "dead"
     assert run_health.judge_worker(elsewhere, None, now).state == "unknown"
     assert run_health.judge_worker({}, None).state == "unknown"
+    # a retry carries its parent's worker tags until its own worker stamps it
+    inherited = {**run_health.worker_tags("parent"), run_health.PID_TAG: "999999999", "dagster/parent_run_id": "parent"}
+    assert run_health.judge_worker(run_health.own_worker_tags("retry", inherited), None).state == "unknown"
+    assert run_health.judge_worker(run_health.own_worker_tags("parent", inherited), None).state == "dead"
 
 
 def test_a_killed_command_s_temporary_dagster_home_is_deleted_by_the_next_one(tmp_path):
@@ -321,3 +340,42 @@ def test_a_killed_command_s_temporary_dagster_home_is_deleted_by_the_next_one(tm
     claim_temporary_home(mine)
     assert not dead.exists()
     assert alive.exists() and unknown.exists() and (mine / OWNER_FILE).exists()
+
+
+def test_the_sensor_retries_a_dead_run_without_origin_once_with_its_lineage_and_config():
+    from dagster import RunRequest, SensorResult, build_sensor_context, instance_for_test
+    from dagster._core.test_utils import create_run_for_test
+
+    from sync_pipelines.definitions import defs
+
+    sensor = defs.get_sensor_def("run_health_sensor")
+    dead = {**run_health.worker_tags(), run_health.PID_TAG: "999999999", "team": "data"}
+    config = {"ops": {"odoo_invoices": {"config": {"mode": "full"}}}}
+    with instance_for_test(overrides={"run_retries": {"enabled": True, "max_retries": 2}}) as instance:
+        cli_run = create_run_for_test(
+            instance, job_name="odoo_sync_job", run_config=config, tags=dead, status=DagsterRunStatus.STARTED
+        )
+        result = sensor(build_sensor_context(instance=instance))
+        assert isinstance(result, SensorResult)
+        [request] = result.run_requests
+        assert isinstance(request, RunRequest)
+        assert request.job_name == "odoo_sync_job" and request.run_config == config
+        assert request.run_key == f"retry-of-{cli_run.run_id}"
+        assert request.tags["dagster/parent_run_id"] == request.tags["dagster/root_run_id"] == cli_run.run_id
+        assert request.tags["dagster/retry_number"] == "1" and request.tags["team"] == "data"
+        assert not [k for k in request.tags if k.startswith(run_health.WORKER_TAG_PREFIX)]
+        assert instance.get_run_by_id(cli_run.run_id).status == DagsterRunStatus.FAILURE
+        # the next tick finds nothing to fail, so requests nothing
+        assert not getattr(sensor(build_sensor_context(instance=instance)), "run_requests", None)
+
+        # a configuration error (tagged by retries.py) stays failed
+        permanent = create_run_for_test(
+            instance, job_name="odoo_sync_job", tags={**dead, "dagster/retry_on_asset_or_op_failure": "false"},
+            status=DagsterRunStatus.STARTED,
+        )
+        assert not getattr(sensor(build_sensor_context(instance=instance)), "run_requests", None)
+        assert instance.get_run_by_id(permanent.run_id).status == DagsterRunStatus.FAILURE
+
+    with instance_for_test(overrides={"run_retries": {"enabled": False}}) as instance:
+        create_run_for_test(instance, job_name="odoo_sync_job", tags=dead, status=DagsterRunStatus.STARTED)
+        assert not getattr(sensor(build_sensor_context(instance=instance)), "run_requests", None)
