@@ -2,7 +2,7 @@
 
 ``DAGSTER_PG_URL`` (or ``DAGSTER_PG_HOST``/``_USER``/``_PASSWORD``/``_DB``, ``_PORT``) set:
 run, event-log and schedule storage in Postgres through dagster-postgres (production).
-Unset: SQLite under ``$DAGSTER_HOME/storage``, so the Dagster CLI works from a fresh clone
+Unset: SQLite in ``$DAGSTER_HOME`` (Dagster's own layout), so the Dagster CLI works from a fresh clone
 (``dagster definitions validate``, ``dagster dev``) with no server and no credentials.
 
 The root ``dagster.yaml`` names this class; the choice is re-made from the environment
@@ -76,14 +76,12 @@ class EnvironmentSelectedStorage(DagsterStorage, ConfigurableClass):
 
         base_dir = config_value.get("sqlite_base_dir")
         if not base_dir:
-            # DAGSTER_HOME unset (the CLI's temporary instance): the embedded default's home,
-            # so `dagster asset materialize` / `job execute` from the repository record their
-            # runs where `make demo` does (`dagster dev` sets a temporary DAGSTER_HOME itself;
-            # `make ui` points it here).
+            # The layout of Dagster's default SQLite storage ($HOME/history, $HOME/schedules) in
+            # the embedded default's home: the CLI from the repository, `make demo` and `make ui`
+            # then read and write one run history.
             from sync_pipelines import settings
 
-            home = os.environ.get("DAGSTER_HOME") or str(settings.data_dir() / "dagster_home")
-            base_dir = os.path.join(home, "storage")
+            base_dir = os.environ.get("DAGSTER_HOME") or str(settings.data_dir() / "dagster_home")
             if inst_data is not None:
                 # Pin the resolved folder in the instance ref handed to run workers.
                 inst_data = ConfigurableClassData(
