@@ -7,7 +7,6 @@ between the real ``https://api.encar.com`` and the sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,6 @@ from sync_pipelines.cars.settings import (
     ENCAR_SORT,
 )
 from sync_pipelines.http_client import RetryPolicy, VendorClient, VendorHTTPClient, VendorResponseError
-from sync_pipelines.kit import paginate
 
 # A truncated/garbled body is usually transient: ask again this many times, then fail the
 # run. A malformed page is never read as an empty page (that would end paging early).
@@ -84,13 +82,6 @@ class EncarClient(VendorClient):
         total = int(total) if isinstance(total, (int, float)) and not isinstance(total, bool) else None
         last = len(items) < self.page_size or (total is not None and offset + len(items) >= total)
         return ListPage(number=number, offset=offset, items=items, total=total, last=last)
-
-    def iter_pages(self, max_pages: int) -> Iterator[ListPage]:
-        """Pages 1..max_pages, stopping after a short/empty page (a repeated page fails)."""
-        return paginate(
-            self.list_page, keys=lambda page: [item.get("Id") if isinstance(item, dict) else item for item in page.items],
-            is_last=lambda page: page.last, max_pages=max_pages, vendor=ENCAR, endpoint=f"GET {ENCAR_LIST_PATH}",
-        )
 
     def car_status(self, car_id: str) -> StatusAnswer:
         """Ask the detail whether a car is still advertised (404 / not ADVERTISE = sold)."""

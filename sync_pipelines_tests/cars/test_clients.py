@@ -8,12 +8,16 @@ import pytest
 
 from sync_pipelines.cars.kbchachacha_client import KBChallengeError
 from sync_pipelines.cars.resources import EncarResource, KBChachachaResource
+from sync_pipelines.kit import paginate
 from sync_pipelines.redaction import redact
 
 
 def test_encar_paging_stops_on_the_short_page(sandbox):
     client = EncarResource().get_client()
-    pages = list(client.iter_pages(500))
+    pages = list(paginate(
+        client.list_page, keys=lambda p: [i["Id"] for i in p.items], is_last=lambda p: p.last,
+        max_pages=500, vendor="encar", endpoint="list",
+    ))
     assert [len(p.items) for p in pages] == [50, 50, 20]
     assert pages[-1].last and pages[0].total == 120
     ids = [i["Id"] for p in pages for i in p.items]
