@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -195,10 +195,12 @@ def parse_encar_item(item: Any) -> CarRecord:
 
 @dataclass(frozen=True)
 class StatusAnswer:
-    """What the vendor's per-car call says: ``active``, ``reserved`` or ``sold``, and why."""
+    """What the vendor's per-car call says: ``active``, ``reserved`` or ``sold``, and why;
+    ``car_fields`` the structured ``cars`` columns the answer carries (KB: maker, model, grade)."""
 
     status: str
     reason: str
+    car_fields: dict[str, str] = field(default_factory=dict)
 
 
 def encar_status_from_detail(http_status: int, body: Any) -> StatusAnswer:
@@ -293,6 +295,13 @@ def parse_kb_card(car_seq: str, title: str | None, data_line: list[str], price_t
 
 # The per-car JSON's car id field (the sandbox and the site's own list JSON name it carSeq).
 KB_CAR_ID_FIELDS = ("carSeq",)
+# ``cars`` column <- the per-car JSON's fields, first present wins (className, "그랜저", is the
+# model family: used only when modelName, "그랜저 IG", is missing).
+KB_DETAIL_FIELDS = {
+    "manufacturer": ("makerName",),
+    "model": ("modelName", "className"),
+    "badge": ("gradeName",),
+}
 
 
 def _id_text(value: Any) -> str:
@@ -323,4 +332,23 @@ def kb_status_from_list(body: Any, car_seq: str | None = None) -> StatusAnswer:
         ]
         if ids and str(car_seq) not in ids:
             raise RecordError(f"per-car answer for carSeq {car_seq} is about carSeq {', '.join(ids[:3])}, not the car asked")
-    return StatusAnswer("active", "per-car list has the car")
+    return StatusAnswer("active", "per-car list has the car", kb_detail_fields(items, car_seq))
+
+
+def kb_detail_fields(items: list[Any], car_seq: str | None) -> dict[str, str]:
+    """``manufacturer``/``model``/``badge`` from the item about ``car_seq`` (or the only item,
+    when items carry no id). A field missing or not text is left out, never an error: the
+    status answer stays usable."""
+    item = next(
+        (i for i in items if isinstance(i, dict) and any(
+            _id_text(i[n]) == str(car_seq) for n in KB_CAR_ID_FIELDS if i.get(n) not in (None, ""))),
+        items[0] if len(items) == 1 else None,
+    )
+    if not isinstance(item, dict):
+        return {}
+    fields = {}
+    for column, names in KB_DETAIL_FIELDS.items():
+        value = next((item[n].strip() for n in names if isinstance(item.get(n), str) and item[n].strip()), None)
+        if value is not None:
+            fields[column] = value[:128]  # fits every one of the three columns
+    return fields

@@ -84,6 +84,9 @@ class VendorAdapter(Protocol):
     # True when the per-car call tells more than the listing (Encar: ``reserved``), so the
     # round-robin asks listed cars too; False (KB) when it only says listed or not.
     status_checks_listed_cars: bool
+    # ``cars`` columns the per-car answer fills (KB: manufacturer, model, badge from its JSON):
+    # the listing writes them only when it inserts a car, and cars still missing one are asked first.
+    status_fields: tuple[str, ...]
 
     def fetch_page(self, number: int) -> ParsedPage: ...
 
@@ -97,6 +100,7 @@ class EncarAdapter:
     listing_endpoint = f"GET {ENCAR_LIST_PATH}"
     sorted_by_modified = True
     status_checks_listed_cars = True  # the list has no status field: reserved only shows in the detail
+    status_fields = ()  # the list already has Manufacturer, Model, Badge
 
     def __init__(self, client: EncarClient):
         self.client = client
@@ -124,6 +128,7 @@ class KBChachachaAdapter:
     listing_endpoint = f"GET {KB_LIST_PATH}"
     sorted_by_modified = False  # KB shows no modification time
     status_checks_listed_cars = False  # the per-car JSON only says listed or not: no reservation
+    status_fields = ("manufacturer", "model", "badge")  # the list has one title; the JSON has them apart
 
     def __init__(self, client: KBChachachaClient):
         self.client = client
@@ -167,6 +172,7 @@ class CarsSyncReport(SyncReport):
     reactivated: int = 0
     unarchived: int = 0
     last_seen_refreshed: int = 0
+    car_fields_filled: int = 0  # cars whose structured columns a per-car answer (re)wrote
     status_totals: dict[str, int] = field(default_factory=dict, metadata=metric(render=_status_totals_metadata))
     duration_seconds: float = 0.0
     status_samples: list[str] = field(default_factory=list)
@@ -302,7 +308,8 @@ class ListingRun:
                 tx, CARS_TABLE, rows, source=SOURCE, entity=source, landed_keys=clean_keys,
                 rejects=[Reject(c.key, c.error or "unusable record", c.payload) for c in bad], run_id=self.run_id,
                 upsert_options={
-                    "compare_exclude": ("last_seen_at",), "insert_only": LISTING_INSERT_ONLY, "now": self.now,
+                    "compare_exclude": ("last_seen_at",), "now": self.now,
+                    "insert_only": (*LISTING_INSERT_ONLY, *self.adapter.status_fields),
                 },
             )
             report.counts += landing.counts
@@ -340,7 +347,8 @@ def _status_candidates(listing: ListingRun, status_checks_per_run: int) -> list[
     """Who is asked, in order: re-shown sold cars, cars that left the head of the list since
     the last run, leavers (every car a complete full listing did not show; otherwise, for
     Encar, the cars of the ModifiedDate window read that it did not show), then the
-    round-robin over the stored active/reserved cars."""
+    round-robin over the stored active/reserved cars; its budget goes first to cars still
+    missing a ``status_fields`` column (KB: new cars, listed or not)."""
     source, known, seen_set, report = listing.adapter.source, listing.known, listing.seen_set, listing.report
     previous_head = listing.warehouse.get_cursor(SOURCE, f"{source}_head") or []
     left_head = [k for k in previous_head if k not in seen_set and k in known and known[k].sale_status in UNSOLD]
@@ -357,10 +365,18 @@ def _status_candidates(listing: ListingRun, status_checks_per_run: int) -> list[
     report.left_head = len(left_head)
     report.leavers = len(leavers)
     candidates = list(dict.fromkeys([*listing.relisted, *left_head, *leavers]))
+    # Cars missing a per-car field (KB: new cars) come first, listed or not: asking is how they get it.
+    unstructured = _least_recently_checked(
+        listing.warehouse, source, status_checks_per_run, exclude=set(candidates),
+        missing=listing.adapter.status_fields,
+    )
+    candidates.extend(unstructured)
     # The round-robin covers every stored active/reserved car, listed or not, so a reservation
     # of a car the listing keeps showing is seen within ceil(cars / status_checks_per_run) runs.
     exclude = set(candidates) if listing.adapter.status_checks_listed_cars else set(candidates) | seen_set
-    candidates.extend(_least_recently_checked(listing.warehouse, source, status_checks_per_run, exclude=exclude))
+    candidates.extend(
+        _least_recently_checked(listing.warehouse, source, status_checks_per_run - len(unstructured), exclude=exclude)
+    )
     return candidates
 
 
@@ -447,13 +463,18 @@ def _refresh_last_seen(warehouse: Warehouse, source: str, keys: list[str], now: 
     return refreshed
 
 
-def _least_recently_checked(warehouse: Warehouse, source: str, limit: int, exclude: set[str]) -> list[str]:
-    if limit <= 0:
+def _least_recently_checked(
+    warehouse: Warehouse, source: str, limit: int, exclude: set[str], missing: tuple[str, ...] | None = None
+) -> list[str]:
+    """Up to ``limit`` active/reserved cars not in ``exclude``, least recently checked first;
+    with ``missing``, only cars where one of those columns is NULL (none when it is empty)."""
+    if limit <= 0 or missing == ():
         return []
     cars = warehouse.table(CARS_TABLE)
+    only_missing = [sa.or_(*(cars.c[c].is_(None) for c in missing))] if missing else []
     query = (
         sa.select(cars.c.source_id)
-        .where(cars.c.source == source, cars.c.sale_status.in_(UNSOLD))
+        .where(cars.c.source == source, cars.c.sale_status.in_(UNSOLD), *only_missing)
         .order_by(sa.nullsfirst(cars.c.status_checked_at.asc()), cars.c.source_id)
         .limit(limit + len(exclude))
     )
@@ -593,9 +614,12 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
     """Write per-car answers, each guarded in SQL rather than trusting this run's snapshot:
     the status changes only if the row still has another status, and only if no check newer
     than this answer landed meanwhile (an overlapping run), so a stale answer never undoes a
-    newer one. ``sold_at`` is the time the sale was first confirmed."""
+    newer one. ``sold_at`` is the time the sale was first confirmed. The structured columns an
+    answer carries (``car_fields``) are written with it, only where they differ."""
     cars = tx.table(CARS_TABLE)
     for source_id, answer, asked_at in answers:
+        if answer.car_fields:
+            report.car_fields_filled += _write_car_fields(tx, cars, source, source_id, answer.car_fields, asked_at)
         changed = tx.execute(
             cars.update()
             .where(
@@ -632,6 +656,23 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
                 .where(cars.c.source == source, cars.c.source_id.in_(chunk), _no_newer_check(cars, asked_at))
                 .values(status_checked_at=asked_at)
             )
+
+
+def _write_car_fields(
+    tx: WarehouseTransaction, cars: sa.Table, source: str, source_id: str, values: dict[str, str], asked_at
+) -> int:
+    """1 if the car's structured columns changed to what the per-car answer says, else 0 (a
+    re-check answering the same writes nothing)."""
+    return tx.execute(
+        cars.update()
+        .where(
+            cars.c.source == source,
+            cars.c.source_id == source_id,
+            _no_newer_check(cars, asked_at),
+            sa.or_(*(cars.c[c].is_distinct_from(v) for c, v in values.items())),
+        )
+        .values(**values, synced_at=asked_at)
+    ).rowcount
 
 
 def _no_newer_check(cars: sa.Table, asked_at: dt.datetime):
