@@ -13,6 +13,7 @@ import decimal
 import gc
 import io
 import itertools
+import json
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipelines.warehouse.engine import dumps
+from sync_pipelines.warehouse.engine import dumps, json_default
 from sync_pipelines.warehouse.types import as_utc
 
 _stage_ids = itertools.count(1)
@@ -58,14 +59,11 @@ def prepare_rows(
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Validate column names, stamp ``synced_at``, normalise datetimes, de-duplicate keys (last wins)."""
     table_cols = set(table.c.keys())
-    stamp = {k: v for k, v in stamp.items() if k in table_cols}
+    stamp = {k: as_utc(v) for k, v in stamp.items() if k in table_cols}
     key_of = operator.itemgetter(*key)
     by_key: dict[Any, dict[str, Any]] = {}
     columns: list[str] = []
     seen: set[str] = set()
-    # Rows of one batch share a few shapes: which of their columns hold datetimes is worked
-    # out once per shape (names and value types), so most rows need no Python loop here.
-    datetime_columns: dict[tuple, list[str]] = {}
     for row in rows:
         record = {**row, **stamp}
         if not seen.issuperset(record):
@@ -75,12 +73,6 @@ def prepare_rows(
                         raise ValueError(f"upsert into {table.name}: unknown column {name!r}")
                     seen.add(name)
                     columns.append(name)
-        shape = (tuple(record), tuple(map(type, record.values())))
-        names = datetime_columns.get(shape)
-        if names is None:
-            names = datetime_columns[shape] = [n for n, t in zip(*shape, strict=True) if issubclass(t, dt.datetime)]
-        for name in names:
-            record[name] = as_utc(record[name])
         try:
             key_values = key_of(record)
         except KeyError:
@@ -92,11 +84,27 @@ def prepare_rows(
     # Every row gets every column: a column absent from one row is written as NULL only if
     # no row has it, otherwise each row must carry it (a partial row would null it out).
     width = len(columns)
-    for record in by_key.values():
+    records = list(by_key.values())
+    for record in records:
         if len(record) != width:
             absent = [c for c in columns if c not in record]
             raise ValueError(f"upsert into {table.name}: rows disagree on columns, one lacks {absent}")
-    return columns, list(by_key.values())
+    for name in columns:
+        if name not in stamp:
+            _datetimes_to_utc(records, name)
+    return columns, records
+
+
+def _datetimes_to_utc(records: list[dict[str, Any]], name: str) -> None:
+    # The types of a column's values are collected in C; only a column holding datetimes
+    # is walked in Python, and only its values not already in UTC are replaced.
+    if not any(issubclass(t, dt.datetime) for t in set(map(type, map(operator.itemgetter(name), records)))):
+        return
+    utc = dt.timezone.utc
+    for record in records:
+        value = record[name]
+        if isinstance(value, dt.datetime) and value.tzinfo is not utc:
+            record[name] = as_utc(value)
 
 
 def upsert_rows(
@@ -191,8 +199,23 @@ def _copy_field(value: Any) -> str:
 # encodes the same whatever its column's type says.
 
 
+# dumps' canonical form from one encoder built once (json.dumps builds one per call: half its
+# time on small documents); anything it cannot take as is (NaN, NUL) goes through dumps.
+_canonical_json = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, default=json_default, separators=(",", ":"), allow_nan=False
+).encode
+
+
+def _json_document(value: Any) -> str:
+    try:
+        text = _canonical_json(value)
+    except ValueError:
+        return dumps(value)
+    return dumps(value) if "\\u0000" in text else text
+
+
 def _encode_json_column(values: list[Any]) -> list[str]:
-    return [_COPY_NULL if v is None else _copy_escape(dumps(v)) for v in values]
+    return [_COPY_NULL if v is None else _copy_escape(_json_document(v)) for v in values]
 
 
 def _encode_int_column(values: list[Any]) -> list[str]:
@@ -272,6 +295,35 @@ def _upsert_postgres(conn, table, columns, records, key, compare, update) -> Ups
         ) from exc
 
 
+def _merge_sql(conn, target, stage, columns, key, compare, update) -> str:
+    """INSERT .. ON CONFLICT of the staged rows that are new or differ from the target's.
+
+    Unchanged rows are filtered out by one join first: ON CONFLICT DO UPDATE would look up
+    and lock every one of them (a write to each row's page) only for its WHERE to skip it.
+    """
+    cols = ", ".join(_q(conn, c) for c in columns)
+    conflict = ", ".join(_q(conn, k) for k in key)
+    match = " AND ".join(f"t.{_q(conn, k)} = s.{_q(conn, k)}" for k in key)
+    # Staged keys are never NULL (prepare_rows), so a NULL t key means no target row.
+    wanted = f"t.{_q(conn, key[0])} IS NULL"
+    if update and compare:
+        lhs = ", ".join(f"t.{_q(conn, c)}" for c in compare)
+        rhs = ", ".join(f"EXCLUDED.{_q(conn, c)}" for c in compare)
+        assignments = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in update)
+        action = f"DO UPDATE SET {assignments} WHERE ROW({lhs}) IS DISTINCT FROM ROW({rhs})"
+        wanted += f" OR ROW({lhs}) IS DISTINCT FROM ROW({rhs.replace('EXCLUDED.', 's.')})"
+    else:
+        # No column to compare: an existing row is never "changed", so conflicts do nothing.
+        action = "DO NOTHING"
+    selected = ", ".join(f"s.{_q(conn, c)}" for c in columns)
+    return (
+        f"WITH merged AS (INSERT INTO {target} AS t ({cols}) "
+        f"SELECT {selected} FROM {stage} AS s LEFT JOIN {target} AS t ON {match} WHERE {wanted} "
+        f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
+    )
+
+
 def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) -> UpsertCounts:
     target = _table_ref(conn, table)
     stage = f"_sync_stage_{next(_stage_ids)}"
@@ -283,23 +335,7 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
         with _gc_paused():
             text = _copy_text(table, columns, records)
         cur.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", text, size=1 << 20)
-        conflict = ", ".join(_q(conn, k) for k in key)
-        if update:
-            assignments = ", ".join(f"{_q(conn, c)} = EXCLUDED.{_q(conn, c)}" for c in update)
-            if compare:
-                lhs = ", ".join(f"t.{_q(conn, c)}" for c in compare)
-                rhs = ", ".join(f"EXCLUDED.{_q(conn, c)}" for c in compare)
-                guard = f" WHERE ROW({lhs}) IS DISTINCT FROM ROW({rhs})"
-            else:
-                guard = " WHERE FALSE"
-            action = f"DO UPDATE SET {assignments}{guard}"
-        else:
-            action = "DO NOTHING"
-        cur.execute(
-            f"WITH merged AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage} "
-            f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
-            "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
-        )
+        cur.execute(_merge_sql(conn, target, stage, columns, key, compare, update))
         inserted, updated = cur.fetchone()
         cur.execute(f"DROP TABLE {stage}")
     return UpsertCounts(inserted, updated, len(records) - inserted - updated)
