@@ -1,0 +1,47 @@
+"""A test code location: the product's assets, jobs and resources, without its schedules and
+sensors, plus ``production_path_sensor``, which requests on its first tick two cars syncs
+(same source: the run queue must run them one after the other) and one Odoo sync, all in
+one process per run.
+
+The daemon evaluates the sensor by itself, as it does a schedule tick; no run is launched by hand.
+"""
+
+from __future__ import annotations
+
+from dagster import DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext, sensor
+
+from sync_pipelines.cars.assets import cars_sync_job
+from sync_pipelines.cars.assets import run_config_for as cars_run_config
+from sync_pipelines.definitions import defs as product
+from sync_pipelines.kit import run_tags
+from sync_pipelines.odoo.assets import odoo_sync_job
+
+TRIGGER = "production_path_sensor"
+# One process per run, not per step: each step process loads the code anew (~20 s on a busy CI box).
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+CARS_RUN_KEYS = ("cars-first", "cars-second")
+
+
+@sensor(
+    name=TRIGGER,
+    jobs=[cars_sync_job, odoo_sync_job],
+    minimum_interval_seconds=1,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def production_path_sensor(context: SensorEvaluationContext):
+    # Run keys make later ticks request nothing new: three runs in all.
+    for run_key in CARS_RUN_KEYS:
+        yield RunRequest(
+            run_key=run_key, job_name=cars_sync_job.name, run_config={**cars_run_config("incremental"), **IN_PROCESS},
+            tags=run_tags("cars", mode="incremental", trigger=TRIGGER),
+        )
+    yield RunRequest(run_key="odoo", job_name=odoo_sync_job.name, tags=run_tags("odoo", trigger=TRIGGER))
+
+
+defs = Definitions(
+    assets=product.assets,
+    asset_checks=product.asset_checks,
+    jobs=product.jobs,
+    resources=product.resources,
+    sensors=[production_path_sensor],
+)
