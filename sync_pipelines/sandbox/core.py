@@ -3,9 +3,9 @@
 One HTTP server serves each vendor under its contract prefix (``/encar``, ``/odoo``...), so
 clients only change base URLs between sandbox and real vendor. Data is generated from a
 seed (same seed, same data) and evolves when told to (``evolve()``) against a controllable
-clock. Faults (429 with Retry-After, 503, slow answers, malformed bodies, wrong-typed
-records, dropped connections) are switched on per vendor and path, from Python or over
-HTTP at ``/_sandbox/...``.
+clock. Faults (429 with Retry-After, 503, slow answers, malformed bodies, HTML instead of
+JSON, wrong-typed records, dropped or reset connections, records inserted mid-listing) are
+switched on per vendor and path, from Python or over HTTP at ``/_sandbox/...``.
 
 Vendors live in ``sync_pipelines.sandbox.vendors``: each module defines ``VENDOR``, a
 :class:`SandboxVendor` subclass, and is discovered automatically.
@@ -20,6 +20,7 @@ import pkgutil
 import random
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -158,6 +159,11 @@ class SandboxVendor:
         """Vendor-specific controls over HTTP: ``POST /_sandbox/<vendor>/<action>``."""
         raise KeyError(action)
 
+    def insert_records(self, count: int) -> list[Any]:
+        """Add ``count`` new records that sort ahead of a running listing's cursor (the
+        ``shift`` fault); return their keys."""
+        raise NotImplementedError(f"sandbox vendor {self.name} cannot insert records mid-listing")
+
     def corrupt_record(self, body: Any, field_name: str | None) -> Any:
         """Give one record of a JSON answer a wrong-typed field (the ``wrong_type`` fault).
 
@@ -199,7 +205,13 @@ def _first_record_list(body: Any) -> list[dict] | None:
 
 # -- faults -----------------------------------------------------------------------------
 
-FAULT_KINDS = ("status", "slow", "malformed", "wrong_type", "disconnect")
+FAULT_KINDS = ("status", "slow", "malformed", "html", "wrong_type", "disconnect", "reset", "shift")
+
+# What a CDN or a vendor's maintenance page answers with status 200 instead of the API's JSON.
+MAINTENANCE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Down for maintenance</title></head>"
+    "<body><h1>We'll be back soon</h1><p>Scheduled maintenance.</p></body></html>"
+)
 
 
 @dataclass
@@ -209,8 +221,10 @@ class Fault:
     ``kind``: ``status`` (answer ``status`` with optional ``retry_after`` and extra
     ``headers``, e.g. ``X-Rate-Limit-Remaining: 0`` / ``X-Rate-Limit-Reset``), ``slow`` (wait
     ``delay`` seconds before answering), ``malformed`` (a truncated body with status 200),
-    ``wrong_type`` (one record gets a wrong-typed ``field``), ``disconnect`` (close the
-    connection without an answer). It hits requests of ``vendor`` (all if None) whose
+    ``html`` (a maintenance page with status 200 and ``text/html``), ``wrong_type`` (one
+    record gets a wrong-typed ``field``), ``disconnect`` (close the connection without an
+    answer), ``reset`` (abort it with a TCP RST), ``shift`` (the vendor inserts ``records``
+    new records, :meth:`SandboxVendor.insert_records`, then answers). It hits requests of ``vendor`` (all if None) whose
     vendor-local path matches the regex ``path``, after letting ``skip`` through, for
     ``times`` requests (forever if None).
     """
@@ -225,6 +239,7 @@ class Fault:
     times: int | None = 1
     skip: int = 0
     field: str | None = None
+    records: int = 3
     hits: int = 0
     seen: int = 0
     id: int = 0
@@ -394,7 +409,8 @@ class Sandbox:
     # request handling -----------------------------------------------------------------------
 
     def handle(self, method: str, raw_path: str, headers: Mapping[str, str], body: bytes) -> SandboxResponse | None:
-        """Answer one request; ``None`` means drop the connection (``disconnect`` fault)."""
+        """Answer one request; ``None`` means drop the connection (``disconnect`` fault), ``RESET``
+        abort it (``reset`` fault)."""
         parts = urlsplit(raw_path)
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         if parts.path.startswith("/_sandbox"):
@@ -411,6 +427,13 @@ class Sandbox:
         if fault is not None:
             if fault.kind == "disconnect":
                 return None
+            if fault.kind == "reset":
+                return RESET
+            if fault.kind == "html":
+                return html_response(MAINTENANCE_PAGE)
+            if fault.kind == "shift":
+                with vendor.lock:
+                    vendor.insert_records(fault.records)
             if fault.kind == "status":
                 headers = {k: str(v) for k, v in (fault.headers or {}).items()}
                 if fault.retry_after is not None:
@@ -457,6 +480,10 @@ class Sandbox:
         return json_response({"message": f"unknown admin call {method} {path}"}, 404)
 
 
+# The answer that aborts the connection with a TCP RST (the ``reset`` fault).
+RESET = SandboxResponse(status=0, body=b"")
+
+
 def _fmt_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -487,6 +514,12 @@ def _make_handler(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             if response is None:
                 self.close_connection = True
                 self.connection.shutdown(2)
+                return
+            if response is RESET:
+                # linger 0: closing sends RST, not FIN (the client sees "connection reset by peer")
+                self.close_connection = True
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
                 return
             payload = response.encoded()
             self.send_response(response.status)

@@ -178,6 +178,9 @@ class EncarVendor(SandboxVendor):
     def add(self, count: int = 1) -> list[str]:
         return [self._new_car(self.clock.now())["Id"] for _ in range(count)]
 
+    def insert_records(self, count: int) -> list[str]:
+        return self.add(count)  # newest ModifiedDate: at the head of the listing
+
     def evolve(self, rng: random.Random) -> dict[str, Any]:
         listed = list(self.listed_ids())
         changes: dict[str, Any] = {"added": self.add(rng.randint(1, 3)), "price_changed": [], "reserved": [], "sold": []}

@@ -217,6 +217,11 @@ class GoliothVendor(SandboxVendor):
                     reports += 1
         return reports
 
+    def insert_records(self, count: int) -> list[tuple[str, str, str]]:
+        before = set(self.points())
+        self.emit(count, devices=2)  # new points on two devices, stamped now
+        return sorted(set(self.points()) - before)
+
     def evolve(self, rng: random.Random) -> dict[str, Any]:
         changes: dict[str, Any] = {"reports": self._advance(self.clock.now())}
         if self.webhook is not None and self.webhook.auto_deliver and self.outbox:

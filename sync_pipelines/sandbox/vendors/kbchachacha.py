@@ -136,6 +136,9 @@ class KBChachachaVendor(SandboxVendor):
     def add(self, count: int = 1) -> list[str]:
         return [self._new_car()["seq"] for _ in range(count)]
 
+    def insert_records(self, count: int) -> list[str]:
+        return self.add(count)
+
     def evolve(self, rng: random.Random) -> dict[str, Any]:
         listed = list(self.listed_ids())
         changes: dict[str, Any] = {"added": self.add(rng.randint(1, 2)), "price_changed": [], "sold": []}

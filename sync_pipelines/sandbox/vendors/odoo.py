@@ -261,6 +261,11 @@ class OdooVendor(SandboxVendor):
         except KeyError:
             raise KeyError(f"{model} record {rid} does not exist") from None
 
+    def insert_records(self, count: int) -> list[int]:
+        rng = random.Random(len(self.records["account.move"]))
+        now = self.clock.now()
+        return [self._create_invoice(now, "out_invoice", "posted", COMPANIES[0], rng)["id"] for _ in range(count)]
+
     def evolve(self, rng: random.Random) -> dict[str, Any]:
         changes: dict[str, Any] = {}
         now = self.clock.now()

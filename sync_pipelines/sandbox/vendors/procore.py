@@ -146,6 +146,12 @@ class ProcoreVendor(SandboxVendor):
         record["updated_at"] = fmt(stamp)
         return record
 
+    def insert_records(self, count: int) -> list[int]:
+        rng = random.Random(len(self.rfis))
+        now = self.clock.now().replace(microsecond=0)
+        projects = sorted(self.projects)
+        return [self._add_rfi(projects[i % len(projects)], now, rng)["id"] for i in range(count)]
+
     def evolve(self, rng: random.Random) -> dict[str, Any]:
         changed: dict[str, Any] = {"rfis_updated": [], "rfis_added": [], "projects_updated": []}
         for rid in rng.sample(sorted(self.rfis), k=min(3, len(self.rfis))):
