@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo ui test lint bench clean
+.PHONY: install demo ui test lint bench faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ ui: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check sync_pipelines sync_pipelines_tests bench
 	$(PY) -m pytest -p no:cacheprovider
+
+# the whole fault suite (README "Fault suite"): the CI cells plus the long ones (database
+# restarts, SIGKILL, concurrent runs, the matrix on Postgres); e.g. FAULTS_ARGS="-n 4 --dist loadfile"
+faults: $(STAMP)
+	SYNC_FAULT_SUITE=full $(PY) -m pytest -p no:cacheprovider $(FAULTS_ARGS) sync_pipelines_tests/faults
 
 bench: $(STAMP)
 	$(PY) bench/upsert_vs_copy.py
