@@ -89,11 +89,34 @@ def _status(args: argparse.Namespace) -> int:
     return status.status_command(as_json=args.json, source=args.source)
 
 
+def _register_celery(subparsers: argparse._SubParsersAction) -> None:
+    celery = subparsers.add_parser("celery", help="Celery workers running steps when SYNC_EXECUTOR=celery")
+    celery_commands = celery.add_subparsers(dest="celery_command", required=True, metavar="{worker}")
+    worker = celery_commands.add_parser(
+        "worker",
+        help="start a Celery worker (broker and queue from SYNC_CELERY_*, Dagster storage from DAGSTER_PG_*)",
+        description="Runs `celery -A sync_pipelines.celery_app worker` (dagster-celery's tasks) in this process; "
+        "arguments after -- go to celery.",
+    )
+    worker.add_argument("-n", "--name", help="worker name (its node is NAME@host); default sync-<random>")
+    worker.add_argument("-c", "--concurrency", type=int, default=1, help="steps run at once (default 1)")
+    worker.add_argument("-l", "--loglevel", default="INFO")
+    worker.add_argument("extra", nargs="*", help="more celery worker arguments, after --")
+    worker.set_defaults(func=_celery_worker)
+
+
+def _celery_worker(args: argparse.Namespace) -> int:
+    from sync_pipelines.executors import worker_command
+
+    return worker_command(name=args.name, concurrency=args.concurrency, loglevel=args.loglevel, extra=args.extra)
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sync_pipelines", description=__doc__.split("\n\n")[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _register_runs(subparsers)
     _register_status(subparsers)
+    _register_celery(subparsers)
     wanted = argv[0] if argv else None
     for name in source_commands():
         if name == wanted:

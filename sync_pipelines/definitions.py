@@ -8,10 +8,11 @@ Dagster allows exactly one ``Definitions`` object at module scope here, so sourc
 imported as modules (``from sync_pipelines import cars``), never as ``... import defs``.
 """
 
-from dagster import Definitions
+from dagster import Definitions, multi_or_in_process_executor
 
 from sync_pipelines import cars, golioth, odoo, procore
 from sync_pipelines.alerts import sync_failure_alert_sensor
+from sync_pipelines.executors import sync_executor
 from sync_pipelines.instance import refuse_throwaway_instance
 from sync_pipelines.run_health import build_run_health_sensor
 from sync_pipelines.warehouse import WarehouseResource
@@ -21,7 +22,11 @@ SOURCE_MODULES: list = [cars, odoo, golioth, procore]
 
 
 def build_definitions() -> Definitions:
-    shared = Definitions(resources={"warehouse": WarehouseResource()}, sensors=[sync_failure_alert_sensor])
+    # jobs without an executor of their own (cars, asset materializations): Celery when SYNC_EXECUTOR says
+    shared = Definitions(
+        resources={"warehouse": WarehouseResource()}, sensors=[sync_failure_alert_sensor],
+        executor=sync_executor(multi_or_in_process_executor),
+    )
     merged = Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES))
     # run_health_sensor retries dead `dagster job execute` runs: it may request any job here
     return Definitions.merge(merged, Definitions(sensors=[build_run_health_sensor(merged.jobs or [])]))

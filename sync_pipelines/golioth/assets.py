@@ -24,6 +24,7 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning
 from pydantic import Field
 
+from sync_pipelines.executors import sync_executor
 from sync_pipelines.golioth import integrations as store
 from sync_pipelines.golioth import sync
 from sync_pipelines.golioth.integrations import Integration
@@ -152,7 +153,7 @@ golioth_sync_job = define_asset_job(
     "golioth_sync_job",
     selection=["golioth_devices", "golioth_telemetry_live"],
     tags=SOURCE_TAGS,
-    executor_def=in_process_executor,
+    executor_def=sync_executor(in_process_executor),
     description="Golioth live pull: devices and telemetry since each integration's cursor "
     "(config integrations: the ones to sync; empty: every enabled, active one).",
 )

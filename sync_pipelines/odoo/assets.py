@@ -16,6 +16,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from sync_pipelines.executors import sync_executor
 from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.odoo import settings
 from sync_pipelines.odoo.resources import OdooResource
@@ -109,7 +110,7 @@ odoo_sync_job = define_asset_job(
     "odoo_sync_job",
     selection=AssetSelection.assets(*SYNC_ASSETS),
     tags=run_tags(SOURCE),
-    executor_def=in_process_executor,
+    executor_def=sync_executor(in_process_executor),
     description="Sync every Odoo model (or the selected ones): invoices, purchases, sales, products, inventory.",
 )
 

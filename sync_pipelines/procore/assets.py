@@ -23,6 +23,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from sync_pipelines.executors import sync_executor
 from sync_pipelines.kit import finish_sync_asset
 from sync_pipelines.procore import settings
 from sync_pipelines.procore.gate import wait_for_start_slot
@@ -129,7 +130,7 @@ procore_sync_job = define_asset_job(
     selection=AssetSelection.assets(*SYNC_ASSETS),
     partitions_def=CONNECTIONS_PARTITIONS,
     tags=JOB_TAGS,
-    executor_def=in_process_executor,
+    executor_def=sync_executor(in_process_executor),
     description="Sync one Procore connection (partition = user id): companies, projects, RFIs.",
 )
 
