@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class RunSummary:
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     error: str | None = None  # a failed run's first step error (redacted, one line)
+    url: str | None = None  # its page in the UI (SYNC_UI_BASE_URL set)
 
 
 @dataclass
@@ -108,7 +110,7 @@ class StatusReport:
 # -- the Dagster instance --------------------------------------------------------------------
 
 
-def _source_of(run: Any, sources: Sequence[str]) -> str | None:
+def source_of(run: Any, sources: Sequence[str]) -> str | None:
     """A run's source: its ``sync_pipelines/source`` tag, else its job name's prefix
     (Procore sync runs carry no source tag: see CHANGELOG, Procore source)."""
     tagged = run.tags.get(SOURCE_TAG)
@@ -121,26 +123,36 @@ def _timestamp(value: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(value, dt.timezone.utc) if value else None
 
 
-def _run_error(instance: DagsterInstance, run_id: str) -> str | None:
+def first_error(instance: DagsterInstance, run_id: str) -> tuple[str | None, str | None]:
+    """A failed run's first failure: (its step key, or None for a run-level failure; the first
+    line of its root-cause error, redacted), or (None, None)."""
     for event_type in (DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE):
         records = instance.get_records_for_run(run_id, of_type=event_type, limit=1).records
         if records:
-            entry = records[0].event_log_entry
-            error = getattr(entry.dagster_event.event_specific_data, "error", None)
+            event = records[0].event_log_entry.dagster_event
+            error = getattr(event.event_specific_data, "error", None)
             while error is not None and error.cause is not None:  # the vendor's error, not Dagster's wrapper
                 error = error.cause
-            text = (error.message if error is not None else entry.dagster_event.message) or ""
+            text = (error.message if error is not None else event.message) or ""
             lines = text.strip().splitlines()
-            return redact(lines[0])[:ERROR_CHARS] if lines else None
-    return None
+            # "sync_pipelines.procore.connections.ReauthRequiredError: ..." reads as "ReauthRequiredError: ..."
+            line = re.sub(r"^(?:\w+\.)+(\w+: )", r"\1", lines[0]) if lines else None
+            return event.step_key, redact(line)[:ERROR_CHARS] if line else None
+    return None, None
+
+
+def _run_error(instance: DagsterInstance, run_id: str) -> str | None:
+    return first_error(instance, run_id)[1]
 
 
 def _summary(instance: DagsterInstance, record: Any) -> RunSummary:
+    from sync_pipelines.alerts import run_link
+
     run = record.dagster_run
     failed = run.status == DagsterRunStatus.FAILURE
     return RunSummary(
         run.run_id, run.job_name, run.status.value, _timestamp(record.start_time), _timestamp(record.end_time),
-        _run_error(instance, run.run_id) if failed else None,
+        _run_error(instance, run.run_id) if failed else None, run_link(run.run_id),
     )
 
 
@@ -163,7 +175,7 @@ def runs_by_source(instance: DagsterInstance, sources: Sequence[str], now: dt.da
     """The run records of the last 7 days per source, newest first."""
     grouped: dict[str, list[Any]] = {s: [] for s in sources}
     for record in instance.get_run_records(RunsFilter(created_after=now - dt.timedelta(days=7))):
-        source = _source_of(record.dagster_run, sources)
+        source = source_of(record.dagster_run, sources)
         if source is not None:
             grouped[source].append(record)
     for records in grouped.values():
@@ -305,6 +317,7 @@ def _source_lines(s: SourceStatus) -> list[str]:
         f"{s.source}",
         f"  last run          {last}",
         *([f"  last error        {run.error}"] if run and run.error else []),
+        *([f"  run page          {run.url}"] if run and run.url else []),
         f"  success 24 h      {_rate(s.success_24h)}",
         f"  success 7 days    {_rate(s.success_7d)}",
         f"  rows changed      {s.rows_changed_last_run.total} last run; {rows.total} in 24 h "

@@ -72,13 +72,15 @@ def _run_syncs(instance, sandbox, warehouse) -> tuple[str, str]:
 
 def test_status_reports_runs_rows_lag_rejects_reauth_and_skips(instance, sandbox, warehouse, monkeypatch, tmp_path):
     monkeypatch.setenv("SYNC_SECRET_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("SYNC_UI_BASE_URL", "https://dagster.example.com")
     failed_run, user = _run_syncs(instance, sandbox, warehouse)
 
     report = status.build_report(instance, warehouse, SOURCES)
     by_source = {s.source: s for s in report.sources}
     cars, procore, golioth, odoo = (by_source[n] for n in ("cars", "procore", "golioth", "odoo"))
     assert cars.last_run.run_id == failed_run and cars.last_run.status == "FAILURE"
-    assert "403" in cars.last_run.error
+    assert "403" in cars.last_run.error and not cars.last_run.error.startswith("sync_pipelines.")
+    assert cars.last_run.url == f"https://dagster.example.com/runs/{failed_run}"
     assert (cars.success_24h.succeeded, cars.success_24h.finished, cars.success_24h.rate) == (1, 2, 0.5)
     assert cars.success_7d == cars.success_24h
     assert cars.rows_changed_24h.inserted == warehouse.count("cars") > 0  # the rejected record is not a row
@@ -102,6 +104,7 @@ def test_status_reports_runs_rows_lag_rejects_reauth_and_skips(instance, sandbox
     text = status.render_text(report)
     assert "success 24 h      50% (1/2)" in text and f"needs reauth      1: {user}" in text
     assert "sleepy: status is paused, not active" in text
+    assert f"run page          https://dagster.example.com/runs/{failed_run}" in text
 
     # the command, in another process, from the same instance and destination
     done = _status_cli("--json", DAGSTER_HOME=os.environ["DAGSTER_HOME"], SYNC_DATABASE_URL=warehouse.url)
