@@ -22,7 +22,7 @@ demo: $(STAMP)
 # the demo, then the Dagster UI and daemon on its run history, the sandbox kept up (Ctrl-C stops);
 # with GOLIOTH_WEBHOOK_TOKEN set, the Golioth webhook receiver beside them on 127.0.0.1:8787
 ui: $(STAMP)
-	$(PY) -m sync_pipelines.golioth receiver --embedded --with $(PY) -m sync_pipelines.demo --ui
+	$(PY) -m sync_pipelines.ui
 
 test: $(STAMP)
 	$(PY) -m ruff check sync_pipelines sync_pipelines_tests bench

@@ -1,15 +1,15 @@
 """``python -m sync_pipelines.demo``: each source's ``<source>_sync_job`` (then its archive job)
 against the bundled sandbox, on the embedded default only (SQLite destination and Dagster home
-under ``$SYNC_DATA_DIR``; production variables ignored). ``--ui`` then serves the runs in the
-Dagster UI (``make ui``). The story: README, "Two commands on a fresh machine".
+under ``$SYNC_DATA_DIR``; production variables ignored), with a Procore connection and a Golioth
+integration seeded against the sandbox. ``make ui`` is :mod:`sync_pipelines.ui`. The story:
+README, "Two commands on a fresh machine".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,6 +19,7 @@ from sync_pipelines import settings
 # The console shows what each step did (INFO), not Dagster's DEBUG engine events; those are
 # all in the run history (`make ui`).
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+SANDBOX_GOLIOTH_INTEGRATION = "sandbox"  # the integration seeded for the sandbox's first Golioth project
 
 
 def _sync_job_names(defs, source_modules) -> list[str]:
@@ -64,10 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--mode", choices=["incremental", "full"], default="full")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--ui", action="store_true", help="then keep the sandbox up and serve the Dagster UI (and daemon) on these runs"
-    )
-    parser.add_argument("--port", type=int, default=3000, help="Dagster UI port with --ui")
     args = parser.parse_args(argv)
 
     overridden = use_embedded_default()
@@ -93,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     instance = DagsterInstance.get()
     failures = 0
     try:
+        for line in seed_sandbox_accounts(warehouse, instance):
+            print(line)
         jobs = _sync_job_names(defs, SOURCE_MODULES)
         if not jobs:
             print("no source is built yet: nothing to sync (the warehouse schema is migrated)")
@@ -101,49 +100,66 @@ def main(argv: list[str] | None = None) -> int:
                 job = _job_or_none(defs, job_name)
                 if job is None:
                     continue
-                started = time.monotonic()
                 run_config = {**(_run_config_for(job, args.mode) if job_name == name else {}), **QUIET_LOGS}
-                result = job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
-                status = "succeeded" if result.success else "FAILED"
-                failures += 0 if result.success else 1
-                print(f"{job_name}: {status} in {time.monotonic() - started:.1f}s (run {result.run_id})")
+                failures += _run_job(job, instance, run_config)
         print()
         print(f"destination ({warehouse.dialect}): {warehouse.location}")
         for table, count in _table_counts(warehouse):
             print(f"  {table:32s} {count:>8d} rows")
         print(f"run history (Dagster, SQLite): {os.environ['DAGSTER_HOME']}")
-        if args.ui:
-            return _serve_ui(args.port) or failures
-        print("browse it: make ui   (the Dagster UI on this history, with the sandbox kept up)")
+        print("browse it: make ui   (the Dagster UI and daemon on this history, syncing from a live sandbox)")
     finally:
         sandbox.stop()
         instance.dispose()
     return 1 if failures else 0
 
 
-def _serve_ui(port: int) -> int:
-    """``dagster dev`` on this instance, with the sandbox's variables, until Ctrl-C.
+def _run_job(job, instance, run_config: dict) -> int:
+    """Run ``job`` once, or once per partition of a dynamic partitioning (Procore's
+    connections); print each result. Returns the number of failed runs."""
+    dynamic = getattr(job.partitions_def, "name", None)  # only DynamicPartitionsDefinition has one
+    partitions = instance.get_dynamic_partitions(dynamic) if dynamic else []
+    failed = 0
+    for partition in partitions or [None]:
+        started = time.monotonic()
+        result = job.execute_in_process(
+            instance=instance, run_config=run_config, partition_key=partition, raise_on_error=False
+        )
+        status = "succeeded" if result.success else "FAILED"
+        failed += 0 if result.success else 1
+        where = f" [{partition}]" if partition else ""
+        print(f"{job.name}{where}: {status} in {time.monotonic() - started:.1f}s (run {result.run_id})")
+    return failed
 
-    SIGINT is reset to its default in the child: a ``dagster dev`` that inherits an ignored
-    SIGINT (non-interactive shells) would never stop."""
-    print(f"Dagster UI: http://127.0.0.1:{port}  (schedules and sensors run against the sandbox; Ctrl-C stops)")
-    command = [sys.executable, "-m", "dagster", "dev", "-m", "sync_pipelines.definitions", "-p", str(port)]
-    ui = subprocess.Popen(command, env=os.environ.copy(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
-    def stop(signum, frame):  # Ctrl-C, or SIGTERM from a supervisor, even if the shell ignored SIGINT
-        raise KeyboardInterrupt
+def seed_sandbox_accounts(warehouse, instance) -> list[str]:
+    """What an operator does once, done against the sandbox: connect its first Procore user
+    (OAuth out of band, as ``procore connect``) with the user's partition, and add the Golioth
+    integration ``sandbox`` for its first project. Safe to repeat (a fresh sandbox mints new
+    tokens). Returns what was done, for people."""
+    import requests
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        return ui.wait()
-    except KeyboardInterrupt:
-        ui.send_signal(signal.SIGINT)
-        try:
-            return ui.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            ui.kill()
-            return ui.wait()
+    from sync_pipelines.golioth import integrations
+    from sync_pipelines.procore.assets import CONNECTIONS_PARTITIONS
+    from sync_pipelines.procore.cli import complete_connect
+    from sync_pipelines.procore.resources import ProcoreResource
+    from sync_pipelines.procore.settings import OOB_REDIRECT_URI
+    from sync_pipelines.sandbox.vendors.golioth import PROJECTS
+
+    procore = ProcoreResource()
+    oauth = procore.oauth()
+    page = requests.get(oauth.authorize_url(OOB_REDIRECT_URI), timeout=10)
+    page.raise_for_status()
+    code = re.search(r"<code id='code'>([^<]+)</code>", page.text)[1]  # the sandbox's out-of-band page
+    user_id, _ = complete_connect(oauth, procore.store(warehouse), code, OOB_REDIRECT_URI)
+    if user_id not in instance.get_dynamic_partitions(CONNECTIONS_PARTITIONS.name):
+        instance.add_dynamic_partitions(CONNECTIONS_PARTITIONS.name, [user_id])
+    project, spec = next(iter(PROJECTS.items()))
+    if SANDBOX_GOLIOTH_INTEGRATION not in {i.id for i in integrations.load(warehouse)}:
+        integrations.add(warehouse, integrations.Integration(
+            id=SANDBOX_GOLIOTH_INTEGRATION, project_id=project, api_key_env=spec["env"]))
+    return [f"seeded: Procore user {user_id} connected; Golioth integration {SANDBOX_GOLIOTH_INTEGRATION} "
+            f"(project {project})"]
 
 
 def _job_or_none(defs, name: str):
