@@ -38,23 +38,30 @@ def test_demo_syncs_every_source_into_sqlite_and_says_where(tmp_path):
     assert f"destination (sqlite): {tmp_path / 'warehouse.sqlite'}" in first.stdout
     assert f"run history (Dagster, SQLite): {tmp_path / 'dagster_home'}" in first.stdout
     assert "FAILED" not in first.stdout
-    # each source's sync job runs once, then its archive job (no variant such as cars_full_sync_job)
-    ran = re.findall(r"^(\w+): succeeded", first.stdout, re.M)
-    # (procore_sync_job with no connection partition syncs nothing and succeeds)
+    # a Procore connection and a Golioth integration are seeded against the sandbox first
+    assert "seeded: Procore user 7001 connected; Golioth integration sandbox (project sandbox-project)" in first.stdout
+    # each source's sync job runs once (Procore's once per connection), then its archive job
+    # (no variant such as cars_full_sync_job)
+    ran = re.findall(r"^(\w+(?: \[\w+\])?): succeeded", first.stdout, re.M)
     assert ran == [
         "cars_sync_job", "cars_archive_job", "odoo_sync_job", "odoo_archive_job", "golioth_sync_job", "golioth_archive_job",
-        "procore_sync_job",
+        "procore_sync_job [7001]",
     ], ran
     counts = _counts(first.stdout)
-    for table in ("cars", "odoo_invoices", "odoo_purchase_order_lines", "odoo_products", "odoo_stock_quants"):
+    for table in ("cars", "odoo_invoices", "odoo_purchase_order_lines", "odoo_products", "odoo_stock_quants",
+                  "golioth_devices", "device_telemetry_history", "procore_projects", "procore_rfis"):
         assert counts.get(table, 0) > 0, (table, counts)
+    assert counts["procore_connections"] == counts["golioth_integrations"] == 1
     assert (tmp_path / "warehouse.sqlite").exists()
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
 
-    # running it again is safe: same sandbox seed, same rows, nothing duplicated
+    # running it again is safe: same sandbox seed, same rows, nothing duplicated (but telemetry:
+    # a new sandbox's Golioth devices report at new wall-clock times, new points to land)
     second = _demo(tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert _counts(second.stdout) == counts
+    again = _counts(second.stdout)
+    assert again.pop("device_telemetry_history") >= counts.pop("device_telemetry_history")
+    assert again == counts
 
 
 def test_demo_ignores_a_production_shell_and_stays_on_the_embedded_default(tmp_path):
