@@ -39,6 +39,20 @@ class Cluster:
         secret = quote(self.password if password is None else password, safe="")
         return f"postgresql://{user}:{secret}@127.0.0.1:{self.port}/{database}"
 
+    def start(self) -> None:
+        """Start the server (again, after ``stop``) and wait until it accepts connections."""
+        subprocess.run(
+            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "log"), "-w",
+                          "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
+            check=True, capture_output=True, timeout=120,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    break
+            time.sleep(0.1)
+
     def stop(self) -> None:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"]),
                        capture_output=True, timeout=60)
@@ -58,17 +72,7 @@ def throwaway_cluster(password: str = "Right-Pass-4417") -> Iterator[Cluster]:
                           f"--pwfile={root / 'pw'}", "--no-sync"]),
             check=True, capture_output=True, timeout=120,
         )
-        subprocess.run(
-            _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-o",
-                          f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
-            check=True, capture_output=True, timeout=120,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
+        cluster.start()
         yield cluster
     finally:
         cluster.stop()

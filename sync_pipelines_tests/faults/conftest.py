@@ -49,12 +49,13 @@ def short_read_timeout(monkeypatch) -> float:
 
 
 @pytest.fixture
-def make_source(warehouse, secret_key, monkeypatch) -> Iterator:
-    """``make_source(name)``: the source's adapter over a sandbox serving only its vendors."""
+def make_source_on(secret_key, monkeypatch) -> Iterator:
+    """``make_source_on(name, warehouse)``: the source's adapter over a sandbox serving only
+    its vendors (the vendor variables point at it), writing to ``warehouse``."""
     with ExitStack() as stack:
         made: list[FaultSource] = []
 
-        def make(name: str) -> FaultSource:
+        def make(name: str, warehouse) -> FaultSource:
             cls = SOURCES[name]
             sandbox = stack.enter_context(Sandbox(seed=42, vendors=cls.vendors))
             for key, value in sandbox.env().items():
@@ -65,6 +66,12 @@ def make_source(warehouse, secret_key, monkeypatch) -> Iterator:
         yield make
         for source in made:
             source.dispose()
+
+
+@pytest.fixture
+def make_source(make_source_on, warehouse):
+    """``make_source(name)``: the adapter writing to the test's ``warehouse`` (SQLite, or Postgres)."""
+    return lambda name: make_source_on(name, warehouse)
 
 
 @pytest.fixture
