@@ -84,6 +84,10 @@ class FaultSource:
     def run(self, mode: str | None = None) -> Outcome:
         raise NotImplementedError
 
+    def job(self, mode: str) -> tuple[str, dict, str | None]:
+        """The job, run config and partition of a run in ``mode`` (for ``run_job`` processes)."""
+        raise NotImplementedError
+
     def truth(self) -> set:
         raise NotImplementedError
 
@@ -119,6 +123,11 @@ class CarsSource(FaultSource):
         run = self.harness.sync(mode or "incremental", raise_on_error=False)
         return Outcome(run.success, "" if run.success else run.failure_text())
 
+    def job(self, mode: str) -> tuple[str, dict, str | None]:
+        from sync_pipelines.cars.assets import run_config_for
+
+        return "cars_sync_job", run_config_for(mode), None
+
     def truth(self) -> set:
         return self.harness.listed()
 
@@ -141,6 +150,11 @@ class OdooSource(FaultSource):
     def run(self, mode=None) -> Outcome:
         run = self.harness.sync(mode or "incremental", raise_on_error=False)
         return Outcome(run.success, "" if run.success else run.failure_text())
+
+    def job(self, mode: str) -> tuple[str, dict, str | None]:
+        from sync_pipelines.odoo.assets import run_config_for
+
+        return "odoo_sync_job", run_config_for(MODEL_SPECS, mode, delay_ms=0), None
 
     def truth(self) -> set:
         return {(spec.table, i) for spec in MODEL_SPECS for i in self.harness.odoo_ids(spec)}
@@ -177,6 +191,11 @@ class ProcoreSource(FaultSource):
 
     def run(self, mode=None) -> Outcome:
         return _outcome(self.harness.sync(self.user, mode or "incremental"))
+
+    def job(self, mode: str) -> tuple[str, dict, str | None]:
+        from sync_pipelines.procore.assets import run_config
+
+        return "procore_sync_job", run_config(mode), self.user
 
     def truth(self) -> set:
         return {(table, i) for table, ids in self.harness.expected([self.user]).items() for i in ids}
@@ -220,6 +239,11 @@ class GoliothSource(FaultSource):
 
     def run(self, mode=None) -> Outcome:
         return _outcome(self.harness.sync(mode=mode or "incremental", raise_on_error=False))
+
+    def job(self, mode: str) -> tuple[str, dict, str | None]:
+        from sync_pipelines.golioth.assets import run_config_for
+
+        return "golioth_sync_job", run_config_for([], mode), None
 
     def truth(self) -> set:
         return self.harness.sandbox_keys(PROJECT, since=self.since)
