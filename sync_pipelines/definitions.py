@@ -13,8 +13,10 @@ from dagster import Definitions, multi_or_in_process_executor
 from sync_pipelines import cars, golioth, odoo, procore
 from sync_pipelines.alerts import sync_failure_alert_sensor
 from sync_pipelines.executors import sync_executor
+from sync_pipelines.freshness import apply_freshness, golioth_integrations_on_time
 from sync_pipelines.instance import refuse_throwaway_instance
 from sync_pipelines.run_health import build_run_health_sensor
+from sync_pipelines.status_checks import build_status_defs
 from sync_pipelines.warehouse import WarehouseResource
 
 # Source subpackages, one line each (sources without an issue are not built yet):
@@ -27,7 +29,10 @@ def build_definitions() -> Definitions:
         resources={"warehouse": WarehouseResource()}, sensors=[sync_failure_alert_sensor],
         executor=sync_executor(multi_or_in_process_executor),
     )
-    merged = Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES))
+    sources = [module.__name__.rsplit(".", 1)[-1] for module in SOURCE_MODULES]
+    status = build_status_defs(sources, [golioth_integrations_on_time])
+    # every scheduled asset gets its FreshnessPolicy (sync_pipelines/freshness.py)
+    merged = apply_freshness(Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES), status))
     # run_health_sensor retries dead `dagster job execute` runs: it may request any job here
     return Definitions.merge(merged, Definitions(sensors=[build_run_health_sensor(merged.jobs or [])]))
 

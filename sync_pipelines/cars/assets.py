@@ -12,7 +12,6 @@ import time
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetSelection,
     FreshnessPolicy,
     MaterializeResult,
     asset,
@@ -37,6 +36,7 @@ from sync_pipelines.cars.settings import (
 from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, VendorAdapter, sync_entity
 from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.retries import retry_transient_failures
+from sync_pipelines.status_checks import sync_selection
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import Warehouse, WarehouseResource
 
@@ -167,7 +167,7 @@ def run_config_for(mode: str = "incremental", archive: dict | None = None, **lis
 # source tag puts both under the instance's one-sync-per-source queue limit.
 cars_sync_job = define_asset_job(
     "cars_sync_job",
-    selection=AssetSelection.assets(*CARS_ASSETS),
+    selection=sync_selection(*CARS_ASSETS),
     tags=run_tags(SOURCE),
     config=run_config_for("incremental"),
     description="Encar and KB Chachacha listings into `cars` (in parallel), then archive cars sold > 7 days. "
@@ -176,7 +176,7 @@ cars_sync_job = define_asset_job(
 
 cars_full_sync_job = define_asset_job(
     "cars_full_sync_job",
-    selection=AssetSelection.assets(*CARS_ASSETS),
+    selection=sync_selection(*CARS_ASSETS),
     tags=run_tags(SOURCE),
     config=run_config_for("full"),
     description="cars_sync_job in full mode by default: both listings to their end (up to max_pages, 500), "

@@ -8,7 +8,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
-    AssetSelection,
     MaterializeResult,
     asset,
     define_asset_job,
@@ -23,6 +22,7 @@ from sync_pipelines.odoo.resources import OdooResource
 from sync_pipelines.odoo.settings import MODEL_SPECS, SOURCE, SPECS_BY_TABLE, ModelSpec
 from sync_pipelines.odoo.sync import sync_entity
 from sync_pipelines.retries import retry_transient_failures
+from sync_pipelines.status_checks import sync_selection
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
 
@@ -108,7 +108,7 @@ ASSET_KEYS = {spec.entity: AssetKey(spec.asset_name) for spec in MODEL_SPECS}
 
 odoo_sync_job = define_asset_job(
     "odoo_sync_job",
-    selection=AssetSelection.assets(*SYNC_ASSETS),
+    selection=sync_selection(*SYNC_ASSETS),
     tags=run_tags(SOURCE),
     executor_def=sync_executor(in_process_executor),
     description="Sync every Odoo model (or the selected ones): invoices, purchases, sales, products, inventory.",

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
-    AssetSelection,
     AssetSpec,
     DynamicPartitionsDefinition,
     MaterializeResult,
@@ -30,6 +29,7 @@ from sync_pipelines.procore.gate import wait_for_start_slot
 from sync_pipelines.procore.resources import ProcoreResource
 from sync_pipelines.procore.sync import ProcoreSyncReport, SyncScope, sync_companies, sync_projects, sync_rfis
 from sync_pipelines.retries import retry_transient_failures
+from sync_pipelines.status_checks import sync_selection
 from sync_pipelines.sync_config import SyncConfig
 from sync_pipelines.warehouse import WarehouseResource
 
@@ -127,7 +127,7 @@ SYNC_ASSETS = [procore_sync]
 
 procore_sync_job = define_asset_job(
     "procore_sync_job",
-    selection=AssetSelection.assets(*SYNC_ASSETS),
+    selection=sync_selection(*SYNC_ASSETS),
     partitions_def=CONNECTIONS_PARTITIONS,
     tags=JOB_TAGS,
     executor_def=sync_executor(in_process_executor),
