@@ -24,9 +24,13 @@ demo: $(STAMP)
 ui: $(STAMP)
 	$(PY) -m sync_pipelines.ui
 
+# two phases: most tests on TEST_WORKERS xdist workers (a file per worker), then the tests
+# marked `serial` (they measure seconds or minute windows) alone, so load cannot fail them
+TEST_WORKERS ?= 4
 test: $(STAMP)
 	$(PY) -m ruff check sync_pipelines sync_pipelines_tests bench
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not serial and not faults"
+	$(PY) -m pytest -p no:cacheprovider -m "serial and not faults"
 
 # the whole fault suite (README "Fault suite"): the CI cells plus the long ones (database
 # restarts, SIGKILL, concurrent runs, the matrix on Postgres); e.g. FAULTS_ARGS="-n 4 --dist loadfile"

@@ -24,7 +24,7 @@ def _dagster(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_cli_full_then_incremental_then_archive_job(cars, database_url, tmp_path):
     home = tmp_path / "dagster_home"
     prepare_dagster_home(home)

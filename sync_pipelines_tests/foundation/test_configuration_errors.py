@@ -23,6 +23,9 @@ from sync_pipelines.warehouse.engine import DatabaseConfigurationError, check_da
 from sync_pipelines_tests.pg_cluster import throwaway_cluster
 from sync_pipelines_tests.processes import ROOT
 
+# permanent configuration errors must fail in under 10 s: measured alone, not beside other tests
+pytestmark = pytest.mark.serial
+
 # Passwords holding every character URL parsers split on; each piece between them is
 # distinctive, so a leak of any part of one is found.
 PLANTED = ["Qzx7a@Wxy9b#Kjh4c/Lmn2d%Npq5e:Rts8f", "Hgf3k%41Vbn6m@Plo9i"]

@@ -23,7 +23,7 @@ from sync_pipelines import run_health
 from sync_pipelines.odoo.settings import MODEL_SPECS
 from sync_pipelines_tests.processes import ROOT, dagster_cli, kill_when
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.serial]
 
 ODOO_SLOW = {"ops": {"odoo_invoices": {"config": {"mode": "full", "batch_size": 2, "delay_ms": 1000}}}}
 

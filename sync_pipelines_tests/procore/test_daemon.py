@@ -22,7 +22,7 @@ from sync_pipelines_tests.processes import ROOT
 from sync_pipelines_tests.procore.conftest import SYNC_JOB
 from sync_pipelines_tests.procore.test_queue import ORIGIN, TICK, _tick
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300), pytest.mark.serial]
 CONNECTIONS, IN_FLIGHT, STARTS_PER_MINUTE = 6, 2, 4
 
 
