@@ -5,11 +5,13 @@ The daemon and the webserver run the repository's ``dagster.yaml`` on a fresh Po
 database each for Dagster and for the destination, against the sandbox. A test code location
 (``production_location.py``) has a sensor that requests two cars syncs and one Odoo sync on
 its first tick: the run queue's one-sync-per-source limit must run the two cars syncs one
-after the other.
+after the other. The freshness daemon then judges the synced assets fresh and Procore's,
+backdated, late.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -22,7 +24,17 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+)
+from dagster._core.definitions.freshness import FreshnessState
+from dagster._core.events import DagsterEvent, StepMaterializationData
+from dagster._core.events.log import EventLogEntry
 
 from sync_pipelines.warehouse import Warehouse
 from sync_pipelines_tests.conftest import create_pg_database, drop_pg_database, pg_url_for
@@ -32,7 +44,28 @@ from sync_pipelines_tests.processes import ROOT
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 BIN = Path(sys.executable).parent
+STALE = {"procore_projects": dt.timedelta(minutes=25), "procore_companies": dt.timedelta(minutes=45)}
 RUNS_QUERY = "{ runsOrError { ... on Runs { results { runId status jobName tags { key value } } } } }"
+
+
+def _store_materialization(instance: DagsterInstance, asset: str, age: dt.timedelta) -> None:
+    """A materialization of ``asset`` recorded ``age`` ago: a sync that stopped then."""
+    event = DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, "procore_sync_job",
+                         event_specific_data=StepMaterializationData(AssetMaterialization(asset_key=asset)))
+    instance.store_event(EventLogEntry(error_info=None, level="debug", user_message="", run_id="backdated",
+                                       timestamp=time.time() - age.total_seconds(), dagster_event=event))
+
+
+def _wait_for_freshness(instance: DagsterInstance, expected: dict[str, FreshnessState], timeout: float = 60):
+    keys = [AssetKey(name) for name in expected]
+    deadline, states = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        records = instance.get_freshness_state_records(keys)
+        states = {key.to_user_string(): record.freshness_state for key, record in records.items()}
+        if states == expected:
+            return
+        time.sleep(1)
+    raise AssertionError(f"freshness states {states}, expected {expected}")
 
 
 def _free_port() -> int:
@@ -73,11 +106,13 @@ def production(pg_server, sandbox, tmp_path, monkeypatch):
         "module_name": "sync_pipelines_tests.foundation.production_location", "attribute": "defs",
         "working_directory": str(ROOT), "location_name": "production_path"}}]}))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_PG_", "SYNC_DATABASE"))}
-    env.update(sandbox.env(), DAGSTER_HOME=str(home), DAGSTER_PG_URL=dagster_url, SYNC_DATABASE_URL=destination_url)
+    env.update(sandbox.env(), DAGSTER_HOME=str(home), DAGSTER_PG_URL=dagster_url, SYNC_DATABASE_URL=destination_url,
+               FRESHNESS_DAEMON_INTERVAL_SECONDS="5")  # Dagster's own knob (30 s by default)
     for key in ("DAGSTER_HOME", "DAGSTER_PG_URL", "SYNC_DATABASE_URL"):
         monkeypatch.setenv(key, env[key])
-    with DagsterInstance.get():  # create Dagster's tables once, before two processes race to
-        pass
+    with DagsterInstance.get() as instance:  # create Dagster's tables once, before two processes race to
+        for asset, age in STALE.items():
+            _store_materialization(instance, asset, age)
     warehouse = Warehouse.for_url(destination_url)  # a deploy migrates before starting the daemon
     processes: list[subprocess.Popen] = []
     try:
@@ -143,7 +178,7 @@ def test_the_daemon_runs_syncs_by_itself_on_postgres_one_per_source_at_a_time(pr
     with engine.connect() as conn:
         stored = set(conn.execute(sa.text("SELECT run_id FROM runs")).scalars())
         materialized = dict(conn.execute(sa.text(
-            "SELECT run_id, count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
+            "SELECT run_id, count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND run_id <> 'backdated' "
             "GROUP BY run_id")).all())
     engine.dispose()
     assert stored == run_ids
@@ -153,3 +188,9 @@ def test_the_daemon_runs_syncs_by_itself_on_postgres_one_per_source_at_a_time(pr
 
     shown = {run["runId"]: run["status"] for run in _graphql(port)}
     assert shown == {run_id: "SUCCESS" for run_id in run_ids}
+
+    # The daemon's freshness evaluation (what the UI shows): synced assets pass; Procore's,
+    # last synced 25 and 45 minutes ago (every 10 min expected), warn and fail.
+    with DagsterInstance.get() as instance:
+        _wait_for_freshness(instance, {"cars": FreshnessState.PASS, "odoo_invoices": FreshnessState.PASS,
+                                       "procore_projects": FreshnessState.WARN, "procore_companies": FreshnessState.FAIL})
