@@ -1,0 +1,403 @@
+"""Benchmark: each source's full sync against its floor, the cost of a run with nothing to
+do, flat memory, and the Dagster overhead (bench/README.md has the method and results).
+
+    python bench/sources.py                              # the issue's sizes
+    python bench/sources.py --cars 2500 --odoo-invoices 10000 --golioth-points 100000
+
+Per source, in one process, against the sandbox in a process of its own (bench/sandbox_server.py,
+answers cached after a warm-up sync): a full sync into an empty Postgres database through the
+functions the assets call, then the floor (the same requests with a bare requests.Session and a
+plain COPY of the same rows); an incremental run with no change (rows written, API calls); the
+same incremental run through Dagster (execute_in_process, the project's dagster.yaml instance);
+peak RSS of a full sync at a tenth and at the full size, each in a fresh subprocess.
+Exits 1 when a destination differs from the sandbox's truth or a no-change run writes a row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (  # noqa: E402
+    BenchFailure,
+    SandboxProcess,
+    check,
+    floor_run,
+    peak_rss_mb,
+    read_rows,
+    scratch_database,
+    tuple_counts,
+    written_rows,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLIOTH_PROJECT = "sandbox-project"
+GOLIOTH_KEY_ENV = "GOLIOTH_SANDBOX_API_KEY"
+GOLIOTH_INTEGRATION = "bench"
+ODOO_BATCH = 1000  # ODOO_INVOICE_BATCH_SIZE of the bench (the default 100 is 1,000 calls per 100,000)
+
+
+@dataclass
+class Source:
+    name: str
+    size_arg: str  # sandbox_server option and CLI option
+    unit: str
+    tables: list[str]  # what the floor COPYs
+    full: Callable[[str], Any]  # a full sync into that database URL
+    incremental: Callable[[str], Any]
+    dagster_incremental: Callable[[str, Any], Any]  # (url, instance)
+    verify: Callable[[str, dict, int], int]  # rows the destination holds, checked against the truth
+
+
+# -- Odoo invoices ------------------------------------------------------------------------
+
+
+def _warehouse(url: str):
+    from sync_pipelines.warehouse import Warehouse
+
+    return Warehouse.for_url(url)
+
+
+def odoo_sync(url: str, mode: str = "full") -> Any:
+    from sync_pipelines.odoo.resources import OdooResource
+    from sync_pipelines.odoo.settings import INVOICES
+    from sync_pipelines.odoo.sync import sync_entity
+
+    wh = _warehouse(url)
+    try:
+        with OdooResource().get_client() as client:
+            return sync_entity(INVOICES, client, wh, mode=mode, batch_size=ODOO_BATCH, delay_seconds=0)
+    finally:
+        wh.dispose()
+
+
+def odoo_dagster(url: str, instance) -> bool:
+    from dagster import AssetKey
+
+    from sync_pipelines.definitions import defs
+    from sync_pipelines.odoo.assets import run_config_for
+    from sync_pipelines.odoo.settings import INVOICES
+
+    job = defs.resolve_job_def("odoo_sync_job")
+    return job.execute_in_process(
+        run_config=run_config_for([INVOICES], "incremental", delay_ms=0, batch_size=ODOO_BATCH),
+        instance=instance, asset_selection=[AssetKey(INVOICES.asset_name)],
+    ).success
+
+
+def odoo_verify(url: str, truth: dict, size: int) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        got = {str(r.id): r.ref for r in conn.execute(sa.text("SELECT id, ref FROM odoo_invoices"))}
+    engine.dispose()
+    want = truth["odoo_invoices"]
+    check(set(got) == set(want), f"odoo_invoices: {len(got)} ids, sandbox has {len(want)} (differ: "
+          f"{sorted(set(got) ^ set(want))[:5]})")
+    wrong = [k for k, v in want.items() if (got[k] or None) != v]
+    check(not wrong, f"odoo_invoices: ref differs from the sandbox for ids {wrong[:5]}")
+    check(len(got) >= size, f"odoo_invoices: {len(got)} rows, fewer than the {size} seeded")
+    return len(got)
+
+
+# -- Golioth points (backfill) ----------------------------------------------------------------
+
+
+def _golioth_integration(wh):
+    from sync_pipelines.golioth import integrations as store
+    from sync_pipelines.golioth.integrations import Integration
+
+    found = store.load(wh, [GOLIOTH_INTEGRATION]) if _has_integration(wh) else []
+    return found[0] if found else store.add(wh, Integration(GOLIOTH_INTEGRATION, GOLIOTH_PROJECT, GOLIOTH_KEY_ENV))
+
+
+def _has_integration(wh) -> bool:
+    with wh.engine.connect() as conn:
+        return bool(conn.execute(sa.text("SELECT count(*) FROM golioth_integrations WHERE id = :i"),
+                                 {"i": GOLIOTH_INTEGRATION}).scalar_one())
+
+
+def golioth_backfill(url: str) -> Any:
+    from sync_pipelines.golioth import sync
+
+    wh = _warehouse(url)
+    try:
+        integration = _golioth_integration(wh)
+        report = sync.GoliothReport("telemetry", "backfill")
+        client = sync.client_for(integration)
+        window = (dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2))
+        with client:
+            sync.backfill(wh, integration, client, window, report)
+        return report
+    finally:
+        wh.dispose()
+
+
+def golioth_live(url: str) -> Any:
+    from sync_pipelines.golioth import sync
+
+    wh = _warehouse(url)
+    try:
+        integration = _golioth_integration(wh)
+        report = sync.GoliothReport("telemetry", "incremental")
+        with sync.client_for(integration) as client:
+            sync.live_pull(wh, integration, client, report)
+        return report
+    finally:
+        wh.dispose()
+
+
+def golioth_dagster(url: str, instance) -> bool:
+    from sync_pipelines.definitions import defs
+
+    return defs.resolve_job_def("golioth_sync_job").execute_in_process(instance=instance).success
+
+
+def golioth_verify(url: str, truth: dict, size: int) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows, distinct = conn.execute(sa.text(
+            "SELECT count(*), count(DISTINCT (device_id, ts, path)) FROM device_telemetry_history"
+        )).one()
+    engine.dispose()
+    check(rows == distinct, f"device_telemetry_history: {rows - distinct} duplicated points")
+    check(rows == truth["golioth_points"], f"device_telemetry_history: {rows} points, sandbox has {truth['golioth_points']}")
+    return rows
+
+
+# -- Cars (Encar listings) -------------------------------------------------------------------
+
+
+def cars_sync(url: str, mode: str = "full", size: int = 0) -> Any:
+    from sync_pipelines.cars.resources import EncarResource
+    from sync_pipelines.cars.settings import (
+        DEFAULT_INCREMENTAL_PAGES,
+        DEFAULT_STATUS_CHECKS_PER_RUN,
+        ENCAR_PAGE_SIZE,
+    )
+    from sync_pipelines.cars.sync import EncarAdapter, sync_entity
+
+    wh = _warehouse(url)
+    try:
+        with EncarResource().get_client() as client:
+            return sync_entity(
+                EncarAdapter(client), wh, mode=mode, max_pages=max(500, size // ENCAR_PAGE_SIZE + 2),
+                incremental_pages=DEFAULT_INCREMENTAL_PAGES, status_checks_per_run=DEFAULT_STATUS_CHECKS_PER_RUN,
+            )
+    finally:
+        wh.dispose()
+
+
+def cars_dagster(url: str, instance) -> bool:
+    from dagster import AssetKey
+
+    from sync_pipelines.definitions import defs
+
+    return defs.resolve_job_def("cars_sync_job").execute_in_process(
+        instance=instance, asset_selection=[AssetKey("encar_listings")]
+    ).success
+
+
+def cars_verify(url: str, truth: dict, size: int) -> int:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        got = [r[0] for r in conn.execute(sa.text("SELECT source_id FROM cars WHERE source = 'encar'"))]
+    engine.dispose()
+    check(len(got) == len(set(got)), "cars: duplicated encar ids")
+    check(set(got) == set(truth["encar"]), f"cars: {len(got)} encar cars, sandbox lists {len(truth['encar'])}")
+    return len(got)
+
+
+SOURCES = {
+    "odoo": Source("odoo", "odoo_invoices", "invoices", ["odoo_invoices"], odoo_sync,
+                   lambda url: odoo_sync(url, "incremental"), odoo_dagster, odoo_verify),
+    "golioth": Source("golioth", "golioth_points", "points", ["device_telemetry_history", "golioth_devices"],
+                      golioth_backfill, golioth_live, golioth_dagster, golioth_verify),
+    "cars": Source("cars", "encar", "listings", ["cars"], cars_sync,
+                   lambda url: cars_sync(url, "incremental"), cars_dagster, cars_verify),
+}
+DEFAULT_SIZES = {"odoo": 100_000, "golioth": 1_000_000, "cars": 25_000}
+
+
+# -- one source ---------------------------------------------------------------------------------
+
+
+def _api_calls(recorded: list[dict]) -> dict[str, int]:
+    calls: collections.Counter[str] = collections.Counter()
+    for r in recorded:
+        path = r["path"].split("?")[0]
+        parts = path.strip("/").split("/")
+        # Collapse ids so the endpoints read as endpoints (/devices/<id>/stream).
+        label = "/".join("<id>" if any(ch.isdigit() for ch in p) and len(p) > 6 else p for p in parts)
+        if r["method"] == "POST" and r["body"].startswith("{"):
+            body = json.loads(r["body"])
+            params = body.get("params", {})
+            method = params.get("args", [None] * 5)[4] if params.get("method") == "execute_kw" else params.get("method")
+            label += f" {method}"
+        calls[f"{r['method']} /{label}"] += 1
+    return dict(calls)
+
+
+def full_vs_floor(source: Source, sandbox: SandboxProcess, size: int, full: Callable[[str], Any]) -> dict:
+    truth = sandbox.truth()
+    with scratch_database() as warm:
+        full(warm)  # fills the sandbox's answer cache; untimed
+        source.verify(warm, truth, size)
+    with scratch_database() as url:
+        mark = sandbox.log_count()
+        started = time.perf_counter()
+        full(url)
+        sync_s = time.perf_counter() - started
+        recorded = sandbox.requests_since(mark)
+        rows = source.verify(url, truth, size)
+        copied = read_rows(url, source.tables)
+        floor = floor_run(url, sandbox.base_url, recorded, copied)
+        result = {"rows": rows, "sync_s": sync_s, "floor": floor, "ratio": sync_s / floor["seconds"],
+                  "requests": len(recorded)}
+        result.update(nothing_to_do(source, sandbox, url))
+    return result
+
+
+def nothing_to_do(source: Source, sandbox: SandboxProcess, url: str) -> dict:
+    """An incremental run after the full one (primes cursors), then the measured no-change run,
+    plain Python and then through Dagster."""
+    source.incremental(url)
+    before = tuple_counts(url)
+    mark = sandbox.log_count()
+    started = time.perf_counter()
+    source.incremental(url)
+    plain_s = time.perf_counter() - started
+    calls = _api_calls(sandbox.requests_since(mark))
+    written = written_rows(before, tuple_counts(url))
+    dagster_s, dagster_ok = _through_dagster(source, url)
+    return {"nochange_written": written, "nochange_calls": calls, "incremental_s": plain_s,
+            "dagster_s": dagster_s, "dagster_ok": dagster_ok}
+
+
+def _through_dagster(source: Source, url: str) -> tuple[float, bool]:
+    from dagster import DagsterInstance
+
+    home = tempfile.mkdtemp(prefix="bench_dagster_")
+    shutil.copy(ROOT / "dagster.yaml", Path(home) / "dagster.yaml")
+    saved = {k: os.environ.get(k) for k in ("DAGSTER_HOME", "SYNC_DATABASE_URL")}
+    os.environ.update({"DAGSTER_HOME": home, "SYNC_DATABASE_URL": url})
+    try:
+        with DagsterInstance.get() as instance:
+            started = time.perf_counter()
+            ok = source.dagster_incremental(url, instance)
+            return time.perf_counter() - started, ok
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def rss_of(source_name: str, size: int) -> float:
+    """Peak RSS (MB) of one full sync at ``size``, in a fresh subprocess."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", source_name, "--size", str(size)],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])["rss_mb"]
+
+
+def rss_child(source_name: str, size: int) -> int:
+    source = SOURCES[source_name]
+    with SandboxProcess(**{source.size_arg: size}) as sandbox:
+        sandbox.apply_env()
+        with scratch_database() as url:
+            before = peak_rss_mb()
+            _full(source, size)(url)
+            print(json.dumps({"rss_mb": peak_rss_mb(), "before_mb": before}))
+    return 0
+
+
+def _full(source: Source, size: int) -> Callable[[str], Any]:
+    if source.name == "cars":
+        return lambda url: cars_sync(url, "full", size)
+    return source.full
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def print_report(results: dict[str, dict], rss: dict[str, tuple]) -> None:
+    print("\n| source | rows | sync s | rows/s | floor s (fetch + COPY) | floor rows/s | ratio | requests |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        f = r["floor"]
+        print(f"| {name} | {r['rows']:,} | {r['sync_s']:.2f} | {r['rows'] / r['sync_s']:,.0f} | "
+              f"{f['seconds']:.2f} ({f['fetch_s']:.2f} + {f['copy_s']:.2f}) | {r['rows'] / f['seconds']:,.0f} | "
+              f"{r['ratio']:.2f}x | {r['requests']:,} |")
+    print("\n| source | no-change run: rows written | API calls | plain Python s | Dagster s | ratio |")
+    print("|---|---|---|---:|---:|---:|")
+    for name, r in results.items():
+        written = ", ".join(f"{t} {n}" for t, n in r["nochange_written"].items()) or "0"
+        calls = ", ".join(f"{k} x{v}" for k, v in r["nochange_calls"].items())
+        print(f"| {name} | {written} | {calls} | {r['incremental_s']:.2f} | {r['dagster_s']:.2f} | "
+              f"{r['dagster_s'] / r['incremental_s']:.1f}x |")
+    if rss:
+        print("\n| source | small | peak RSS MB | large | peak RSS MB | ratio |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, (small, small_mb, large, large_mb) in rss.items():
+            print(f"| {name} | {small:,} | {small_mb:.0f} | {large:,} | {large_mb:.0f} | {large_mb / small_mb:.2f}x |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sources", default="cars,odoo,golioth")
+    parser.add_argument("--cars", type=int, default=DEFAULT_SIZES["cars"], help="Encar listings")
+    parser.add_argument("--odoo-invoices", type=int, default=DEFAULT_SIZES["odoo"])
+    parser.add_argument("--golioth-points", type=int, default=DEFAULT_SIZES["golioth"])
+    parser.add_argument("--rss-small", type=float, default=0.1, help="the small RSS size, as a share of the large")
+    parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        return rss_child(args.rss_child, args.size)
+    sizes = {"cars": args.cars, "odoo": args.odoo_invoices, "golioth": args.golioth_points}
+    results, rss, failures = {}, {}, []
+    for name in args.sources.split(","):
+        source, size = SOURCES[name], sizes[name]
+        print(f"{name}: {size:,} {source.unit}", flush=True)
+        try:
+            with SandboxProcess(**{source.size_arg: size}) as sandbox:
+                sandbox.apply_env()
+                results[name] = r = full_vs_floor(source, sandbox, size, _full(source, size))
+            print(f"{name}: full sync {r['sync_s']:.2f} s, floor {r['floor']['seconds']:.2f} s ({r['ratio']:.2f}x); "
+                  f"no-change run wrote {r['nochange_written'] or 0}", flush=True)
+            if r["nochange_written"]:
+                failures.append(f"{name}: a run with no change wrote {r['nochange_written']}")
+            if not r["dagster_ok"]:
+                failures.append(f"{name}: the Dagster run failed")
+            if name in ("cars", "golioth") and not args.no_rss:
+                small = max(1, int(size * args.rss_small))
+                rss[name] = (small, rss_of(name, small), size, rss_of(name, size))
+        except BenchFailure as exc:
+            failures.append(f"{name}: {exc}")
+    print_report(results, rss)
+    for failure in failures:
+        print(f"FAILED {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
