@@ -37,8 +37,21 @@ test: $(STAMP)
 faults: $(STAMP)
 	SYNC_FAULT_SUITE=full $(PY) -m pytest -p no:cacheprovider $(FAULTS_ARGS) sync_pipelines_tests/faults
 
-bench: $(STAMP)
-	$(PY) bench/upsert_vs_copy.py
+# dlt (the peer of bench/dlt_peer.py) lives in a venv of its own: never a product dependency.
+DLT_VENV := .venv-dlt
+$(DLT_VENV)/.installed:
+	$(PYTHON) -m venv $(DLT_VENV)
+	$(DLT_VENV)/bin/pip install --quiet 'dlt[postgres]==1.31.*'
+	touch $@
+
+# every benchmark runs, then the target fails if any did (bench/README.md); sizes e.g.
+# make bench BENCH_SOURCES_ARGS="--golioth-points 100000"
+bench: $(STAMP) $(DLT_VENV)/.installed
+	@status=0; \
+	$(PY) bench/upsert_vs_copy.py $(BENCH_UPSERT_ARGS) || status=1; \
+	$(PY) bench/sources.py $(BENCH_SOURCES_ARGS) || status=1; \
+	$(PY) bench/dlt_peer.py $(BENCH_DLT_ARGS) || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .sync_data

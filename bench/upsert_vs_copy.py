@@ -181,6 +181,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-targets", action="store_true", help="exit 0 on a missed ratio (smoke test)")
     args = parser.parse_args()
 
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -268,7 +269,7 @@ def main() -> int:
         verdict = "within" if ratio <= target else "NOT within"
         print(f"{labels[key]}: {ratio:.2f}x the floor, {verdict} the {target}x target "
               f"({statistics.median(timings[key]) / copy_s:.2f}x the CSV baseline)")
-    return 0 if met else 1
+    return 0 if met or args.no_targets else 1
 
 
 if __name__ == "__main__":

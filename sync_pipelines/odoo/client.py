@@ -23,6 +23,7 @@ from sync_pipelines.http_client import (
     VendorResponseError,
 )
 from sync_pipelines.kit import PageRepeatGuard
+from sync_pipelines.odoo.models import strptime_odoo
 from sync_pipelines.odoo.settings import KEYSET_ORDER
 
 VENDOR = "odoo"
@@ -96,7 +97,7 @@ def is_odoo_datetime(value: Any) -> bool:
     if not isinstance(value, str) or len(value) != 19:
         return False
     try:
-        dt.datetime.strptime(value, ODOO_DATETIME)
+        strptime_odoo(value)
     except ValueError:
         return False
     return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,17 @@ def record_id(record: Any) -> int:
     return rid
 
 
+_ODOO_DATETIME_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
+def strptime_odoo(text: str) -> dt.datetime:
+    """``strptime(text, "%Y-%m-%d %H:%M:%S")``; the usual shape is read by fromisoformat, in C
+    (strptime took a quarter of an invoice sync's time)."""
+    if _ODOO_DATETIME_SHAPE.fullmatch(text):
+        return dt.datetime.fromisoformat(text)
+    return dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+
+
 def parse_datetime(value: Any, field: str, *, required: bool = False) -> dt.datetime | None:
     if _empty(value):
         if required:
@@ -40,7 +52,7 @@ def parse_datetime(value: Any, field: str, *, required: bool = False) -> dt.date
     if not isinstance(value, str):
         raise RecordError(f"{field} must be a 'YYYY-MM-DD HH:MM:SS' string, got {value!r}")
     try:
-        parsed = dt.datetime.strptime(value[:19], "%Y-%m-%d %H:%M:%S")
+        parsed = strptime_odoo(value[:19])
     except ValueError:
         raise RecordError(f"{field} is not a 'YYYY-MM-DD HH:MM:SS' datetime: {value!r}") from None
     return parsed.replace(tzinfo=dt.timezone.utc)

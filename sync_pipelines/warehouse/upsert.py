@@ -231,6 +231,18 @@ def _encode_datetime_column(values: list[Any]) -> list[str]:
     return [v.isoformat() if type(v) is dt.datetime else _copy_field(v) for v in values]
 
 
+def _encode_decimal_column(values: list[Any]) -> list[str]:
+    return [str(v) if type(v) is decimal.Decimal else _copy_field(v) for v in values]
+
+
+def _encode_date_column(values: list[Any]) -> list[str]:
+    return [v.isoformat() if type(v) is dt.date else _copy_field(v) for v in values]
+
+
+def _encode_bool_column(values: list[Any]) -> list[str]:
+    return [("t" if v else "f") if type(v) is bool else _copy_field(v) for v in values]
+
+
 def _encode_any_column(values: list[Any]) -> list[str]:
     return list(map(_copy_field, values))
 
@@ -248,6 +260,12 @@ def copy_encoders(table: sa.Table, columns: Sequence[str]) -> list[Callable[[lis
             encoders.append(_encode_str_column)
         elif isinstance(col_type, sa.DateTime):
             encoders.append(_encode_datetime_column)
+        elif isinstance(col_type, sa.Numeric) and col_type.asdecimal:
+            encoders.append(_encode_decimal_column)
+        elif isinstance(col_type, sa.Date):
+            encoders.append(_encode_date_column)
+        elif isinstance(col_type, sa.Boolean):
+            encoders.append(_encode_bool_column)
         else:
             encoders.append(_encode_any_column)
     return encoders
