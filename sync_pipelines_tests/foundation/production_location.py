@@ -1,15 +1,16 @@
 """A test code location: the product's assets, jobs and resources, without its schedules and
 sensors, plus ``production_path_sensor``, which requests on its first tick two cars syncs
-(same source: the run queue must run them one after the other) and one Odoo sync, all in
-one process per run.
+(same source: the run queue must run them one after the other), one Odoo sync and one
+Odoo sync that fails (for the real ``sync_failure_alert_sensor``), all in one process per run.
 
 The daemon evaluates the sensor by itself, as it does a schedule tick; no run is launched by hand.
 """
 
 from __future__ import annotations
 
-from dagster import DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext, sensor
+from dagster import AssetKey, DefaultSensorStatus, Definitions, RunRequest, SensorEvaluationContext, sensor
 
+from sync_pipelines.alerts import sync_failure_alert_sensor
 from sync_pipelines.cars.assets import cars_sync_job
 from sync_pipelines.cars.assets import run_config_for as cars_run_config
 from sync_pipelines.definitions import defs as product
@@ -36,6 +37,12 @@ def production_path_sensor(context: SensorEvaluationContext):
             tags=run_tags("cars", mode="incremental", trigger=TRIGGER),
         )
     yield RunRequest(run_key="odoo", job_name=odoo_sync_job.name, tags=run_tags("odoo", trigger=TRIGGER))
+    # Fails at once (a bad config value: no retry), for sync_failure_alert_sensor to announce.
+    yield RunRequest(
+        run_key="odoo-broken", job_name=odoo_sync_job.name, asset_selection=[AssetKey("odoo_products")],
+        run_config={"ops": {"odoo_products": {"config": {"delay_ms": -1}}}},
+        tags={**run_tags("odoo", trigger=TRIGGER), "dagster/max_retries": "0"},
+    )
 
 
 defs = Definitions(
@@ -43,5 +50,5 @@ defs = Definitions(
     asset_checks=product.asset_checks,
     jobs=product.jobs,
     resources=product.resources,
-    sensors=[production_path_sensor],
+    sensors=[production_path_sensor, sync_failure_alert_sensor],
 )

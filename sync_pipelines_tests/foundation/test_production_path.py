@@ -6,7 +6,7 @@ database each for Dagster and for the destination, against the sandbox. A test c
 (``production_location.py``) has a sensor that requests two cars syncs and one Odoo sync on
 its first tick: the run queue's one-sync-per-source limit must run the two cars syncs one
 after the other. The freshness daemon then judges the synced assets fresh and Procore's,
-backdated, late.
+backdated, late; a fourth run fails and the alert sensor posts it to a loopback webhook.
 """
 
 from __future__ import annotations
@@ -39,9 +39,10 @@ from dagster._core.events.log import EventLogEntry
 from sync_pipelines.warehouse import Warehouse
 from sync_pipelines_tests.conftest import create_pg_database, drop_pg_database, pg_url_for
 from sync_pipelines_tests.foundation.production_location import CARS_RUN_KEYS, TRIGGER
+from sync_pipelines_tests.foundation.test_alerts import Webhook
 from sync_pipelines_tests.processes import ROOT
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(480)]
 
 BIN = Path(sys.executable).parent
 STALE = {"procore_projects": dt.timedelta(minutes=25), "procore_companies": dt.timedelta(minutes=45)}
@@ -56,7 +57,7 @@ def _store_materialization(instance: DagsterInstance, asset: str, age: dt.timede
                                        timestamp=time.time() - age.total_seconds(), dagster_event=event))
 
 
-def _wait_for_freshness(instance: DagsterInstance, expected: dict[str, FreshnessState], timeout: float = 60):
+def _wait_for_freshness(instance: DagsterInstance, expected: dict[str, FreshnessState], timeout: float = 90):
     keys = [AssetKey(name) for name in expected]
     deadline, states = time.monotonic() + timeout, {}
     while time.monotonic() < deadline:
@@ -155,23 +156,27 @@ def test_the_daemon_runs_syncs_by_itself_on_postgres_one_per_source_at_a_time(pr
     env, tmp_path, processes, dagster_url, warehouse = production
     workspace = str(tmp_path / "workspace.yaml")
     daemon_log = tmp_path / "daemon.log"
+    webhook, port = Webhook(), _free_port()
+    env.update(SYNC_ALERT_WEBHOOK_URL=webhook.url, SYNC_UI_BASE_URL=f"http://127.0.0.1:{port}")
     processes.append(_start([str(BIN / "dagster-daemon"), "run", "-w", workspace], env, daemon_log))
-    port = _free_port()
     processes.append(_start([str(BIN / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
                             env, tmp_path / "webserver.log"))
 
     with DagsterInstance.get() as instance:
-        first, second, third = _wait_for_runs(instance, processes[0], daemon_log, 3, timeout=200)
-        runs = [first, second, third]
+        records = _wait_for_runs(instance, processes[0], daemon_log, 4, timeout=300)
+        [broken] = [r for r in records if r.dagster_run.tags["dagster/run_key"] == "odoo-broken"]
+        runs = [r for r in records if r is not broken]
         assert [r.dagster_run.status for r in runs] == [DagsterRunStatus.SUCCESS] * 3, [
             (r.dagster_run.job_name, r.dagster_run.status) for r in runs
         ]
+        assert broken.dagster_run.status == DagsterRunStatus.FAILURE
         assert all(r.dagster_run.tags["dagster/sensor_name"] == TRIGGER for r in runs)  # the daemon's own
         cars = [r for r in runs if r.dagster_run.job_name == "cars_sync_job"]
         assert sorted(r.dagster_run.tags["dagster/run_key"] for r in cars) == sorted(CARS_RUN_KEYS)
         # Queued in the same tick, yet the second cars sync started only once the first had ended.
         assert cars[0].end_time <= cars[1].start_time, [(r.start_time, r.end_time) for r in cars]
         run_ids = {r.dagster_run.run_id for r in runs}
+        broken_id = broken.dagster_run.run_id
 
     # Runs and their events are in Dagster's Postgres database; rows in the destination's.
     engine = sa.create_engine(dagster_url)
@@ -181,13 +186,22 @@ def test_the_daemon_runs_syncs_by_itself_on_postgres_one_per_source_at_a_time(pr
             "SELECT run_id, count(*) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND run_id <> 'backdated' "
             "GROUP BY run_id")).all())
     engine.dispose()
-    assert stored == run_ids
+    assert stored == run_ids | {broken_id}
     assert run_ids == set(materialized) and all(n >= 1 for n in materialized.values()), materialized
     assert warehouse.count("cars", source="encar") > 0 and warehouse.count("cars", source="kbchachacha") > 0
     assert warehouse.count("odoo_invoices") > 0
 
     shown = {run["runId"]: run["status"] for run in _graphql(port)}
-    assert shown == {run_id: "SUCCESS" for run_id in run_ids}
+    assert shown == {**{run_id: "SUCCESS" for run_id in run_ids}, broken_id: "FAILURE"}
+
+    # The failure was announced once by the daemon's sync_failure_alert_sensor, linking its page.
+    deadline = time.monotonic() + 90
+    while not webhook.texts and time.monotonic() < deadline:
+        time.sleep(1)
+    [alert] = webhook.texts
+    assert alert.startswith(f":rotating_light: odoo: odoo_sync_job failed (run {broken_id})"), alert
+    assert "delay_ms must be >= 0" in alert and f"http://127.0.0.1:{port}/runs/{broken_id}" in alert
+    webhook.stop()
 
     # The daemon's freshness evaluation (what the UI shows): synced assets pass; Procore's,
     # last synced 25 and 45 minutes ago (every 10 min expected), warn and fail.
