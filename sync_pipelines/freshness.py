@@ -81,12 +81,26 @@ def late_integrations(warehouse, now: dt.datetime) -> dict[str, str]:
         if not integrations.evaluate(integration, now).due:
             continue
         allowed = dt.timedelta(minutes=integration.frequency_minutes) + GOLIOTH_GRACE
+        if now - _window_opened(integration, now) < allowed:
+            continue  # its window has just opened: the scheduler has not had its chance yet
         if integration.last_run_at is None:
             late[integration.id] = "never synced"
         elif now - integration.last_run_at > allowed:
             late[integration.id] = (f"last run {integration.last_run_at:%Y-%m-%d %H:%M} UTC, "
                                     f"expected every {integration.frequency_minutes} min")
     return late
+
+
+def _window_opened(integration, now: dt.datetime) -> dt.datetime:
+    """When the integration's current window opened (no window: the beginning of time)."""
+    if not integration.time_window_start:
+        return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    local = now.astimezone(integration.tz)
+    hour, minute = (int(part) for part in integration.time_window_start.split(":"))
+    opened = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if opened > local:  # a window crossing midnight, opened yesterday
+        opened -= dt.timedelta(days=1)
+    return opened.astimezone(dt.timezone.utc)
 
 
 @asset_check(

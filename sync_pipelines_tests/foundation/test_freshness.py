@@ -66,10 +66,14 @@ def test_late_integrations_follow_each_integration_s_frequency(sqlite_url, monke
         Integration("paused", "p", "KEY_A", status="paused", last_run_at=ago(600)),
         Integration("night-only", "p", "KEY_A", time_window_start="22:00", time_window_end="23:00",
                     last_run_at=ago(600)),
+        Integration("just-opened", "p", "KEY_A", time_window_start="11:55", time_window_end="13:00",
+                    last_run_at=ago(1400)),
+        Integration("open-since-11", "p", "KEY_A", time_window_start="11:00", time_window_end="13:00",
+                    last_run_at=ago(1400)),
     ):
         integrations.add(warehouse, integration)
     late = late_integrations(warehouse, now)
-    assert set(late) == {"new", "hourly-late"}
+    assert set(late) == {"new", "hourly-late", "open-since-11"}
     assert late["hourly-late"] == "last run 2026-12-02 10:45 UTC, expected every 60 min"
     assert late["new"] == "never synced"
     warehouse.dispose()
