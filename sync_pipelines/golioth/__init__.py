@@ -7,13 +7,13 @@ from dagster import Definitions
 from sync_pipelines.golioth.archive import golioth_archive_job
 from sync_pipelines.golioth.assets import golioth_live_pull, golioth_sync_job, golioth_telemetry
 from sync_pipelines.golioth.schedules import golioth_due_integrations_sensor, golioth_sync_schedule
-from sync_pipelines.golioth.sensors import golioth_webhook_sensor
+from sync_pipelines.golioth.sensors import golioth_integrations_sensor, golioth_webhook_sensor
 
 defs = Definitions(
     assets=[golioth_live_pull, golioth_telemetry],
     jobs=[golioth_sync_job, golioth_archive_job],
     schedules=[golioth_sync_schedule],
-    sensors=[golioth_due_integrations_sensor, golioth_webhook_sensor],
+    sensors=[golioth_due_integrations_sensor, golioth_integrations_sensor, golioth_webhook_sensor],
 )
 
 __all__ = ["defs"]

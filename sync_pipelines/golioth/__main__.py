@@ -1,4 +1,4 @@
-"""``python -m sync_pipelines.golioth integrations ...|receiver``: see :mod:`sync_pipelines.golioth.cli`."""
+"""``python -m sync_pipelines.golioth integrations ...|backfill ...|receiver``: see :mod:`sync_pipelines.golioth.cli`."""
 
 from sync_pipelines.golioth.cli import main
 

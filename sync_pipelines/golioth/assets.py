@@ -1,8 +1,9 @@
 """Golioth assets (group ``golioth``, pool ``golioth``) and ``golioth_sync_job``.
 
 ``golioth_devices`` + ``golioth_telemetry_live`` (one step: the live pull; the cursor moves
-only after its points commit) and ``golioth_telemetry`` (daily backfills that never touch the
-live cursor). With no integration both succeed doing nothing. Story: README "How a run works".
+only after its points commit) and ``golioth_telemetry`` (backfills by day x integration that
+never touch the live cursor). With no integration both succeed doing nothing. Story: README
+"How a run works" and "Backfills".
 """
 
 import datetime as dt
@@ -13,7 +14,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSpec,
     BackfillPolicy,
-    DailyPartitionsDefinition,
     Failure,
     MaterializeResult,
     asset,
@@ -28,6 +28,7 @@ from sync_pipelines.executors import sync_executor
 from sync_pipelines.golioth import integrations as store
 from sync_pipelines.golioth import sync
 from sync_pipelines.golioth.integrations import Integration
+from sync_pipelines.golioth.partitions import TELEMETRY_PARTITIONS, day_windows, days_by_integration
 from sync_pipelines.golioth.settings import SOURCE
 from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.retries import retry_transient_failures
@@ -36,7 +37,6 @@ from sync_pipelines.warehouse import Warehouse, WarehouseResource
 
 SOURCE_TAGS = run_tags(SOURCE)
 INTEGRATION_TAG = "golioth/integration"
-TELEMETRY_PARTITIONS = DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
 
 
 class GoliothSyncConfig(SyncConfig):
@@ -104,12 +104,6 @@ def golioth_live_pull(
     fail_if_any_failed(context, report)
 
 
-class GoliothBackfillConfig(SyncConfig):
-    integrations: list[str] = Field(
-        default_factory=list, description="integration ids to backfill; empty: every enabled integration"
-    )
-
-
 # BackfillPolicy is beta in Dagster 1.13: the warning would print at every import of the project.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWarning)
 
@@ -121,25 +115,28 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=BetaWa
     pool="golioth",
     partitions_def=TELEMETRY_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
-    description="Telemetry history by day (UTC) -> device_telemetry_history; a range backfills in one run "
-    "and never moves the live cursor.",
+    description="Telemetry history by UTC day x integration -> device_telemetry_history; a range backfills "
+    "in one run (per integration, its selected days) and never moves the live cursor.",
 )
-def golioth_telemetry(
-    context: AssetExecutionContext, config: GoliothBackfillConfig, warehouse: WarehouseResource
-) -> MaterializeResult:
-    window = context.partition_time_window
+def golioth_telemetry(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+    selected = days_by_integration(context.partition_keys)
+    windows = {integration_id: day_windows(days) for integration_id, days in selected.items()}
     with retry_transient_failures(context):
         wh = warehouse.get_warehouse()
-        chosen = chosen_integrations(wh, config.integrations)
+        chosen = chosen_integrations(wh, list(selected))  # a partition of a removed integration fails here
         report = sync.GoliothReport("telemetry", "backfill")
         sync.for_each_integration(
-            wh, chosen, lambda integration, client: sync.backfill(wh, integration, client, (window.start, window.end), report),
+            wh, chosen, lambda integration, client: sync.backfill(wh, integration, client, windows[integration.id], report),
             report,
         )
     fail_if_any_failed(context, report)
+    first = min(w[0][0] for w in windows.values())
+    last = max(w[-1][1] for w in windows.values())
+    days = ", ".join(f"{iid} {d[0]}..{d[-1]} ({len(d)} day(s))" for iid, d in selected.items())
     return finish_sync_asset(
-        context.log, report, _summary(f"golioth backfill {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}", report),
-        destination=wh.location, metadata={"window_start": window.start.isoformat(), "window_end": window.end.isoformat()},
+        context.log, report, _summary(f"golioth backfill of {days}", report),
+        destination=wh.location,
+        metadata={"window_start": first.isoformat(), "window_end": last.isoformat(), "partitions": len(context.partition_keys)},
     )
 
 

@@ -1,4 +1,4 @@
-"""``golioth`` CLI group: manage integrations and start the webhook receiver.
+"""``golioth`` CLI group: manage integrations, backfill telemetry, start the webhook receiver.
 
 The top-level CLI finds :func:`register`; every command is ``args.func(args) -> exit code``,
 and a bad value is refused with one message, changing nothing. Usage: README "Integrations".
@@ -7,12 +7,14 @@ and a bad value is refused with one message, changing nothing. Usage: README "In
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 
 from sync_pipelines import settings as shared_settings
 from sync_pipelines.golioth import integrations as store
 from sync_pipelines.golioth.integrations import Integration, IntegrationError
+from sync_pipelines.golioth.partitions import add_partition, remove_partition
 from sync_pipelines.warehouse import Warehouse
 
 
@@ -30,7 +32,22 @@ def _add(args: argparse.Namespace) -> int:
     )
     store.add(_warehouse(), integration)
     print(f"added golioth integration {integration.id} (project {integration.project_id}, key in ${integration.api_key_env})")
+    print(_change_partition(add_partition, integration.id, "added"))
     return 0
+
+
+def _change_partition(change, integration_id: str, done: str) -> str:
+    """Add or remove the integration's backfill partition in the Dagster instance, now; the
+    sentence to print. An unreachable instance is no error: the sensor catches up."""
+    from sync_pipelines.instance import operator_instance
+
+    try:
+        with operator_instance() as instance:
+            changed = change(instance, integration_id)
+    except (Exception, SystemExit) as exc:  # only the type: a storage error may quote its URL
+        return (f"Dagster instance not reachable ({type(exc).__name__}): golioth_integrations_sensor will "
+                f"bring the golioth_telemetry partition {integration_id!r} in step")
+    return f"golioth_telemetry partition {integration_id!r} {done if changed else 'already ' + done}"
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -94,7 +111,43 @@ def _set_parser(commands) -> None:
 def _remove(args: argparse.Namespace) -> int:
     store.remove(_warehouse(), args.id)
     print(f"removed golioth integration {args.id} (its telemetry stays)")
+    print(_change_partition(remove_partition, args.id, "removed"))
     return 0
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from sync_pipelines.golioth import backfill
+    from sync_pipelines.instance import operator_instance
+
+    with operator_instance() as instance:
+        slices = backfill.plan(_warehouse(), instance, args.first, args.last, args.integrations)
+        runs = backfill.launch(instance, args.first, args.last, slices)
+    for run in runs:
+        state = "succeeded" if run.success else "FAILED"
+        print(f"golioth_telemetry backfill {args.first}..{args.last} x {', '.join(run.integrations)}: "
+              f"run {run.run_id} {state}")
+    return 0 if all(r.success for r in runs) else 1
+
+
+def _day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day (YYYY-MM-DD): {value!r}") from None
+
+
+def _backfill_parser(groups) -> None:
+    backfill = groups.add_parser(
+        "backfill", help="backfill golioth_telemetry over UTC days (end included): one Dagster run per range",
+        description="Backfill the telemetry of the given UTC days (--to included) for the given integrations "
+        "(default: every enabled one) as single-run backfills of golioth_telemetry, in Dagster's run history. "
+        "Never moves the live cursor.",
+    )
+    backfill.add_argument("--from", dest="first", type=_day, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--to", dest="last", type=_day, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--integration", dest="integrations", action="append", default=[], metavar="ID",
+                          help="an integration to backfill (repeatable; default: every enabled one)")
+    backfill.set_defaults(func=_guarded(_backfill))
 
 
 def _receiver(args: argparse.Namespace) -> int:
@@ -140,7 +193,7 @@ def _add_parser(commands) -> None:
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``golioth`` group to a top-level CLI's subparsers."""
-    golioth = subparsers.add_parser("golioth", help="Golioth integrations and webhook receiver")
+    golioth = subparsers.add_parser("golioth", help="Golioth integrations, backfills and webhook receiver")
     groups = golioth.add_subparsers(dest="golioth_command", required=True)
     manage = groups.add_parser("integrations", help="add, list, set, enable, disable, remove integrations")
     commands = manage.add_subparsers(dest="integrations_command", required=True)
@@ -153,6 +206,7 @@ def register(subparsers) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=f"{name} an integration")
         sub.add_argument("id")
         sub.set_defaults(func=_guarded(handler))
+    _backfill_parser(groups)
     receiver = groups.add_parser("receiver", help="start the webhook receiver (needs GOLIOTH_WEBHOOK_TOKEN)")
     receiver.add_argument("--host", default="127.0.0.1")
     receiver.add_argument("--port", type=int, default=8787)

@@ -1,8 +1,9 @@
-"""``golioth_webhook_sensor``: drain the webhook inbox into ``device_telemetry_history``.
+"""``golioth_webhook_sensor`` (drain the webhook inbox) and ``golioth_integrations_sensor``
+(one ``golioth_telemetry`` partition per integration).
 
-Each batch and the removal of its events commit together
+Each inbox batch and the removal of its events commit together
 (:func:`sync_pipelines.golioth.sync.drain_inbox`); a drain that moved something is recorded as
-a materialization of ``golioth_telemetry_live``. See the README's "Push".
+a materialization of ``golioth_telemetry_live``. See the README's "Push" and "Backfills".
 """
 
 from dagster import (
@@ -14,6 +15,7 @@ from dagster import (
     sensor,
 )
 
+from sync_pipelines.golioth.partitions import INTEGRATIONS_PARTITIONS, partition_changes
 from sync_pipelines.golioth.sync import drain_inbox
 from sync_pipelines.warehouse import WarehouseResource
 
@@ -34,3 +36,24 @@ def golioth_webhook_sensor(context: SensorEvaluationContext, warehouse: Warehous
               "newest_point_lag_seconds": metadata["newest_point_lag_seconds"], "route": "push"}
     context.log.info(f"golioth webhook inbox drained: {pushed}")
     return SensorResult(asset_events=[AssetMaterialization(asset_key="golioth_telemetry_live", metadata=pushed)])
+
+
+@sensor(
+    name="golioth_integrations_sensor",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Adds a golioth_telemetry partition for each Golioth integration (enabled or not) and removes "
+    "those of removed integrations.",
+)
+def golioth_integrations_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    existing = context.instance.get_dynamic_partitions(INTEGRATIONS_PARTITIONS.name)
+    added, removed = partition_changes(warehouse.get_warehouse(), existing)
+    if not added and not removed:
+        return SkipReason(f"{len(existing)} golioth integration partition(s), all current")
+    requests = []
+    if added:
+        requests.append(INTEGRATIONS_PARTITIONS.build_add_request(added))
+    if removed:
+        requests.append(INTEGRATIONS_PARTITIONS.build_delete_request(removed))
+    context.log.info(f"golioth partitions: added {added or 'none'}, removed {removed or 'none'}")
+    return SensorResult(dynamic_partitions_requests=requests)

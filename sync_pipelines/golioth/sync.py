@@ -219,11 +219,12 @@ def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothCli
 
 
 def backfill(warehouse: Warehouse, integration: Integration, client: GoliothClient,
-             window: tuple[dt.datetime, dt.datetime], report: GoliothReport) -> None:
-    """Pull a historical window; never reads or moves the live cursor."""
+             windows: list[tuple[dt.datetime, dt.datetime]], report: GoliothReport) -> None:
+    """Pull historical windows (one device list for all); never reads or moves the live cursor."""
     devices = [d for d in client.devices() if matches_filter(d, integration.device_filter)]
     report.devices_seen += len(devices)
-    pull_points(warehouse, integration, client, devices, window, report)
+    for window in windows:
+        pull_points(warehouse, integration, client, devices, window, report)
 
 
 def for_each_integration(warehouse: Warehouse, chosen: list[Integration], work: Callable[[Integration, GoliothClient], None],

@@ -27,7 +27,7 @@ from sync_pipelines.warehouse import Warehouse
 from sync_pipelines_tests.conftest import CountingWarehouse
 from sync_pipelines_tests.processes import ROOT
 
-DOCUMENTED_RANGE = "2026-11-24...2026-11-30"
+DOCUMENTED_RANGE = "--from 2026-11-24 --to 2026-11-30"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 
 
@@ -71,7 +71,7 @@ def _seed(env: dict[str, str]) -> None:
 @pytest.mark.timeout(420)
 def test_every_documented_operator_command_works(sandbox, tmp_path):
     paragraphs = readme_paragraphs()
-    keys = ["--select group:odoo", "cars_full_sync_job", "--partition-range", "--partition 7001", "run list",
+    keys = ["--select group:odoo", "cars_full_sync_job", "golioth backfill", "--partition 7001", "run list",
             "schedule stop", "schedule start"]
     assert len(paragraphs) == len(keys) and all(k in p for k, p in zip(keys, paragraphs, strict=True)), paragraphs
 
@@ -95,9 +95,9 @@ def test_every_documented_operator_command_works(sandbox, tmp_path):
     first = dt.date.today() - dt.timedelta(days=3)
     last = first + dt.timedelta(days=1)
     assert DOCUMENTED_RANGE in backfill
-    _run(backfill.replace(DOCUMENTED_RANGE, f"{first}...{last}"), env)
-    [run] = _runs(home, **{RANGE_START_TAG: str(first)})
-    assert run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/asset_partition_range_end"] == str(last)
+    _run(backfill.replace(DOCUMENTED_RANGE, f"--from {first} --to {last}"), env)
+    [run] = _runs(home, **{RANGE_START_TAG: f"{first}|acme"})  # golioth_telemetry keys: day|integration
+    assert run.status == DagsterRunStatus.SUCCESS and run.tags["dagster/asset_partition_range_end"] == f"{last}|acme"
     days = f"ts >= '{first}' AND ts < '{last + dt.timedelta(days=1)}'"
     assert warehouse.count("device_telemetry_history") == warehouse.count("device_telemetry_history", days) > 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import threading
 import time
@@ -18,6 +19,7 @@ from sync_pipelines.golioth import integrations as store
 from sync_pipelines.golioth.assets import run_config_for
 from sync_pipelines.golioth.integrations import Integration
 from sync_pipelines.golioth.models import normalize_ts
+from sync_pipelines.golioth.partitions import INTEGRATIONS_PARTITIONS, add_partition, range_tags
 from sync_pipelines.sandbox.vendors.golioth import PROJECTS
 
 PROJECT = "sandbox-project"
@@ -82,7 +84,10 @@ class GoliothHarness:
         return self.vendor.control(action, payload)
 
     def add(self, integration_id: str = "acme", project: str = PROJECT, key_env: str = KEY_ENV, **values: Any):
-        return store.add(self.warehouse, Integration(integration_id, project, key_env, **values))
+        """Store the integration and give it its partition, as ``golioth integrations add`` does."""
+        added = store.add(self.warehouse, Integration(integration_id, project, key_env, **values))
+        add_partition(self.instance, integration_id)
+        return added
 
     def sync(self, integrations: list[str] | None = None, mode: str = "incremental", raise_on_error: bool = True):
         job = defs.resolve_job_def("golioth_sync_job")
@@ -90,15 +95,17 @@ class GoliothHarness:
                                       raise_on_error=raise_on_error)
 
     def backfill(self, start: str, end: str, integrations: list[str] | None = None, raise_on_error: bool = True):
+        """One single-run backfill over days ``start..end`` x ``integrations`` (neighbours in the
+        partitions' order; default: every partition), with the range tags a backfill run gets."""
         from dagster import materialize
 
         from sync_pipelines.golioth.assets import golioth_telemetry
         from sync_pipelines.warehouse import WarehouseResource
 
+        ids = integrations or list(self.instance.get_dynamic_partitions(INTEGRATIONS_PARTITIONS.name))
         return materialize(
             [golioth_telemetry], instance=self.instance, resources={"warehouse": WarehouseResource()},
-            run_config={"ops": {"golioth_telemetry": {"config": {"integrations": integrations or []}}}},
-            tags={"dagster/asset_partition_range_start": start, "dagster/asset_partition_range_end": end},
+            tags=range_tags(dt.date.fromisoformat(start), dt.date.fromisoformat(end), ids),
             raise_on_error=raise_on_error,
         )
 
@@ -117,8 +124,6 @@ class GoliothHarness:
 
 
 def _utc(value):
-    import datetime as dt
-
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
 
 

@@ -18,6 +18,7 @@ from sync_pipelines.golioth.models import (
     points_from_event,
     points_from_stream_record,
 )
+from sync_pipelines.instance import prepare_dagster_home
 from sync_pipelines.warehouse import Warehouse
 from sync_pipelines_tests.golioth.conftest import KEY_ENV, PROJECT
 
@@ -107,8 +108,9 @@ def _cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def test_integrations_cli_add_list_enable_disable_remove(database_url, monkeypatch):
+def test_integrations_cli_add_list_enable_disable_remove(database_url, monkeypatch, tmp_path):
     monkeypatch.setenv("SYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(prepare_dagster_home(tmp_path / "dagster_home").parent))
     monkeypatch.setenv("GOLIOTH_KEY_ACME", "acme-secret-key-0123456789")
     code, out, err = _cli("integrations", "add", "--project", PROJECT, "--id", "acme", "--api-key-env", "GOLIOTH_KEY_ACME",
                           "--frequency", "15", "--window-start", "22:00", "--window-end", "06:00",

@@ -91,31 +91,38 @@ def test_the_next_pull_fills_every_gap_the_webhook_dropped(golioth, database_url
     assert len(golioth.rows()) == len(golioth.keys())
 
 
-def test_backfill_of_7_days_lands_every_point_once_and_leaves_the_live_cursor(golioth, warehouse, database_url):
+def test_backfill_of_7_days_x_2_integrations_is_one_run_landing_every_point_once_leaving_the_cursors(
+        golioth, warehouse, database_url):
     golioth.add("acme")
+    golioth.add("second", project=PROJECT_2, key_env=KEY_ENV_2)
     golioth.sync()
-    cursor = warehouse.get_cursor("golioth", cursor_entity("acme"))
+    cursors = {i: warehouse.get_cursor("golioth", cursor_entity(i)) for i in ("acme", "second")}
     today = utcnow().date()
     start, end = today - dt.timedelta(days=7), today - dt.timedelta(days=1)
     window_start = dt.datetime.combine(start, dt.time(), dt.timezone.utc)
     window_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    # one run over the range start|acme ... end|second: what the CLI backfill launches
     result = golioth.backfill(start.isoformat(), end.isoformat())
     assert result.success, failure_text(result)
-    expected = golioth.sandbox_keys(since=window_start, until=window_end)
+    materializations = result.asset_materializations_for_node("golioth_telemetry")
+    assert len(materializations) == 14  # one per partition: 7 days x 2 integrations
+    expected = (golioth.sandbox_keys(since=window_start, until=window_end)
+                | golioth.sandbox_keys(PROJECT_2, since=window_start, until=window_end))
     assert len(expected) > 5000
     assert expected <= golioth.keys()
     assert len(golioth.rows()) == len(golioth.keys())
-    assert warehouse.get_cursor("golioth", cursor_entity("acme")) == cursor
+    assert materializations[0].metadata["integrations"].value == 2
+    assert {i: warehouse.get_cursor("golioth", cursor_entity(i)) for i in ("acme", "second")} == cursors
     before = _tuples(warehouse, database_url)
     assert before is None or before[0] >= len(expected)  # the counters do see the first backfill
     count = len(golioth.rows())
     again = golioth.backfill(start.isoformat(), end.isoformat())
     assert again.success
-    m = again.asset_materializations_for_node("golioth_telemetry")[0]  # one per day, same counts
+    m = again.asset_materializations_for_node("golioth_telemetry")[0]  # one per partition, same counts
     assert m.metadata["points_inserted"].value == 0 and m.metadata["duplicates_dropped"].value >= len(expected)
     assert len(golioth.rows()) == count
     assert _tuples(warehouse, database_url) == before  # Postgres: no tuple inserted or updated
-    assert warehouse.get_cursor("golioth", cursor_entity("acme")) == cursor
+    assert {i: warehouse.get_cursor("golioth", cursor_entity(i)) for i in ("acme", "second")} == cursors
 
 
 def _tuples(warehouse, database_url):
@@ -179,32 +186,6 @@ def test_devices_follow_firmware_updates_disabling_deletion_and_filters(golioth)
     assert rows[ids[1]].enabled is False or rows[ids[1]].enabled == 0
     assert rows[ids[2]].deleted_at is not None and not rows[ids[2]].online
     assert all(r.deleted_at is None for i, r in rows.items() if i != ids[2])
-
-
-def test_a_range_backfill_from_the_dagster_cli_is_one_run(sandbox, sqlite_url, monkeypatch):
-    """On SQLite only: the CLI path is the same on both databases."""
-    import os
-    import subprocess
-    import sys
-
-    from sync_pipelines.warehouse import Warehouse
-    from sync_pipelines_tests.golioth.conftest import GoliothHarness
-
-    monkeypatch.setenv("SYNC_DATABASE_URL", sqlite_url)
-    golioth = GoliothHarness(sandbox, Warehouse.for_url(sqlite_url))
-    golioth.add("acme")
-    today = utcnow().date()
-    start, end = today - dt.timedelta(days=2), today - dt.timedelta(days=1)
-    result = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "sync_pipelines.definitions",
-         "--select", "golioth_telemetry", "--partition-range", f"{start}...{end}"],
-        env={**os.environ, "DAGSTER_HOME": ""}, capture_output=True, text=True, timeout=240,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.count("RUN_SUCCESS") == 1
-    window = (dt.datetime.combine(start, dt.time(), dt.timezone.utc),
-              dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
-    assert golioth.sandbox_keys(since=window[0], until=window[1]) == golioth.keys()
 
 
 def test_vendor_faults_are_retried_by_the_shared_http_layer_and_malformed_pages_fail_clearly(golioth):
