@@ -135,11 +135,13 @@ def _run_job(job, instance, run_config: dict) -> int:
 def seed_sandbox_accounts(warehouse, instance) -> list[str]:
     """What an operator does once, done against the sandbox: connect its first Procore user
     (OAuth out of band, as ``procore connect``) with the user's partition, and add the Golioth
-    integration ``sandbox`` for its first project. Safe to repeat (a fresh sandbox mints new
-    tokens). Returns what was done, for people."""
+    integration ``sandbox`` for its first project with its ``golioth_telemetry`` partition (as
+    ``golioth integrations add``). Safe to repeat (a fresh sandbox mints new tokens). Returns
+    what was done, for people."""
     import requests
 
     from sync_pipelines.golioth import integrations
+    from sync_pipelines.golioth.partitions import add_partition
     from sync_pipelines.procore.assets import CONNECTIONS_PARTITIONS
     from sync_pipelines.procore.cli import complete_connect
     from sync_pipelines.procore.resources import ProcoreResource
@@ -158,6 +160,7 @@ def seed_sandbox_accounts(warehouse, instance) -> list[str]:
     if SANDBOX_GOLIOTH_INTEGRATION not in {i.id for i in integrations.load(warehouse)}:
         integrations.add(warehouse, integrations.Integration(
             id=SANDBOX_GOLIOTH_INTEGRATION, project_id=project, api_key_env=spec["env"]))
+    add_partition(instance, SANDBOX_GOLIOTH_INTEGRATION)  # golioth_telemetry: backfillable from the UI at once
     return [f"seeded: Procore user {user_id} connected; Golioth integration {SANDBOX_GOLIOTH_INTEGRATION} "
             f"(project {project})"]
 
