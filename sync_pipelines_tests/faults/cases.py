@@ -85,6 +85,7 @@ def check_fault(source: FaultSource, fault: str, tally, *, follow_up: str | None
         assert re.search(FAILURE_SAYS[fault], faulted.failure), faulted.failure[:2000]
         assert set(before_rows) <= set(source.snapshot()), "a refused or failed run deleted rows"
     elif expected == "sets_aside":
+        assert source.warehouse.rejects(source.name), "no record was set aside: the case proves nothing"
         assert len(after.lost) <= 1, after
     elif expected == "shifts":
         assert not compare(before_keys, source.snapshot()).lost, after

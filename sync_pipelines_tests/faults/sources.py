@@ -74,6 +74,7 @@ class FaultSource:
     vendors: list[str]
     targets: list[tuple[str, str]]
     first_mode = "incremental"
+    wrong_type_field: str | None = None  # the field the wrong_type fault spoils (None: the first number)
 
     def __init__(self, sandbox, warehouse):
         self.sandbox, self.warehouse = sandbox, warehouse
@@ -98,6 +99,8 @@ class FaultSource:
         return compare(self.truth(), self.snapshot())
 
     def add_fault(self, kind: str, **options: Any) -> None:
+        if kind == "wrong_type" and self.wrong_type_field:
+            options.setdefault("field", self.wrong_type_field)
         for vendor, path in self.targets:
             self.sandbox.faults.add(kind, vendor=vendor, path=path, **options)
 
@@ -180,6 +183,7 @@ class ProcoreSource(FaultSource):
     name = "procore"
     vendors = ["procore"]
     targets = [("procore", r"/rfis$")]
+    wrong_type_field = "updated_at"
 
     def __init__(self, sandbox, warehouse):
         super().__init__(sandbox, warehouse)
@@ -225,6 +229,7 @@ class GoliothSource(FaultSource):
     name = "golioth"
     vendors = ["golioth"]
     targets = [("golioth", r"/stream$")]
+    wrong_type_field = "time"  # a stream record's numbers are nested: its time is the field to spoil
 
     def __init__(self, sandbox, warehouse):
         super().__init__(sandbox, warehouse)

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.timeout(180)
 # n/a: expired_token (a project API key does not expire; a rotated key is revoked_token)
 FAULTS = [*VENDOR_FAULTS, "revoked_token"]
 FOLLOW_UP: dict[str, str] = {}
-XFAIL: dict[str, str] = {}
+XFAIL = {"wrong_typed_record": "a stream record spoiled once (its time unreadable) is set aside in sync_rejects "
+                               "and never read again: the live pull's cursor moves past it (a backfill of the "
+                               "day brings it back)"}
 
 
 @pytest.mark.parametrize("fault", [
