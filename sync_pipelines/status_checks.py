@@ -22,6 +22,7 @@ from dagster import (
     RunRequest,
     asset_check,
     define_asset_job,
+    in_process_executor,
     schedule,
 )
 
@@ -94,6 +95,7 @@ def build_status_defs(sources: Iterable[str], other_checks: Iterable[AssetChecks
     job = define_asset_job(
         "sync_status_job",
         selection=AssetSelection.checks(*checks, *other_checks),
+        executor_def=in_process_executor,  # a few queries: not worth a process per check
         description="Evaluates each source's sync_status check (the status report) and Golioth's integrations_on_time.",
     )
 
