@@ -226,7 +226,10 @@ def worker_command(*, name: str | None, concurrency: int, loglevel: str, extra: 
 
     from sync_pipelines.instance.storage import postgres_url_from_env
 
-    celery_app_config()  # refuse now, naming the variable, rather than in the worker's import
+    try:
+        celery_app_config()  # refuse now, naming the variable, rather than in the worker's import
+    except ConfigurationError as exc:
+        raise SystemExit(str(exc)) from None
     if postgres_url_from_env() is None:
         raise SystemExit(
             "a Celery worker writes its steps' events to the Dagster storage of the runs: set DAGSTER_PG_URL "

@@ -77,3 +77,18 @@ def test_the_broker_password_is_masked(monkeypatch):
 def test_an_ephemeral_instance_is_refused():
     with DagsterInstance.ephemeral() as instance, pytest.raises(ConfigurationError, match="DAGSTER_PG_URL"):
         executors.refuse_unless_postgres(instance)
+
+
+def test_a_vendor_pool_above_one_is_refused_naming_it():
+    from dagster import InitExecutorContext
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.test_utils import instance_for_test
+
+    job = ReconstructableRepository.for_module("sync_pipelines.definitions", "defs").get_reconstructable_job("odoo_sync_job")
+    with instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as instance:
+        context = InitExecutorContext(job=job, executor_def=job.get_definition().executor_def, executor_config={},
+                                      instance=instance)
+        executors.refuse_shared_vendor_pools(context)  # the default, 1: fine
+        instance.event_log_storage.set_concurrency_slots("odoo", 2)
+        with pytest.raises(ConfigurationError, match="pool 'odoo' lets 2 steps talk to the vendor at once"):
+            executors.refuse_shared_vendor_pools(context)
