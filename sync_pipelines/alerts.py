@@ -99,7 +99,12 @@ def _newest_failure_id(instance: DagsterInstance) -> int:
 def _alert(context: SensorEvaluationContext, run: Any) -> None:
     # Re-read the run: the retry decision is tagged onto it as it fails.
     run = context.instance.get_run_by_id(run.run_id) or run
-    text = alert_text(context.instance, run)
+    try:
+        text = alert_text(context.instance, run)
+    except Exception as error:  # a run the text cannot be built for must not hold up every later alert
+        context.log.warning(f"alert text for run {run.run_id} fell back to the minimum: {redact(str(error))}")
+        link = run_link(run.run_id)
+        text = redact(f":rotating_light: {run.job_name} failed (run {run.run_id})" + (f"\n• {link}" if link else ""))
     if run.tags.get(WILL_RETRY_TAG) == "true":
         context.log.info(f"not alerting, the run will be retried automatically: {text}")
         return

@@ -195,3 +195,21 @@ def test_a_broken_webhook_fails_the_tick_clearly_without_showing_its_token(webho
     assert "alert webhook" in str(error.value) and "500" in str(error.value)
     assert WEBHOOK_TOKEN not in str(error.value)
     assert webhook.statuses == [] and webhook.bodies == []  # retried 3 times, then gave up
+
+
+def test_a_run_failed_outside_any_step_is_posted_with_the_run_s_reason(webhook: Webhook):
+    """E.g. failed by run health after its worker died: no step failure, the run's own message."""
+    from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
+
+    with DagsterInstance.ephemeral() as instance:
+        sensor = Sensor(instance)
+        run = instance.add_run(DagsterRun(job_name="golioth_sync_job", run_id="dead-run-1", status=DagsterRunStatus.STARTED,
+                                          tags={**run_tags("golioth"), "golioth/integration": "acme"}))
+        instance.report_run_failed(run, "Run worker died: pid 4242 on host-a is gone")
+        sensor.tick()
+    assert webhook.texts[0].splitlines() == [
+        ":rotating_light: golioth: golioth_sync_job failed (run dead-run-1)",
+        "• integration acme",
+        "• run: Run worker died: pid 4242 on host-a is gone",
+        "• https://dagster.example.com/runs/dead-run-1",
+    ]
