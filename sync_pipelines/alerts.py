@@ -21,7 +21,7 @@ from dagster import (
     sensor,
 )
 
-from sync_pipelines.http_client import RetryPolicy, VendorHTTPClient
+from sync_pipelines.http_client import RetryPolicy, VendorHTTPClient, VendorHTTPError
 from sync_pipelines.redaction import redact
 from sync_pipelines.settings import env
 
@@ -31,6 +31,9 @@ RETRY_NUMBER_TAG = "dagster/retry_number"
 PARTITION_TAGS = {"procore/connection": "connection", "golioth/integration": "integration"}
 # Failures read per tick; the rest wait for the next tick (the cursor stays before them).
 BATCH = 20
+# The webhook refusing this one message (Slack: invalid_payload, too long): sending it again
+# cannot help, so it is logged and passed over; any other error is retried on the next tick.
+MESSAGE_REFUSED = {400, 413, 422}
 
 
 def alert_webhook_url() -> str | None:
@@ -142,9 +145,12 @@ def sync_failure_alert_sensor(context: SensorEvaluationContext) -> SensorResult 
             if run is not None:
                 _alert(context, run)
         except Exception as error:
-            if not alerted:
+            if isinstance(error, VendorHTTPError) and error.status in MESSAGE_REFUSED:
+                context.log.error(f"the webhook refused the alert for run {run.run_id}, not sent again: {error}")
+            elif not alerted:
                 raise  # nothing sent this tick: fail it (the UI shows why), the cursor stays put
-            context.log.error(f"alert for run {run.run_id} not posted, retried next tick: {redact(str(error))}")
-            break
+            else:
+                context.log.error(f"alert for run {run.run_id} not posted, retried next tick: {redact(str(error))}")
+                break
         handled, alerted = record.storage_id, alerted + 1
     return SensorResult(cursor=str(handled), skip_reason=SkipReason(f"{alerted} failed run(s) handled"))

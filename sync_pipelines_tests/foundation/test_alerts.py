@@ -213,3 +213,14 @@ def test_a_run_failed_outside_any_step_is_posted_with_the_run_s_reason(webhook: 
         "• run: Run worker died: pid 4242 on host-a is gone",
         "• https://dagster.example.com/runs/dead-run-1",
     ]
+
+
+def test_a_message_the_webhook_refuses_as_such_is_logged_and_passed_over(webhook: Webhook):
+    with DagsterInstance.ephemeral() as instance:
+        sensor = Sensor(instance)
+        fail(instance)
+        webhook.statuses = [400]  # Slack's invalid_payload: sending it again cannot help
+        sensor.tick()
+        later = fail(instance)
+        sensor.tick()
+    assert len(webhook.texts) == 1 and later in webhook.texts[0]
