@@ -75,7 +75,8 @@ def check_fault(source: FaultSource, fault: str, tally, *, follow_up: str | None
     after = source.compare()
     if fault in VENDOR_FAULTS:
         assert any(f["hits"] for f in source.sandbox.faults.list()), "the fault never hit: the case proves nothing"
-    assert not after.duplicated and not after.extra, after
+    if expected != "refused":  # a refused run leaves the rows the vendor has changed since stale
+        assert not after.duplicated and not after.extra, after
     if expected in ("rides_out", "sets_aside", "shifts"):
         assert faulted.success, faulted.failure
     if expected == "rides_out":

@@ -2,7 +2,9 @@
 the destination's snapshot, its credentials (to expire, revoke, restore and plant canaries in).
 
 A snapshot is a list with one key per destination row, so a duplicate shows as a repeated key;
-a truth is the set of keys the sandbox says the destination must hold.
+a truth is the set of keys the sandbox says the destination must hold. Odoo's and Procore's
+keys carry the record's change stamp (``write_date``, ``updated_at``): a stale row shows as
+one lost and one extra.
 """
 
 from __future__ import annotations
@@ -58,6 +60,15 @@ def compare(truth: set, snapshot: list) -> Comparison:
 
 def _outcome(result) -> Outcome:
     return Outcome(result.success, "" if result.success else failure_text(result))
+
+
+def version(value: Any) -> str | None:
+    """A record's change stamp, vendor text or stored datetime alike, to the second in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        value = _utc(value).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value).replace("T", " ").removesuffix("Z")[:19]
 
 
 def table_keys(warehouse, table: str, *columns: str) -> list[tuple]:
@@ -160,10 +171,13 @@ class OdooSource(FaultSource):
         return "odoo_sync_job", run_config_for(MODEL_SPECS, mode, delay_ms=0), None
 
     def truth(self) -> set:
-        return {(spec.table, i) for spec in MODEL_SPECS for i in self.harness.odoo_ids(spec)}
+        records = self.harness.vendor.records
+        return {(spec.table, i, version(records[spec.model][i]["write_date"]))
+                for spec in MODEL_SPECS for i in self.harness.odoo_ids(spec)}
 
     def snapshot(self) -> list:
-        return [key for spec in MODEL_SPECS for key in table_keys(self.warehouse, spec.table, "id")]
+        return [(table, i, version(stamp)) for spec in MODEL_SPECS
+                for table, i, stamp in table_keys(self.warehouse, spec.table, "id", "write_date")]
 
     def expire_credentials(self) -> None:
         self.harness.control("fault", code=100, name="odoo.http.SessionExpiredException",
@@ -202,11 +216,16 @@ class ProcoreSource(FaultSource):
         return "procore_sync_job", run_config(mode), self.user
 
     def truth(self) -> set:
-        return {(table, i) for table, ids in self.harness.expected([self.user]).items() for i in ids}
+        vendor = self.harness.vendor
+        records = {"procore_projects": vendor.projects, "procore_rfis": vendor.rfis}
+        return {(table, i, version(records[table][i]["updated_at"]) if table in records else None)
+                for table, ids in self.harness.expected([self.user]).items() for i in ids}
 
     def snapshot(self) -> list:
-        tables = ("procore_companies", "procore_projects", "procore_rfis")
-        return [key for table in tables for key in table_keys(self.warehouse, table, "id")]
+        keys = [(*key, None) for key in table_keys(self.warehouse, "procore_companies", "id")]
+        for table in ("procore_projects", "procore_rfis"):
+            keys += [(t, i, version(stamp)) for t, i, stamp in table_keys(self.warehouse, table, "id", "updated_at")]
+        return keys
 
     def expire_credentials(self) -> None:
         self.harness.control("expire_after_calls", user_id=self.user, calls=3)  # mid-run
