@@ -127,6 +127,7 @@ def evaluate_in_process(instance, users: list[str], integration_ids: list[str]) 
         lambda: sensor.evaluate_tick(build_sensor_context(instance=instance, resources=resources)))
     check(not data.dynamic_partitions_requests, "a second procore_connections_sensor tick changes nothing")
 
+    golioth_partitions(instance, resources, integration_ids, times)
     tick = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
     schedule = defs.get_schedule_def("procore_sync_schedule")
     data, times["procore_sync_schedule"] = timed(lambda: schedule.evaluate_tick(
@@ -147,6 +148,27 @@ def evaluate_in_process(instance, users: list[str], integration_ids: list[str]) 
                                repository_def=repository)))
     check(not data.run_requests, "the same slot is never requested twice")
     return times
+
+
+def golioth_partitions(instance, resources: dict, integration_ids: list[str], times: dict[str, float]) -> None:
+    """``golioth_integrations_sensor``: one ``golioth_telemetry`` integration partition per integration."""
+    from dagster import build_sensor_context
+
+    from sync_pipelines.definitions import defs
+    from sync_pipelines.golioth.partitions import DAYS_PARTITIONS, INTEGRATIONS_PARTITIONS
+
+    sensor = defs.get_sensor_def("golioth_integrations_sensor")
+    data, times["golioth_integrations_sensor"] = timed(
+        lambda: sensor.evaluate_tick(build_sensor_context(instance=instance, resources=resources)))
+    [add] = data.dynamic_partitions_requests
+    instance.add_dynamic_partitions(INTEGRATIONS_PARTITIONS.name, add.partition_keys)
+    keys = instance.get_dynamic_partitions(INTEGRATIONS_PARTITIONS.name)
+    check(sorted(keys) == sorted(integration_ids), f"golioth_integrations_sensor adds {len(keys)} partitions")
+    days = len(DAYS_PARTITIONS.get_partition_keys())
+    TELEMETRY_PARTITION_COUNT.update(days=days, integrations=len(keys))
+
+
+TELEMETRY_PARTITION_COUNT: dict[str, int] = {}
 
 
 def storage_size(url: str) -> dict[str, int]:
@@ -237,6 +259,9 @@ def report(times: dict[str, float], figures: dict, connections: int, integration
     for name, seconds in times.items():
         flag = "" if seconds < EVALUATION_LIMIT_SECONDS else "  OVER THE LIMIT"
         print(f"  {name:45s} {seconds:8.2f} s{flag}")
+    days, count = TELEMETRY_PARTITION_COUNT["days"], TELEMETRY_PARTITION_COUNT["integrations"]
+    print(f"\npartitions: procore_connections {connections}; golioth_telemetry {days} days x {count} integrations = "
+          f"{days * count:,d} (Dagster recommends at most 100,000 per asset: reached at {100_000 // days} integrations)")
     print("\ndaemon ticks (start to end, run submission included)")
     for name, durations in sorted(figures["ticks"].items()):
         if durations:
