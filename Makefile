@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo ui test lint bench faults clean
+.PHONY: install demo ui test lint bench faults clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m sync_pipelines.demo
 
-# the demo, then the Dagster UI and daemon on its run history, the sandbox kept up (Ctrl-C stops);
-# with GOLIOTH_WEBHOOK_TOKEN set, the Golioth webhook receiver beside them on 127.0.0.1:8787
+# the live loop: sandbox, Golioth webhook receiver (127.0.0.1:8787), Dagster UI and daemon with
+# every schedule and sensor on (the sync schedules due at once); Ctrl-C or SIGTERM stops it all
 ui: $(STAMP)
 	$(PY) -m sync_pipelines.ui
+
+# the browser test's headless Chromium (Debian's package; CI runs as root)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # two phases: most tests on TEST_WORKERS xdist workers (a file per worker), then the tests
 # marked `serial` (they measure seconds or minute windows) alone, so load cannot fail them
 TEST_WORKERS ?= 4
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m ruff check sync_pipelines sync_pipelines_tests bench
 	$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not serial and not faults"
 	$(PY) -m pytest -p no:cacheprovider -m "serial and not faults"

@@ -48,23 +48,25 @@ def _child_setup() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def store_instigator_state(instance, name: str, kind, status, data) -> None:
+    """Store a schedule's or sensor's state as ``dagster dev -m`` would: the daemon and the UI
+    match stored states by selector (location, repository, name)."""
+    from dagster._core.remote_origin import RemoteInstigatorOrigin, RemoteRepositoryOrigin
+    from dagster._core.scheduler.instigation import InstigatorState
+    from dagster._core.workspace.load import location_origin_from_module_name
+
+    repository = RemoteRepositoryOrigin(location_origin_from_module_name(CODE_LOCATION, None, None), "__repository__")
+    instance.add_instigator_state(InstigatorState(RemoteInstigatorOrigin(repository, name), kind, status, data))
+
+
 def make_sync_schedules_due(instance, defs, now: dt.datetime) -> list[str]:
     """Store each ``<source>_sync_schedule`` as started just before its latest cron tick, so
     the daemon's first iteration runs that tick instead of waiting for the next one (up to 6 h
-    for cars). A schedule that has ticked in this instance is left alone: the daemon catches
-    up on what it missed since. Returns the schedules made due."""
-    from dagster._core.remote_origin import RemoteInstigatorOrigin, RemoteRepositoryOrigin
-    from dagster._core.scheduler.instigation import (
-        InstigatorState,
-        InstigatorStatus,
-        InstigatorType,
-        ScheduleInstigatorData,
-    )
-    from dagster._core.workspace.load import location_origin_from_module_name
+    for cars). A schedule with a stored state (it has ticked, or was stopped) is left alone:
+    the daemon catches up on what it missed since. Returns the schedules made due."""
+    from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType, ScheduleInstigatorData
     from dagster._utils.schedules import get_latest_completed_cron_tick
 
-    # Stored states are matched by selector (location, repository, name), as `dagster dev -m` names them.
-    repository = RemoteRepositoryOrigin(location_origin_from_module_name(CODE_LOCATION, None, None), "__repository__")
     stored = {s.name for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE)}
     made_due = []
     for schedule in defs.schedules:
@@ -72,10 +74,7 @@ def make_sync_schedules_due(instance, defs, now: dt.datetime) -> list[str]:
             continue
         tick = get_latest_completed_cron_tick(schedule.cron_schedule, now, schedule.execution_timezone or "UTC")
         data = ScheduleInstigatorData(schedule.cron_schedule, start_timestamp=tick.timestamp() - 1)
-        origin = RemoteInstigatorOrigin(repository, schedule.name)
-        instance.add_instigator_state(
-            InstigatorState(origin, InstigatorType.SCHEDULE, InstigatorStatus.DECLARED_IN_CODE, data)
-        )
+        store_instigator_state(instance, schedule.name, InstigatorType.SCHEDULE, InstigatorStatus.DECLARED_IN_CODE, data)
         made_due.append(schedule.name)
     return made_due
 
@@ -127,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     # The session token never leaves this process tree (the receiver and the sandbox's sender).
     token = settings.env(WEBHOOK_TOKEN_ENV) or secrets.token_urlsafe(32)
     os.environ[WEBHOOK_TOKEN_ENV] = token
+    os.environ["SYNC_UI_BASE_URL"] = f"http://127.0.0.1:{args.port}"  # run links in logged alerts and `status`
     _stop_on_signals()
 
     from dagster import DagsterInstance
