@@ -120,21 +120,12 @@ def page(browser, ui, request):
     port = ui[0]
     page = browser.new_page(viewport={"width": 1600, "height": 1000}, base_url=f"http://127.0.0.1:{port}")
     page.set_default_timeout(60_000)
+    # On a first visit the UI asks to join its community, whenever it is ready to: Skip.
+    page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
     yield page
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{request.node.name}-last.png"))
     page.close()
-
-
-def _open(page, path: str) -> None:
-    """Go to ``path``; on the first visit the UI asks to join its community: Skip."""
-    page.goto(path)
-    skip = page.get_by_role("button", name="Skip")
-    try:
-        skip.wait_for(timeout=5_000)
-        skip.click()
-    except Exception:  # Playwright's TimeoutError: no dialog (already dismissed in this instance)
-        pass
 
 
 def _shot(page, name: str) -> None:
@@ -145,7 +136,7 @@ def _shot(page, name: str) -> None:
 def test_asset_graph_shows_the_four_groups(page):
     from playwright.sync_api import expect
 
-    _open(page, "/asset-groups")
+    page.goto("/asset-groups")
     expect(page.get_by_text("Global asset lineage")).to_be_visible()
     for group in GROUPS:  # the sidebar's tree of groups ...
         expect(page.get_by_role("button", name=f"asset_group {group} {group}")).to_be_visible()
@@ -163,7 +154,7 @@ def test_launchpad_runs_cars_sync_job_full_and_the_run_page_shows_its_metadata(p
 
     from sync_pipelines.cars.assets import run_config_for
 
-    _open(page, "/locations/sync_pipelines.definitions/jobs/cars_sync_job/playground")
+    page.goto("/locations/sync_pipelines.definitions/jobs/cars_sync_job/playground")
     editor = page.locator(".CodeMirror")
     editor.wait_for()
     # The Launchpad's editor is CodeMirror: set the text through it (typing would auto-indent).
@@ -196,13 +187,15 @@ def test_golioth_partition_range_backfill_from_the_ui_completes(page, ui):
 
     today = dt.datetime.now(dt.timezone.utc).date()
     first, last = today - dt.timedelta(days=2), today - dt.timedelta(days=1)
-    _open(page, "/assets/golioth_telemetry")
+    page.goto("/assets/golioth_telemetry")
     page.locator("button", has_text="Materialize").first.click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("Launch runs to materialize golioth_telemetry")).to_be_visible()
-    selection = dialog.locator("input[type=text]").first
-    selection.fill(f"[{first:%Y-%m-%d}...{last:%Y-%m-%d}]")
-    selection.press("Enter")
+    # partitions: day x integration; two days of the seeded integration `sandbox`
+    days = dialog.get_by_placeholder(re.compile(r"^ex: "))
+    days.fill(f"[{first:%Y-%m-%d}...{last:%Y-%m-%d}]")
+    days.press("Enter")
+    dialog.get_by_role("button", name="All", exact=True).nth(1).click()  # every integration
     expect(dialog.get_by_text("2 partitions", exact=True)).to_be_visible()
     _shot(page, "golioth-backfill-dialog")
     dialog.get_by_role("button", name="Launch backfill").click()
@@ -222,8 +215,9 @@ def test_golioth_partition_range_backfill_from_the_ui_completes(page, ui):
     with sqlite3.connect(home.parent / "warehouse.sqlite") as db:
         assert db.execute("SELECT count(*) FROM device_telemetry_history").fetchone()[0] > 0
 
-    _open(page, f"/runs/b/{backfill.backfill_id}")
+    page.goto(f"/runs/b/{backfill.backfill_id}")
     expect(page.get_by_text("golioth_telemetry").first).to_be_visible()
-    expect(page.get_by_text(f"{first:%Y-%m-%d}...{last:%Y-%m-%d}")).to_be_visible()
+    for day in (first, last):  # the partitions targeted, day|integration
+        expect(page.get_by_text(f"{day:%Y-%m-%d}|sandbox", exact=True)).to_be_visible()
     expect(page.get_by_text("100% completed")).to_be_visible()
     _shot(page, "golioth-backfill-completed")
