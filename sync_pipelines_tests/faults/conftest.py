@@ -25,7 +25,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         return
     skip = pytest.mark.skip(reason="long fault case: run by `make faults`")
     for item in items:
-        if "faults" in item.keywords and item.get_closest_marker("faults"):
+        if item.get_closest_marker("faults"):
             item.add_marker(skip)
 
 
