@@ -12,8 +12,7 @@ pytestmark = pytest.mark.timeout(180)
 FAULTS = [*VENDOR_FAULTS, "revoked_token"]
 FOLLOW_UP: dict[str, str] = {}
 XFAIL = {"wrong_typed_record": "a stream record spoiled once (its time unreadable) is set aside in sync_rejects "
-                               "and never read again: the live pull's cursor moves past it (a backfill of the "
-                               "day brings it back)"}
+                               "and never read again by live pulls: their cursor moves past it"}
 
 
 @pytest.mark.parametrize("fault", [
