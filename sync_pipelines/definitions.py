@@ -13,7 +13,11 @@ from dagster import Definitions, multi_or_in_process_executor
 from sync_pipelines import cars, golioth, odoo, procore
 from sync_pipelines.alerts import sync_failure_alert_sensor
 from sync_pipelines.executors import sync_executor
-from sync_pipelines.freshness import apply_freshness, golioth_integrations_on_time
+from sync_pipelines.freshness import (
+    apply_freshness,
+    golioth_integrations_on_time,
+    procore_connections_on_time,
+)
 from sync_pipelines.instance import refuse_throwaway_instance
 from sync_pipelines.run_health import build_run_health_sensor
 from sync_pipelines.status_checks import build_status_defs
@@ -30,7 +34,7 @@ def build_definitions() -> Definitions:
         executor=sync_executor(multi_or_in_process_executor),
     )
     sources = [module.__name__.rsplit(".", 1)[-1] for module in SOURCE_MODULES]
-    status = build_status_defs(sources, [golioth_integrations_on_time])
+    status = build_status_defs(sources, [golioth_integrations_on_time, procore_connections_on_time])
     # every scheduled asset gets its FreshnessPolicy (sync_pipelines/freshness.py)
     merged = apply_freshness(Definitions.merge(shared, *(module.defs for module in SOURCE_MODULES), status))
     # run_health_sensor retries dead `dagster job execute` runs: it may request any job here

@@ -3,7 +3,9 @@
 
 Golioth syncs each integration on its own frequency, which lives in the destination, not in
 code: its assets get a one-day floor, and ``integrations_on_time`` (a check reading
-``golioth_integrations``) says which integration is late. The story: README, "Freshness".
+``golioth_integrations``) says which integration is late. A policy is per asset, not per
+partition: ``connections_on_time`` says which Procore connection is late. The story:
+README, "Freshness".
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -116,4 +119,40 @@ def golioth_integrations_on_time(warehouse: WarehouseResource) -> AssetCheckResu
         severity=AssetCheckSeverity.WARN,
         metadata={"late_integrations": len(late), "late": "; ".join(f"{k}: {v}" for k, v in late.items()) or "none"},
         description="; ".join(f"{k}: {v}" for k, v in late.items()) or None,
+    )
+
+
+def late_connections(warehouse, now: dt.datetime) -> dict[str, str]:
+    """Active Procore connections not synced in full (``last_sync_at``; never: since they
+    connected) for longer than Procore's WARN window, with why."""
+    from sync_pipelines.procore.connections import ACTIVE, TABLE
+    from sync_pipelines.warehouse import as_utc
+
+    allowed = EXPECTATIONS["procore"].every + EXPECTATIONS["procore"].grace
+    t = warehouse.table(TABLE)
+    query = sa.select(t.c.user_id, t.c.last_sync_at, t.c.connected_at).where(t.c.status == ACTIVE).order_by(t.c.user_id)
+    with warehouse.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    late = {}
+    for user_id, last_sync_at, connected_at in rows:
+        since = as_utc(last_sync_at or connected_at)
+        if now - since > allowed:
+            what = f"last full sync {since:%Y-%m-%d %H:%M} UTC" if last_sync_at else f"never synced (connected {since:%Y-%m-%d %H:%M} UTC)"
+            late[str(user_id)] = f"{what}, expected every 10 min"
+    return late
+
+
+@asset_check(
+    asset="procore_companies",
+    name="connections_on_time",
+    description="Warns when an active Procore connection has had no full sync for 20 min (the asset's "
+    "FreshnessPolicy only sees the newest sync of any connection).",
+)
+def procore_connections_on_time(warehouse: WarehouseResource) -> AssetCheckResult:
+    late = late_connections(warehouse.get_warehouse(), utcnow())
+    return AssetCheckResult(
+        passed=not late,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"late_connections": len(late), "late": "; ".join(f"{k}: {v}" for k, v in late.items()) or "none"},
+        description="; ".join(f"user {k}: {v}" for k, v in late.items()) or None,
     )

@@ -34,10 +34,14 @@ STATUS_CHECK = "sync_status"
 STATUS_ASSETS = {"cars": "cars", "odoo": "odoo_invoices", "procore": "procore_companies", "golioth": "golioth_telemetry"}
 
 
+# Checks only sync_status_job runs: (asset, check name).
+STATUS_JOB_ONLY = {*((asset, STATUS_CHECK) for asset in STATUS_ASSETS.values()), ("procore_companies", "connections_on_time")}
+
+
 def sync_selection(*assets: AssetsDefinition | str) -> AssetSelection:
-    """A sync job's selection: ``assets`` with their checks, except ``sync_status``."""
+    """A sync job's selection: ``assets`` with their checks, except those of ``STATUS_JOB_ONLY``."""
     keys = {key for a in assets for key in ([AssetKey(a)] if isinstance(a, str) else a.keys)}
-    status = [AssetCheckKey(key, STATUS_CHECK) for key in keys if key.to_user_string() in STATUS_ASSETS.values()]
+    status = [AssetCheckKey(key, name) for key in keys for asset, name in STATUS_JOB_ONLY if key.to_user_string() == asset]
     selection = AssetSelection.assets(*keys)
     return selection - AssetSelection.checks(*status) if status else selection
 
@@ -96,7 +100,8 @@ def build_status_defs(sources: Iterable[str], other_checks: Iterable[AssetChecks
         "sync_status_job",
         selection=AssetSelection.checks(*checks, *other_checks),
         executor_def=in_process_executor,  # a few queries: not worth a process per check
-        description="Evaluates each source's sync_status check (the status report) and Golioth's integrations_on_time.",
+        description="Evaluates each source's sync_status check (the status report), Golioth's integrations_on_time "
+        "and Procore's connections_on_time.",
     )
 
     @schedule(

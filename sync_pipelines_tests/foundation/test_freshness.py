@@ -10,7 +10,7 @@ from dagster import AssetCheckKey, AssetKey
 from dagster._utils.schedules import cron_string_iterator
 
 from sync_pipelines.definitions import defs
-from sync_pipelines.freshness import EXPECTATIONS, UNSCHEDULED, late_integrations
+from sync_pipelines.freshness import EXPECTATIONS, UNSCHEDULED, late_connections, late_integrations
 from sync_pipelines.golioth import integrations
 from sync_pipelines.golioth.integrations import Integration
 from sync_pipelines.warehouse import Warehouse
@@ -76,4 +76,22 @@ def test_late_integrations_follow_each_integration_s_frequency(sqlite_url, monke
     assert set(late) == {"new", "hourly-late", "open-since-11"}
     assert late["hourly-late"] == "last run 2026-12-02 10:45 UTC, expected every 60 min"
     assert late["new"] == "never synced"
+    warehouse.dispose()
+
+
+def test_late_procore_connections_are_named_one_by_one(sqlite_url):
+    warehouse = Warehouse.for_url(sqlite_url)
+    now = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.timezone.utc)
+    ago = lambda minutes: now - dt.timedelta(minutes=minutes)  # noqa: E731
+    rows = [("7001", "active", ago(5), ago(600)), ("7002", "active", ago(45), ago(600)),
+            ("7003", "active", None, ago(3)), ("7004", "active", None, ago(30)), ("7005", "needs_reauth", None, ago(600))]
+    with warehouse.engine.begin() as conn:
+        conn.execute(warehouse.table("procore_connections").insert(), [
+            {"user_id": user, "status": status, "last_sync_at": synced, "connected_at": connected, "synced_at": now}
+            for user, status, synced, connected in rows
+        ])
+    assert late_connections(warehouse, now) == {
+        "7002": "last full sync 2026-12-02 11:15 UTC, expected every 10 min",
+        "7004": "never synced (connected 2026-12-02 11:30 UTC), expected every 10 min",
+    }  # 7005 is the status check's business (needs reauth)
     warehouse.dispose()

@@ -8,7 +8,7 @@ from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, DagsterInstance
 from sync_pipelines.definitions import defs
 from sync_pipelines.kit import run_tags
 from sync_pipelines.status import RowsChanged, RunSummary, SourceStatus, SuccessRate
-from sync_pipelines.status_checks import STATUS_ASSETS, STATUS_CHECK, judge
+from sync_pipelines.status_checks import STATUS_ASSETS, STATUS_CHECK, STATUS_JOB_ONLY, judge
 from sync_pipelines.warehouse import Warehouse
 
 SYNC_JOBS = ("cars_sync_job", "cars_full_sync_job", "odoo_sync_job", "procore_sync_job", "golioth_sync_job")
@@ -40,7 +40,8 @@ def test_judging_a_source():
 
 
 def test_status_checks_run_in_the_status_job_only():
-    status_keys = {AssetCheckKey(AssetKey(asset), STATUS_CHECK) for asset in STATUS_ASSETS.values()}
+    status_keys = {AssetCheckKey(AssetKey(asset), name) for asset, name in STATUS_JOB_ONLY}
+    assert {AssetCheckKey(AssetKey(asset), STATUS_CHECK) for asset in STATUS_ASSETS.values()} <= status_keys
     assert status_keys <= defs.resolve_job_def("sync_status_job").asset_layer.asset_graph.asset_check_keys
     for name in SYNC_JOBS:
         selected = defs.resolve_job_def(name).asset_layer.asset_graph.asset_check_keys
@@ -78,6 +79,7 @@ def test_the_status_job_fails_the_check_of_a_source_whose_last_run_failed(sqlite
     assert not odoo.passed and odoo.severity == AssetCheckSeverity.WARN and odoo.metadata["open_rejects"].value == 1
     assert checks[("procore_companies", STATUS_CHECK)].passed and checks[("golioth_telemetry", STATUS_CHECK)].passed
     assert checks[("golioth_telemetry_live", "integrations_on_time")].passed  # no integration at all
+    assert checks[("procore_companies", "connections_on_time")].passed  # no connection at all
     warehouse.dispose()
 
 
