@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import BENCH, BenchFailure, SandboxProcess, check, scratch_database  # noqa: E402
+from harness import BENCH, BenchFailure, SandboxProcess, check, migrated_template, scratch_database  # noqa: E402
 from sources import migrate, odoo_sync, odoo_verify  # noqa: E402
 
 ROOT = BENCH.parent
@@ -78,7 +78,8 @@ def main() -> int:
     check(DLT_PYTHON.exists(), f"{DLT_PYTHON} missing: make bench installs dlt[postgres]==1.31.* there")
     passes = {}
     try:
-        with SandboxProcess(odoo_invoices=args.invoices) as sandbox, tempfile.TemporaryDirectory() as pipelines:
+        with (migrated_template(), SandboxProcess(odoo_invoices=args.invoices) as sandbox,
+              tempfile.TemporaryDirectory() as pipelines):
             sandbox.apply_env()
             with scratch_database() as warm:
                 odoo_sync(warm, "full")  # fills the sandbox's answer cache for pass 1; untimed

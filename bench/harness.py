@@ -33,19 +33,38 @@ def check(condition: bool, message: str) -> None:
         raise BenchFailure(message)
 
 
+TEMPLATE: dict[str, str | None] = {"name": None}  # a migrated database that scratch ones copy
+
+
 @contextlib.contextmanager
 def scratch_database(prefix: str = "sync_bench") -> Iterator[str]:
-    """A fresh Postgres database (its URL), dropped afterwards."""
+    """A fresh Postgres database (its URL), a copy of the migrated template if there is one; dropped afterwards."""
     admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    template = f' TEMPLATE "{TEMPLATE["name"]}"' if TEMPLATE["name"] else ""
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"{template}'))
     try:
         yield sa.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def migrated_template() -> Iterator[None]:
+    """Migrate one database for the whole run; every scratch database starts as its copy
+    (the migrations take seconds, a copy a fraction of one)."""
+    from sync_pipelines.warehouse import Warehouse
+
+    with scratch_database("sync_bench_template") as url:
+        Warehouse.for_url(url).dispose()
+        TEMPLATE["name"] = sa.engine.make_url(url).database
+        try:
+            yield
+        finally:
+            TEMPLATE["name"] = None
 
 
 class SandboxProcess:
@@ -104,7 +123,7 @@ def tuple_counts(url: str) -> dict[str, tuple[int, int, int]]:
     """(n_tup_ins, n_tup_upd, n_tup_del) per table once every write so far is counted.
 
     Backends report asynchronously (or as they exit): callers dispose their engines first;
-    the view is then read until it has not moved for a second.
+    the view is then read until it has not moved for half a second.
     """
     engine = sa.create_engine(url)
     last, stable_since, deadline = None, time.monotonic(), time.monotonic() + 15
@@ -120,9 +139,9 @@ def tuple_counts(url: str) -> dict[str, tuple[int, int, int]]:
                 }
             if current != last:
                 last, stable_since = current, time.monotonic()
-            if time.monotonic() - stable_since >= 1.0 or time.monotonic() > deadline:
+            if time.monotonic() - stable_since >= 0.5 or time.monotonic() > deadline:
                 return current
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         engine.dispose()
 

@@ -38,6 +38,7 @@ from harness import (  # noqa: E402
     SandboxProcess,
     check,
     floor_run,
+    migrated_template,
     peak_rss_mb,
     read_rows,
     scratch_database,
@@ -265,9 +266,10 @@ def _api_calls(recorded: list[dict]) -> dict[str, int]:
 
 def full_vs_floor(source: Source, sandbox: SandboxProcess, size: int, full: Callable[[str], Any]) -> dict:
     truth = sandbox.truth()
-    with scratch_database() as warm:
-        full(warm)  # fills the sandbox's answer cache; untimed
-        source.verify(warm, truth, size)
+    if WARMUP["on"]:
+        with scratch_database() as warm:
+            full(warm)  # fills the sandbox's answer cache; untimed
+            source.verify(warm, truth, size)
     with scratch_database() as url:
         migrate(url)
         mark = sandbox.log_count()
@@ -301,6 +303,7 @@ def nothing_to_do(source: Source, sandbox: SandboxProcess, url: str) -> dict:
 
 
 DAGSTER = {"on": True}
+WARMUP = {"on": True}
 
 
 def _through_dagster(source: Source, url: str) -> tuple[float, bool]:
@@ -388,14 +391,21 @@ def main() -> int:
     parser.add_argument("--rss-small", type=float, default=0.1, help="the small RSS size, as a share of the large")
     parser.add_argument("--no-rss", action="store_true")
     parser.add_argument("--no-dagster", action="store_true", help="skip the runs through Dagster (smoke test)")
+    parser.add_argument("--no-warmup", action="store_true", help="no cache-filling sync first (smoke test)")
     parser.add_argument("--status-checks", type=int, help="cars: per-car status calls per run (default: the product's)")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     STATUS_CHECKS["per_run"] = args.status_checks
     DAGSTER["on"] = not args.no_dagster
+    WARMUP["on"] = not args.no_warmup
     if args.rss_child:
         return rss_child(args.rss_child, args.size)
+    with migrated_template():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     sizes = {"cars": args.cars, "odoo": args.odoo_invoices, "golioth": args.golioth_points}
     results, rss, failures = {}, {}, []
     for name in args.sources.split(","):
