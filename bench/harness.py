@@ -9,6 +9,7 @@ import decimal
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,10 @@ import sqlalchemy as sa
 
 ADMIN_URL = os.environ.get("SYNC_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 BENCH = Path(__file__).resolve().parent
+
+
+# A stopped benchmark still drops its scratch databases and stops its sandbox (finally blocks).
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 class BenchFailure(AssertionError):

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -243,6 +244,7 @@ SOURCES = {
                    lambda url: cars_sync(url, "incremental"), cars_dagster, cars_verify),
 }
 DEFAULT_SIZES = {"odoo": 100_000, "golioth": 1_000_000, "cars": 25_000}
+RSS_SMALL_SHARE = {"golioth": 0.01, "cars": 0.1}  # 10,000 against 1,000,000 points; 2,500 against 25,000 cars
 
 
 # -- one source ---------------------------------------------------------------------------------
@@ -330,13 +332,16 @@ def _through_dagster(source: Source, url: str) -> tuple[float, bool]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def rss_of(source_name: str, size: int) -> float:
-    """Peak RSS (MB) of one full sync at ``size``, in a fresh subprocess."""
+def rss_of(source_name: str, size: int) -> tuple[float, float]:
+    """RSS (MB) of a fresh subprocess: the most sampled during one full sync at ``size``
+    (every 20 ms from /proc/self/statm), and at the sync's start (imports done, Dagster's
+    are most of it). getrusage's peak is no help here: it is set before the sync starts."""
     out = subprocess.run(
         [sys.executable, __file__, "--rss-child", source_name, "--size", str(size)],
         check=True, capture_output=True, text=True,
     ).stdout
-    return json.loads(out.strip().splitlines()[-1])["rss_mb"]
+    measured = json.loads(out.strip().splitlines()[-1])
+    return measured["during_mb"], measured["before_mb"]
 
 
 def rss_child(source_name: str, size: int) -> int:
@@ -345,10 +350,28 @@ def rss_child(source_name: str, size: int) -> int:
         sandbox.apply_env()
         with scratch_database() as url:
             migrate(url)
-            before = peak_rss_mb()
+            source.incremental(url)  # imports and first use: "before" is then the process at rest
+        with scratch_database() as url:
+            migrate(url)
+            before, sampled = current_rss_mb(), [current_rss_mb()]
+            done = threading.Event()
+            sampler = threading.Thread(target=_sample_rss, args=(sampled, done), daemon=True)
+            sampler.start()
             _full(source, size)(url)
-            print(json.dumps({"rss_mb": peak_rss_mb(), "before_mb": before}))
+            done.set()
+            sampler.join()
+            print(json.dumps({"rss_mb": peak_rss_mb(), "before_mb": before, "during_mb": max(sampled)}))
     return 0
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _sample_rss(sampled: list[float], done: threading.Event) -> None:
+    while not done.wait(0.02):
+        sampled.append(current_rss_mb())
 
 
 def _full(source: Source, size: int) -> Callable[[str], Any]:
@@ -361,6 +384,8 @@ def _full(source: Source, size: int) -> Callable[[str], Any]:
 
 
 def print_report(results: dict[str, dict], rss: dict[str, tuple]) -> None:
+    if not results:
+        return _print_rss(rss)
     print("\n| source | rows | sync s | rows/s | floor s (fetch + COPY) | floor rows/s | ratio | requests |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, r in results.items():
@@ -375,11 +400,16 @@ def print_report(results: dict[str, dict], rss: dict[str, tuple]) -> None:
         calls = ", ".join(f"{k} x{v}" for k, v in r["nochange_calls"].items())
         print(f"| {name} | {written} | {calls} | {r['incremental_s']:.2f} | {r['dagster_s']:.2f} | "
               f"{r['dagster_s'] / r['incremental_s']:.1f}x |")
+    _print_rss(rss)
+
+
+def _print_rss(rss: dict[str, tuple]) -> None:
     if rss:
-        print("\n| source | small | peak RSS MB | large | peak RSS MB | ratio |")
+        print("\n| source | small | RSS MB during the sync (at its start) | large | RSS MB during the sync (at its start) | ratio |")
         print("|---|---:|---:|---:|---:|---:|")
-        for name, (small, small_mb, large, large_mb) in rss.items():
-            print(f"| {name} | {small:,} | {small_mb:.0f} | {large:,} | {large_mb:.0f} | {large_mb / small_mb:.2f}x |")
+        for name, (small, (small_mb, small_before), large, (large_mb, large_before)) in rss.items():
+            print(f"| {name} | {small:,} | {small_mb:.1f} ({small_before:.1f}) | {large:,} | "
+                  f"{large_mb:.1f} ({large_before:.1f}) | {large_mb / small_mb:.2f}x |")
 
 
 def main() -> int:
@@ -388,8 +418,10 @@ def main() -> int:
     parser.add_argument("--cars", type=int, default=DEFAULT_SIZES["cars"], help="Encar listings")
     parser.add_argument("--odoo-invoices", type=int, default=DEFAULT_SIZES["odoo"])
     parser.add_argument("--golioth-points", type=int, default=DEFAULT_SIZES["golioth"])
-    parser.add_argument("--rss-small", type=float, default=0.1, help="the small RSS size, as a share of the large")
+    parser.add_argument("--rss-small", type=float, help="the small RSS size as a share of the large "
+                        "(default: the issue's, 1% for Golioth, 10% for cars)")
     parser.add_argument("--no-rss", action="store_true")
+    parser.add_argument("--rss-only", action="store_true", help="only the memory measurements")
     parser.add_argument("--no-dagster", action="store_true", help="skip the runs through Dagster (smoke test)")
     parser.add_argument("--no-warmup", action="store_true", help="no cache-filling sync first (smoke test)")
     parser.add_argument("--status-checks", type=int, help="cars: per-car status calls per run (default: the product's)")
@@ -412,6 +444,11 @@ def run(args: argparse.Namespace) -> int:
         source, size = SOURCES[name], sizes[name]
         print(f"{name}: {size:,} {source.unit}", flush=True)
         try:
+            if args.rss_only:
+                if name in RSS_SMALL_SHARE:
+                    small = max(1, int(size * (args.rss_small or RSS_SMALL_SHARE[name])))
+                    rss[name] = (small, rss_of(name, small), size, rss_of(name, size))
+                continue
             with SandboxProcess(**{source.size_arg: size}) as sandbox:
                 sandbox.apply_env()
                 results[name] = r = full_vs_floor(source, sandbox, size, _full(source, size))
@@ -425,7 +462,8 @@ def run(args: argparse.Namespace) -> int:
             if not r["dagster_ok"]:
                 failures.append(f"{name}: the Dagster run failed")
             if name in ("cars", "golioth") and not args.no_rss:
-                small = max(1, int(size * args.rss_small))
+                share = args.rss_small or RSS_SMALL_SHARE[name]
+                small = max(1, int(size * share))
                 rss[name] = (small, rss_of(name, small), size, rss_of(name, size))
         except BenchFailure as exc:
             failures.append(f"{name}: {exc}")
