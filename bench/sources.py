@@ -149,7 +149,7 @@ def golioth_backfill(url: str) -> Any:
         client = sync.client_for(integration)
         window = (dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2))
         with client:
-            sync.backfill(wh, integration, client, window, report)
+            sync.backfill(wh, integration, client, [window], report)
         return report
     finally:
         wh.dispose()
