@@ -89,7 +89,14 @@ def _start_receiver(sandbox, port: int, token: str):
     app = create_app(token=token, database_url=settings.default_database_url())
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     server.install_signal_handlers = lambda: None  # signals are ours (uvicorn's would swallow Ctrl-C)
-    threading.Thread(target=server.run, name="golioth-receiver", daemon=True).start()
+    thread = threading.Thread(target=server.run, name="golioth-receiver", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not server.started:  # e.g. the port is taken: say so rather than serve a UI whose webhooks fail
+        raise SystemExit(f"golioth webhook receiver could not start on 127.0.0.1:{port} (see above); "
+                         "pick another port with --receiver-port")
     url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     sandbox.vendor("golioth").control("webhook", {"url": url, "token": token, "auto_deliver": True})
     return server, url
@@ -143,14 +150,15 @@ def main(argv: list[str] | None = None) -> int:
         sandbox.start()
         os.environ.update(sandbox.env())
         print(f"sandbox APIs ({', '.join(sorted(sandbox.vendors))}) at {sandbox.base_url}", flush=True)
+        warehouse = Warehouse.for_url(settings.database_url())  # migrated before the receiver writes
+        receiver, url = _start_receiver(sandbox, args.receiver_port, token)
+        print(f"golioth webhook receiver at {url} (the sandbox's devices post to it)", flush=True)
         with DagsterInstance.get() as instance:
-            for line in seed_sandbox_accounts(Warehouse.for_url(settings.database_url()), instance):
+            for line in seed_sandbox_accounts(warehouse, instance):
                 print(line, flush=True)
             due = make_sync_schedules_due(instance, defs, dt.datetime.now(dt.timezone.utc))
         if due:
             print(f"due at start (the daemon's first ticks): {', '.join(due)}", flush=True)
-        receiver, url = _start_receiver(sandbox, args.receiver_port, token)
-        print(f"golioth webhook receiver at {url} (the sandbox's devices post to it)", flush=True)
         threading.Thread(target=_evolve_every, args=(sandbox, args.evolve_every, stopped), daemon=True).start()
         command = [sys.executable, "-m", "dagster", "dev", "-m", CODE_LOCATION, "-h", "127.0.0.1", "-p", str(args.port)]
         # its own session: Ctrl-C reaches us only, and we stop the whole tree in order
