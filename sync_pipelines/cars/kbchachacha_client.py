@@ -10,6 +10,7 @@ answers with a JavaScript challenge page instead of the list: that is a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import requests
@@ -52,6 +53,11 @@ CHALLENGE_MARKERS = (
     "just a moment", "cf-chl", "cf_chl", "challenge-platform", "jschl", "captcha", "checking your browser",
     "attention required", "enable javascript",
 )
+
+
+# A list answer cut short (200, body truncated) is usually transient: ask again this many
+# times, then fail the run. It is never read as a shorter page (its missing cards would be lost).
+MALFORMED_PAGE_ATTEMPTS = 3
 
 
 class KBChallengeError(VendorError):
@@ -109,12 +115,52 @@ def parse_cookie_header(value: str) -> dict[str, str]:
     return cookies
 
 
+class _ListCloseFinder(HTMLParser):
+    """Follows ``div`` nesting to see whether the first ``div.generalRegist`` is closed."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.depth, self.list_depth, self.list_closed = 0, None, False
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag != "div":
+            return
+        self.depth += 1
+        classes = (dict(attrs).get("class") or "").split()
+        if self.list_depth is None and "generalRegist" in classes:
+            self.list_depth = self.depth
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag != "div" or self.depth == 0:
+            return
+        if self.depth == self.list_depth:
+            self.list_closed = True
+        self.depth -= 1
+
+
+def list_container_closed(html: str) -> bool:
+    """Whether the answer closes its ``div.generalRegist`` list: a body cut short does not
+    (lxml would close it silently and the page would read as a shorter one)."""
+    finder = _ListCloseFinder()
+    finder.feed(html)
+    finder.close()
+    return finder.list_closed
+
+
 def parse_list_html(html: str, base_url: str, *, page: int, endpoint: str) -> list[CardResult]:
     """Cards (``CARD_SELECTOR``) of one list fragment. Raises :class:`KBChallengeError` when
     the page holds no card and no list container (a challenge or error page, not an empty
     result), and ``VendorResponseError`` when it holds cards but no ``div.generalRegist``
-    (the markup changed: reading it could mistake another block for the list)."""
+    (the markup changed: reading it could mistake another block for the list) or when the
+    list container is not closed (the answer was cut short)."""
     soup = BeautifulSoup(html, "lxml")
+    if soup.select_one("div.generalRegist") is not None and not list_container_closed(html):
+        raise VendorResponseError(
+            KBCHACHACHA,
+            endpoint,
+            f"page {page} is malformed: the answer ends before its div.generalRegist list is closed (cut short, "
+            f"{len(html)} characters); not reading it as a shorter page",
+        )
     areas = soup.select(CARD_SELECTOR)
     if not areas:
         if any(soup.select_one(selector) for selector in LIST_CONTAINER_SELECTORS):
@@ -182,20 +228,29 @@ class KBChachachaClient(VendorClient):
         self.page_size: int | None = None
         self._repeats = PageRepeatGuard(KBCHACHACHA, f"GET {KB_LIST_PATH}")
         self.session_refreshes = 0  # counted for metadata
+        self.malformed_retries = 0  # counted for metadata
 
     def list_page(self, number: int) -> KBListPage:
         """Page ``number`` (1-based). The URL sets no page size, so the first page's size is
         the page size: a shorter or empty page is the last; so is a page that repeats the
         previous one (some sites serve the last page again past the end)."""
-        endpoint = f"GET {KB_LIST_PATH}"
-        response = self._get_list(number)
-        cards = parse_list_html(response.text, self.base_url, page=number, endpoint=endpoint)
+        cards = self._list_cards(number)
         keys = [c.key for c in cards]
         if number == 1 or self.page_size is None:
             self.page_size = len(cards)
         if self._repeats.repeats(keys, first=number == 1):  # served again past the end
             return KBListPage(number=number, cards=[], last=True)
         return KBListPage(number=number, cards=cards, last=not cards or len(cards) < self.page_size)
+
+    def _list_cards(self, number: int) -> list[CardResult]:
+        """Page ``number``'s cards; a malformed (cut short) answer is asked for again."""
+        endpoint = f"GET {KB_LIST_PATH}"
+        for _ in range(MALFORMED_PAGE_ATTEMPTS - 1):
+            try:
+                return parse_list_html(self._get_list(number).text, self.base_url, page=number, endpoint=endpoint)
+            except VendorResponseError:
+                self.malformed_retries += 1
+        return parse_list_html(self._get_list(number).text, self.base_url, page=number, endpoint=endpoint)
 
     def ensure_session(self) -> None:
         """The per-car JSON wants the site's session cookie: get one from the list if needed."""

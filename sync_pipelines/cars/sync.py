@@ -147,6 +147,7 @@ class KBChachachaAdapter:
         return {
             **self.client.stats.as_metadata(KBCHACHACHA),
             "kbchachacha_session_refreshes": self.client.session_refreshes,
+            "kbchachacha_malformed_page_retries": self.client.malformed_retries,
         }
 
 

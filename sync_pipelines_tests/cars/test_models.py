@@ -187,6 +187,14 @@ def test_kb_cards_are_read_only_inside_the_general_regist_list():
         parse_list_html(other, "", page=1, endpoint="e")
 
 
+def test_a_kb_list_cut_short_is_malformed_not_a_shorter_page():
+    html = '<div class="generalRegist"><div class="list-in">' + CARD.format(seq=1, price="2,450만원") * 2 + "</div></div>"
+    assert len(parse_list_html(html, "", page=2, endpoint="e")) == 2
+    for cut in (len(html) - 6, len(html) // 2, 40):  # after the last card, mid-card, in the first
+        with pytest.raises(VendorResponseError, match="page 2 is malformed: the answer ends before"):
+            parse_list_html(html[:cut], "", page=2, endpoint="e")
+
+
 def test_kb_empty_list_is_empty_but_a_script_only_page_is_a_challenge():
     assert parse_list_html('<div class="generalRegist"><div class="list-in"></div></div>', "", page=9, endpoint="e") == []
     challenge = "<html><head><script>document.cookie='x';location.reload()</script></head><body></body></html>"

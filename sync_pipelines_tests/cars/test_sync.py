@@ -304,6 +304,17 @@ def test_malformed_page_is_retried_then_fails_clearly_never_read_as_empty(cars):
     assert cars.warehouse.count("cars", "sale_status = 'sold'") == 0
 
 
+def test_a_kb_page_cut_short_is_asked_again_then_fails_clearly_never_read_as_shorter(cars):
+    cars.sandbox.faults.add("malformed", vendor="kbchachacha", times=1, skip=1, path=r"list\.empty")
+    run = cars.sync("full")
+    assert run.meta("kbchachacha_listings")["kbchachacha_malformed_page_retries"] == 1
+    assert cars.warehouse.count("cars", "source = 'kbchachacha'") == len(cars.kb.listed_ids())
+
+    cars.sandbox.faults.add("malformed", vendor="kbchachacha", times=None, skip=1, path=r"list\.empty")
+    failed = cars.sync("full", raise_on_error=False)
+    assert not failed.success and "page 2 is malformed" in failed.failure_text()
+
+
 def test_kb_javascript_challenge_is_a_clear_error_not_zero_cars(cars):
     cars.sync("full")
     cars.kb.control("challenge", {"times": 1})
