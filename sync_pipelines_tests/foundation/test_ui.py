@@ -43,6 +43,15 @@ def _asset_groups(port: int) -> set[str]:
     return {n["groupName"] for n in _post(f"http://127.0.0.1:{port}/graphql", {"query": query})["data"]["assetNodes"]}
 
 
+def _instigator_states(port: int) -> dict[str, str]:
+    """Every schedule's and sensor's status as the UI shows it."""
+    query = ("{ repositoriesOrError { ... on RepositoryConnection { nodes { "
+             "schedules { name scheduleState { status } } sensors { name sensorState { status } } } } } }")
+    [repository] = _post(f"http://127.0.0.1:{port}/graphql", {"query": query})["data"]["repositoriesOrError"]["nodes"]
+    return {**{s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]},
+            **{s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}}
+
+
 def _daemon_synced_sources(home: Path) -> set[str]:
     """Sources with a successful ``<source>_sync_job`` run launched by a schedule or sensor."""
     if not (home / "storage").is_dir():
@@ -95,6 +104,9 @@ def test_make_ui_syncs_every_source_by_the_daemon_and_stops_on_sigterm(tmp_path)
         assert ui.poll() is None, output[-4000:]
         assert set(SOURCES) <= synced, (synced, output[-4000:])
         assert {"cars", "odoo", "procore", "golioth"} <= groups
+        states = _instigator_states(port)  # every schedule and sensor of the code location is on
+        assert {f"{source}_sync_schedule" for source in SOURCES} <= set(states)
+        assert set(states.values()) == {"RUNNING"}, states
         assert f"Dagster UI: http://127.0.0.1:{port}" in output
 
         # the sandbox's devices post to the receiver, with the session's token (202: stored)
