@@ -20,9 +20,10 @@ demo: $(STAMP)
 	$(PY) -m sync_pipelines.demo
 
 # the live loop: sandbox, Golioth webhook receiver (127.0.0.1:8787), Dagster UI and daemon with
-# every schedule and sensor on (the sync schedules due at once); Ctrl-C or SIGTERM stops it all
+# every schedule and sensor on (the sync schedules due at once); Ctrl-C or SIGTERM stops it all;
+# options: make ui UI_ARGS="--port 3001 --receiver-port 8788"
 ui: $(STAMP)
-	$(PY) -m sync_pipelines.ui
+	$(PY) -m sync_pipelines.ui $(UI_ARGS)
 
 # the browser test's headless Chromium (Debian's package; CI runs as root)
 chromium:

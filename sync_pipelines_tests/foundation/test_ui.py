@@ -77,7 +77,7 @@ def _read(path: Path) -> str:
 
 
 def test_make_ui_syncs_every_source_by_the_daemon_and_stops_on_sigterm(tmp_path):
-    assert "\t$(PY) -m sync_pipelines.ui\n" in (ROOT / "Makefile").read_text()  # the command run here
+    assert "\t$(PY) -m sync_pipelines.ui $(UI_ARGS)\n" in (ROOT / "Makefile").read_text()  # the command run here
     port, receiver_port, log = _free_port(), _free_port(), tmp_path / "ui.log"
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DAGSTER_", "SYNC_", "ODOO_", "ENCAR_", "KBCHACHACHA_", "PROCORE_", "GOLIOTH_"))}
