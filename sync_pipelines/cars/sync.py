@@ -40,7 +40,7 @@ from sync_pipelines.cars.settings import (
     SOURCE,
 )
 from sync_pipelines.http_client import VendorResponseError
-from sync_pipelines.kit import RecordError, Reject, SyncReport, land_batch, metric, paginate
+from sync_pipelines.kit import RecordError, Reject, SyncReport, land_batch, metric, open_rejects, paginate
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
 
 log = logging.getLogger("sync_pipelines.cars")
@@ -160,6 +160,7 @@ class CarsSyncReport(SyncReport):
     """What one listing sync did (``entity``: the vendor, ``encar`` or ``kbchachacha``)."""
 
     pages_fetched: int = 0
+    reject_reread_pages: int = 0  # incremental pages past the head read to meet open rejects again
     listing_complete: bool = False
     leavers: int = field(default=0, metadata=metric("leavers_checked"))
     left_head: int = field(default=0, metadata=metric("left_head_checked"))
@@ -232,11 +233,15 @@ def sync_entity(
     report = CarsSyncReport(entity=source, mode=mode)
     known = load_known(warehouse, source)
     listing = ListingRun(adapter, warehouse, report, known, incremental_pages=incremental_pages, run_id=run_id)
-    listing.read(max_pages if mode == "full" else min(incremental_pages, max_pages))
-    # A record without an id can never "read clean" under its key (once fixed it has an id):
-    # its reject is dropped when a complete listing no longer shows it.
-    if report.listing_complete and mode == "full":
-        _clear_gone_unkeyed_rejects(warehouse, source, listing.rejected_keys)
+    if mode == "full":
+        listing.read(max_pages)
+    else:  # reads on past the head until the open rejects it asks for were shown again
+        rereads = [r.key for r in open_rejects(warehouse, SOURCE, source) if not r.key.startswith(UNKEYED_PREFIX)]
+        listing.read(min(incremental_pages, max_pages), reread=rereads, reread_page_limit=max_pages)
+    # A rejected record a complete listing no longer shows has nothing left to land (an
+    # unkeyed one never reads clean under its key): its reject is dropped.
+    if report.listing_complete:
+        _clear_gone_rejects(warehouse, source, listing.seen_set | listing.rejected_keys)
     report.last_seen_refreshed = _refresh_last_seen(warehouse, source, listing.seen, listing.now)
 
     candidates = _status_candidates(listing, status_checks_per_run)
@@ -284,17 +289,25 @@ class ListingRun:
     rejected_keys: set[str] = field(default_factory=set)
     oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
 
-    def read(self, page_limit: int) -> None:
-        adapter = self.adapter
+    def read(self, page_limit: int, *, reread: list[str] = (), reread_page_limit: int = 0) -> None:
+        """Pages 1 to ``page_limit``; then on, up to ``reread_page_limit`` pages, while a key
+        of ``reread`` (open rejects of earlier runs) was not shown again."""
+        adapter, wanted = self.adapter, set(reread)
         for page in paginate(
             adapter.fetch_page, keys=lambda p: [c.key for c in p.cards], is_last=lambda p: p.last,
-            max_pages=page_limit, vendor=adapter.source, endpoint=adapter.listing_endpoint,
+            max_pages=max(page_limit, reread_page_limit if wanted else 0), vendor=adapter.source,
+            endpoint=adapter.listing_endpoint,
         ):
             self.report.pages_fetched += 1
             self.report.fetched += len(page.cards)
             self._land(page)
+            wanted.difference_update(c.key for c in page.cards)
+            if page.number > page_limit:
+                self.report.reject_reread_pages += 1
             if page.last:
                 self.report.listing_complete = True
+            elif page.number >= page_limit and not wanted:
+                break
 
     def _land(self, page: ParsedPage) -> None:
         source, report = self.adapter.source, self.report
@@ -432,19 +445,15 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
     return len(rows)
 
 
-def _clear_gone_unkeyed_rejects(warehouse: Warehouse, source: str, still_rejected: set[str]) -> int:
+def _clear_gone_rejects(warehouse: Warehouse, source: str, shown: set[str]) -> int:
     rejects = warehouse.table("sync_rejects")
     with warehouse.transaction() as tx:
         keys = [
             k
             for (k,) in tx.execute(
-                sa.select(rejects.c.record_key).where(
-                    rejects.c.source == SOURCE,
-                    rejects.c.entity == source,
-                    rejects.c.record_key.startswith(UNKEYED_PREFIX, autoescape=True),
-                )
+                sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == source)
             )
-            if k not in still_rejected
+            if k not in shown
         ]
         return tx.resolve_rejects(SOURCE, source, keys)
 

@@ -8,12 +8,15 @@ from sync_pipelines.kit.assets import SOURCE_TAG, finish_sync_asset, run_tags
 from sync_pipelines.kit.landing import BatchLanding, Cursor, Reject, land_batch
 from sync_pipelines.kit.paging import PageRepeatGuard, RepeatedPageError, paginate
 from sync_pipelines.kit.records import RecordError
+from sync_pipelines.kit.rejects import REREAD_REJECTS_PER_RUN, OpenReject, open_rejects
 from sync_pipelines.kit.report import SyncReport, metric, not_metric
 
 __all__ = [
+    "REREAD_REJECTS_PER_RUN",
     "SOURCE_TAG",
     "BatchLanding",
     "Cursor",
+    "OpenReject",
     "PageRepeatGuard",
     "RecordError",
     "Reject",
@@ -24,6 +27,7 @@ __all__ = [
     "land_batch",
     "metric",
     "not_metric",
+    "open_rejects",
     "paginate",
     "run_tags",
 ]

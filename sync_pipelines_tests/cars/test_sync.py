@@ -262,6 +262,24 @@ def test_wrong_typed_record_goes_to_sync_rejects_and_the_rest_of_the_page_lands(
     assert cars.warehouse.rejects("cars", "encar") == []
 
 
+def test_an_incremental_run_reads_on_to_an_open_reject_beyond_page_1_and_stops_there(cars):
+    deep, gone = cars.encar.listed_ids()[60], cars.encar.listed_ids()[110]  # pages 2 and 3 of 50
+    for car_id in (deep, gone):
+        cars.encar.control("corrupt", {"id": car_id, "field": "Price", "value": "문의"})
+    cars.sync("full")
+    assert {r["record_key"] for r in cars.warehouse.rejects("cars", "encar")} == {deep, gone}
+
+    cars.encar.control("repair", {"id": deep})
+    meta = cars.sync("incremental").meta("encar_listings")
+    assert ("encar", deep) in cars.rows() and meta["reject_reread_pages"] == 2  # page 3: gone is still bad
+    assert [r["record_key"] for r in cars.warehouse.rejects("cars", "encar")] == [gone]
+
+    cars.encar.sell(gone)  # no longer listed: a complete listing drops its reject
+    meta = cars.sync("incremental").meta("encar_listings")
+    assert meta["listing_complete"] == 1 and cars.warehouse.rejects("cars", "encar") == []
+    assert cars.sync("incremental").meta("encar_listings")["reject_reread_pages"] == 0
+
+
 def test_an_encar_record_without_id_keeps_one_stable_reject_cleared_once_no_listing_shows_it(cars):
     victim = cars.encar.listed_ids()[5]
     cars.encar.control("corrupt", {"id": victim, "field": "Id", "drop": True})

@@ -10,9 +10,7 @@ pytestmark = pytest.mark.timeout(180)
 
 # n/a: KB and Encar are public listings; the only credential is KB's session cookie (expired_token)
 FAULTS = [*VENDOR_FAULTS, "expired_token"]
-# A rejected Encar record beyond page 1 is read again by a full run only (incremental runs read
-# page 1): the follow-up of that case is full. See the README's fault suite section.
-FOLLOW_UP = {"wrong_typed_record": "full"}
+FOLLOW_UP: dict[str, str] = {}
 XFAIL: dict[str, str] = {}
 
 
