@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,7 +149,7 @@ def pull_points(
     warehouse: Warehouse, integration: Integration, client: GoliothClient, devices: Iterable[dict],
     window: tuple[dt.datetime, dt.datetime], report: GoliothReport,
 ) -> None:
-    """Pull every device's stream over ``window`` and store it, one transaction per device."""
+    """Pull every device's stream over ``window`` and store it, a transaction per batch of points."""
     start, end = window
     for device in devices:
         last = _as_utc(device_row(device, integration_id=integration.id, project_id=integration.project_id,
@@ -157,22 +157,27 @@ def pull_points(
         if last is not None and last < start - DEFAULT_OVERLAP:
             continue  # nothing reported since the window opened: no stream call
         try:
-            rows, rejects, newest = _read_stream(integration, client, device["id"], (start, end))
+            for rows, rejects, newest in _read_stream(integration, client, device["id"], (start, end)):
+                report.points_pulled += len(rows)
+                with warehouse.transaction() as tx:
+                    report.add_points(store_points(tx, rows), newest)
+                    for reject in rejects:
+                        tx.reject(SOURCE, "telemetry", reject.key, reject.reason, reject.payload)
+                report.rejected += len(rejects)
         except VendorHTTPError as exc:
             if exc.status != 404:
                 raise
             continue  # deleted since the device list was read: the next device sync marks it
-        report.points_pulled += len(rows)
-        with warehouse.transaction() as tx:
-            report.add_points(store_points(tx, rows), newest)
-            for reject in rejects:
-                tx.reject(SOURCE, "telemetry", reject.key, reject.reason, reject.payload)
-        report.rejected += len(rejects)
+
+
+# Points per transaction: memory stays flat however long a device's history (points are
+# insert-if-new, so a batch committed before a failure is simply a duplicate next time).
+STREAM_BATCH_POINTS = 10_000
 
 
 def _read_stream(integration: Integration, client: GoliothClient, device_id: str,
-                 window: tuple[dt.datetime, dt.datetime]) -> tuple[list[dict], list[Reject], dt.datetime | None]:
-    """One device's stream over ``window``: its rows, its unreadable records, its newest point."""
+                 window: tuple[dt.datetime, dt.datetime]) -> Iterator[tuple[list[dict], list[Reject], dt.datetime | None]]:
+    """One device's stream over ``window`` in batches: rows, unreadable records, newest point."""
     rows, rejects, newest = [], [], None
     for record in client.stream(device_id, *window):
         try:
@@ -183,7 +188,11 @@ def _read_stream(integration: Integration, client: GoliothClient, device_id: str
             continue
         rows.extend(_rows(points, integration.id, integration.project_id, "pull"))
         newest = _newest(newest, points)
-    return rows, rejects, newest
+        if len(rows) >= STREAM_BATCH_POINTS:
+            yield rows, rejects, newest
+            rows, rejects, newest = [], [], None
+    if rows or rejects:
+        yield rows, rejects, newest
 
 
 def _rows(points: list[Point], integration_id: str | None, project_id: str, via: str) -> list[dict[str, Any]]:

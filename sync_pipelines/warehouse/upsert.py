@@ -316,8 +316,9 @@ def _upsert_postgres(conn, table, columns, records, key, compare, update) -> Ups
 def _merge_sql(conn, target, stage, columns, key, compare, update) -> str:
     """INSERT .. ON CONFLICT of the staged rows that are new or differ from the target's.
 
-    Unchanged rows are filtered out by one join first: ON CONFLICT DO UPDATE would look up
-    and lock every one of them (a write to each row's page) only for its WHERE to skip it.
+    Unchanged rows are filtered out by a join first (index lookups, see the caller): ON
+    CONFLICT DO UPDATE would look up and lock every one of them (a write to each row's
+    page) only for its WHERE to skip it.
     """
     cols = ", ".join(_q(conn, c) for c in columns)
     conflict = ", ".join(_q(conn, k) for k in key)
@@ -353,8 +354,17 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
         with _gc_paused():
             text = _copy_text(table, columns, records)
         cur.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", text, size=1 << 20)
+        # Index lookups into the target whatever its statistics say: a table filling up in
+        # one load has stale ones, and a hash join would scan all of it for every batch.
+        cur.execute(
+            "SELECT current_setting('enable_hashjoin'), current_setting('enable_mergejoin'), "
+            "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+        )
+        hashjoin, mergejoin = cur.fetchone()[:2]
         cur.execute(_merge_sql(conn, target, stage, columns, key, compare, update))
         inserted, updated = cur.fetchone()
+        cur.execute("SELECT set_config('enable_hashjoin', %s, true), set_config('enable_mergejoin', %s, true)",
+                    (hashjoin, mergejoin))
         cur.execute(f"DROP TABLE {stage}")
     return UpsertCounts(inserted, updated, len(records) - inserted - updated)
 
