@@ -41,7 +41,7 @@ def readme_paragraphs() -> list[str]:
 
 def _run(script: str, env: dict[str, str]) -> str:
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
+                          text=True, timeout=480)
     output = done.stdout + done.stderr
     assert done.returncode == 0, f"{script}\n-> exit {done.returncode}\n{output[-4000:]}"
     return output
@@ -68,7 +68,7 @@ def _seed(env: dict[str, str]) -> None:
          "--api-key-env GOLIOTH_SANDBOX_API_KEY --id acme", env)
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_every_documented_operator_command_works(sandbox, tmp_path):
     paragraphs = readme_paragraphs()
     keys = ["--select group:odoo", "cars_full_sync_job", "golioth backfill", "--partition 7001", "run list",
