@@ -15,12 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.golioth import integrations as store
-from sync_pipelines.golioth.client import GoliothClient, read_api_key
+from sync_pipelines.golioth.client import GoliothClient, read_api_key, rfc3339
 from sync_pipelines.golioth.integrations import Integration
 from sync_pipelines.golioth.models import (
     Point,
     PointError,
     device_row,
+    parse_time,
     points_from_event,
     points_from_stream_record,
     telemetry_row,
@@ -34,12 +35,22 @@ from sync_pipelines.golioth.settings import (
     TELEMETRY_TABLE,
 )
 from sync_pipelines.http_client import VendorHTTPError
-from sync_pipelines.kit import Reject, SyncReport, land_batch, metric
+from sync_pipelines.kit import (
+    REREAD_REJECTS_PER_RUN,
+    OpenReject,
+    Reject,
+    SyncReport,
+    land_batch,
+    metric,
+    open_rejects,
+)
 from sync_pipelines.retries import is_transient
 from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
 
 # How far past now the live pull reads: device clocks that run ahead (the cursor stays at now).
 FUTURE_ALLOWANCE = dt.timedelta(hours=1)
+# A stream reject's window reaches just past the next readable record (same-time records).
+REREAD_MARGIN = dt.timedelta(milliseconds=1)
 
 ClientFactory = Callable[[Integration], GoliothClient]
 
@@ -65,6 +76,8 @@ class GoliothReport(SyncReport):
     duplicates: int = field(default=0, metadata=metric("duplicates_dropped"))
     newest_point: dt.datetime | None = field(default=None, metadata=metric("newest_point_lag_seconds", render=_lag_seconds))
     http_requests: int = 0
+    rejects_reread: int = 0  # open stream rejects whose window was read again
+    rejects_resolved: int = 0  # of those, read clean this time: landed, reject removed
 
     def add_points(self, stored: tuple[int, int], newest: dt.datetime | None) -> None:
         self.points_inserted += stored[0]
@@ -177,22 +190,82 @@ STREAM_BATCH_POINTS = 10_000
 
 def _read_stream(integration: Integration, client: GoliothClient, device_id: str,
                  window: tuple[dt.datetime, dt.datetime]) -> Iterator[tuple[list[dict], list[Reject], dt.datetime | None]]:
-    """One device's stream over ``window`` in batches: rows, unreadable records, newest point."""
+    """One device's stream over ``window`` in batches: rows, unreadable records, newest point.
+
+    An unreadable record's reject keeps the window it lies in (from the readable record
+    before it to the one after it, the stream being oldest first) for :func:`reread_rejects`."""
     rows, rejects, newest = [], [], None
+    lower, unreadable = window[0], []
     for record in client.stream(device_id, *window):
         try:
             points = points_from_stream_record(record, device_id)
         except PointError as exc:
-            when = record.get("time") if isinstance(record, dict) else "?"
-            rejects.append(Reject(f"{device_id}@{when}", str(exc), record))
+            unreadable.append((record, str(exc)))
             continue
         rows.extend(_rows(points, integration.id, integration.project_id, "pull"))
         newest = _newest(newest, points)
+        when = _record_time(record)
+        if when is not None:
+            rejects.extend(_stream_reject(device_id, r, why, (lower, when + REREAD_MARGIN)) for r, why in unreadable)
+            unreadable, lower = [], when
         if len(rows) >= STREAM_BATCH_POINTS:
             yield rows, rejects, newest
             rows, rejects, newest = [], [], None
+    rejects.extend(_stream_reject(device_id, r, why, (lower, window[1])) for r, why in unreadable)
     if rows or rejects:
         yield rows, rejects, newest
+
+
+def _record_time(record: Any) -> dt.datetime | None:
+    try:
+        return parse_time(record.get("time"))
+    except (PointError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _stream_reject(device_id: str, record: Any, reason: str, window: tuple[dt.datetime, dt.datetime]) -> Reject:
+    """Keyed by the record's time, or, when that is unreadable, by the readable time before it
+    (stable: a re-read of the window starts there)."""
+    when = record.get("time") if isinstance(record, dict) else "?"
+    key = f"{device_id}@{when}" if _record_time(record) else f"{device_id}@{str(when)[:80]} after {rfc3339(window[0])}"
+    reread = {"device_id": device_id, "start": rfc3339(window[0]), "end": rfc3339(window[1])}
+    return Reject(key, reason, {"record": record, "reread": reread})
+
+
+def reread_rejects(warehouse: Warehouse, integration: Integration, client: GoliothClient, devices: Iterable[dict],
+                   report: GoliothReport, *, seen_before: dt.datetime, limit: int = REREAD_REJECTS_PER_RUN) -> None:
+    """Read the window of up to ``limit`` open stream rejects of these devices, last seen
+    before ``seen_before`` (by an earlier run), again, least recently seen first: a record
+    read clean lands and its reject goes; one still bad is set aside again. The live cursor
+    stays where it is."""
+    device_ids = {d["id"] for d in devices}
+    due = [r for r in open_rejects(warehouse, SOURCE, "telemetry", limit=limit * 10)
+           if _reread_device(r) in device_ids and r.last_seen_at < seen_before]
+    for reject in due[:limit]:
+        reread = reject.payload["reread"]
+        window = (parse_time(reread["start"]), parse_time(reread["end"]))
+        still_bad: set[str] = set()
+        try:
+            for rows, rejects, newest in _read_stream(integration, client, reread["device_id"], window):
+                report.points_pulled += len(rows)
+                with warehouse.transaction() as tx:
+                    report.add_points(store_points(tx, rows), newest)
+                    for again in rejects:
+                        tx.reject(SOURCE, "telemetry", again.key, again.reason, again.payload)
+                still_bad.update(r.key for r in rejects)
+        except VendorHTTPError as exc:
+            if exc.status != 404:  # a 404: the device is gone, and its stream with it
+                raise
+        if reject.key not in still_bad:
+            with warehouse.transaction() as tx:
+                report.rejects_resolved += tx.resolve_rejects(SOURCE, "telemetry", [reject.key])
+        report.rejects_reread += 1
+
+
+def _reread_device(reject: OpenReject) -> str | None:
+    """The device of a stream reject that keeps its window (older ones do not)."""
+    reread = reject.payload.get("reread") if isinstance(reject.payload, dict) else None
+    return reread.get("device_id") if isinstance(reread, dict) else None
 
 
 def _rows(points: list[Point], integration_id: str | None, project_id: str, via: str) -> list[dict[str, Any]]:
@@ -222,6 +295,7 @@ def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothCli
     start = cursor - DEFAULT_OVERLAP if cursor else end - initial_lookback
     devices = sync_devices(warehouse, integration, client, report)
     pull_points(warehouse, integration, client, devices, (start, end + FUTURE_ALLOWANCE), report)
+    reread_rejects(warehouse, integration, client, devices, report, seen_before=end)
     with warehouse.transaction() as tx:
         tx.set_cursor(SOURCE, cursor_entity(integration.id), end.isoformat(), run_id=run_id)
     return end

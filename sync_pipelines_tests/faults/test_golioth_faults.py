@@ -11,8 +11,7 @@ pytestmark = pytest.mark.timeout(180)
 # n/a: expired_token (a project API key does not expire; a rotated key is revoked_token)
 FAULTS = [*VENDOR_FAULTS, "revoked_token"]
 FOLLOW_UP: dict[str, str] = {}
-XFAIL = {"wrong_typed_record": "a stream record spoiled once (its time unreadable) is set aside in sync_rejects "
-                               "and never read again by live pulls: their cursor moves past it"}
+XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("fault", [

@@ -225,3 +225,31 @@ def test_a_vendor_outage_past_the_http_retries_retries_the_step(golioth):
     result = golioth.sync()
     assert result.success and golioth.rows()
     assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
+
+
+def _live_meta(result) -> dict:
+    [meta] = [m for m in result.asset_materializations_for_node("golioth_live_pull")
+              if m.asset_key.path[-1] == "golioth_telemetry_live"]
+    return {k: v.value for k, v in meta.metadata.items()}
+
+
+def test_a_record_spoiled_once_is_healed_by_the_next_pull_one_always_spoiled_stays_open(golioth):
+    golioth.add("acme")
+    healed, spoiled = sorted(golioth.vendor.devices[PROJECT])[:2]
+    since = utcnow() - dt.timedelta(days=1) + dt.timedelta(minutes=1)
+    for device, times in ((healed, 1), (spoiled, None)):  # the first record of the answer(s): time unreadable
+        golioth.sandbox.faults.add("wrong_type", vendor="golioth", field="time", times=times,
+                                   path=f"/devices/{device}/stream$")
+    assert golioth.sync().success
+    first = {r["record_key"] for r in golioth.warehouse.rejects("golioth", "telemetry")}
+    [once] = [k for k in first if k.startswith(f"{healed}@")]
+    assert "not-a-number after" in once and any(k.startswith(f"{spoiled}@") for k in first)
+
+    # the cursor moved past them; the next pull reads each reject's window again, not the day
+    meta = _live_meta(golioth.sync())
+    assert meta["rejects_reread"] == len(first) and meta["rejects_resolved"] == 1
+    assert meta["points_pulled"] < 300
+    still = {r["record_key"] for r in golioth.warehouse.rejects("golioth", "telemetry")}
+    assert once not in still and first - {once} <= still  # the always-spoiled ones stay open
+    landed = {k for k in golioth.keys() if k[0] == healed}
+    assert landed >= {k for k in golioth.sandbox_keys(since=since) if k[0] == healed}
