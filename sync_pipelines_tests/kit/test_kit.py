@@ -22,6 +22,7 @@ from sync_pipelines.kit import (
     land_batch,
     metric,
     not_metric,
+    open_rejects,
     paginate,
     run_tags,
 )
@@ -54,6 +55,19 @@ def test_land_batch_upserts_sets_aside_resolves_and_moves_the_cursor_in_one_tran
     assert landing.counts == UpsertCounts(inserted=2) and (landing.rejected, landing.resolved) == (1, 1)
     assert [(r["record_key"], r["reason"], r["run_id"]) for r in warehouse.rejects("kit")] == [("3", "no name", "r1")]
     assert warehouse.get_cursor("kit", "things") == {"at": 2}
+
+
+def test_open_rejects_are_the_least_recently_seen_first_bounded_per_run(warehouse, things):
+    for key in ("a1", "b1", "a2"):
+        with warehouse.transaction() as tx:
+            land_batch(tx, things, [], source="kit", entity="things", rejects=[Reject(key, "bad", {"k": key})])
+    with warehouse.transaction() as tx:  # a1 is seen again: it goes behind the others
+        land_batch(tx, things, [], source="kit", entity="things", rejects=[Reject("a1", "still bad")])
+    assert [r.key for r in open_rejects(warehouse, "kit", "things")] == ["b1", "a2", "a1"]
+    assert [r.key for r in open_rejects(warehouse, "kit", "things", limit=2, key_prefix="a")] == ["a2", "a1"]
+    [first] = open_rejects(warehouse, "kit", "things", limit=1)
+    assert first.payload == {"k": "b1"} and first.first_seen_at <= first.last_seen_at
+    assert first.last_seen_at.tzinfo is not None and open_rejects(warehouse, "kit", "other") == []
 
 
 def test_land_batch_rolls_back_with_its_transaction(warehouse, things):
