@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from sync_pipelines.sandbox import Sandbox
 from sync_pipelines.warehouse import Warehouse
@@ -124,6 +125,14 @@ def sandbox(monkeypatch) -> Iterator[Sandbox]:
         for key, value in sb.env().items():
             monkeypatch.setenv(key, value)
         yield sb
+
+
+@pytest.fixture
+def secret_key(monkeypatch) -> str:
+    """A fresh ``SYNC_SECRET_KEY`` (Fernet) for tests that store Procore tokens."""
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("SYNC_SECRET_KEY", key)
+    return key
 
 
 @pytest.fixture(autouse=True)

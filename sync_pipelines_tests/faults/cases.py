@@ -57,11 +57,11 @@ def switch_on(source: FaultSource, fault: str) -> None:
         source.add_fault(kind, **options)
 
 
-def check_fault(source: FaultSource, fault: str, tally, *, follow_up: str | None = None) -> None:
+def check_fault(source: FaultSource, fault: str, tally) -> None:
     """One matrix cell: the fault, the run it hits, a clean run; the destination against the truth.
 
     The clean run is the failed run's retry (same mode) if the fault failed it, else the next
-    scheduled (incremental) run, unless ``follow_up`` says otherwise."""
+    scheduled (incremental) run."""
     source.setup()
     expected = EXPECTED[fault]
     if expected == "refused":  # something to lose first
@@ -94,7 +94,7 @@ def check_fault(source: FaultSource, fault: str, tally, *, follow_up: str | None
     source.sandbox.faults.clear()
     if expected == "refused":
         source.restore_credentials()
-    again = source.run(follow_up or ("incremental" if faulted.success else mode))
+    again = source.run("incremental" if faulted.success else mode)
     final = source.compare()
     tally(final)
     assert again.success, again.failure

@@ -75,15 +75,6 @@ def make_source(make_source_on, warehouse):
 
 
 @pytest.fixture
-def secret_key(monkeypatch) -> str:
-    from cryptography.fernet import Fernet
-
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("SYNC_SECRET_KEY", key)
-    return key
-
-
-@pytest.fixture
 def tally(request):
     """Record a scenario's losses and duplicates for the summary line (``record(comparison)``)."""
 

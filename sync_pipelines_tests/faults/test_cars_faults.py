@@ -10,12 +10,8 @@ pytestmark = pytest.mark.timeout(180)
 
 # n/a: KB and Encar are public listings; the only credential is KB's session cookie (expired_token)
 FAULTS = [*VENDOR_FAULTS, "expired_token"]
-FOLLOW_UP: dict[str, str] = {}
-XFAIL: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("fault", [
-    pytest.param(f, marks=pytest.mark.xfail(reason=XFAIL[f], strict=True)) if f in XFAIL else f for f in FAULTS
-])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_cars_fault_leaves_the_destination_equal_to_the_truth(fault, make_source, short_read_timeout, tally):
-    check_fault(make_source("cars"), fault, tally, follow_up=FOLLOW_UP.get(fault))
+    check_fault(make_source("cars"), fault, tally)

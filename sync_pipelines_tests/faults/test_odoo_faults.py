@@ -9,12 +9,8 @@ from sync_pipelines_tests.faults.cases import VENDOR_FAULTS, check_fault
 pytestmark = pytest.mark.timeout(180)
 
 FAULTS = [*VENDOR_FAULTS, "expired_token", "revoked_token"]  # expired: Odoo's SessionExpiredException
-FOLLOW_UP: dict[str, str] = {}
-XFAIL: dict[str, str] = {}
 
 
-@pytest.mark.parametrize("fault", [
-    pytest.param(f, marks=pytest.mark.xfail(reason=XFAIL[f], strict=True)) if f in XFAIL else f for f in FAULTS
-])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_odoo_fault_leaves_the_destination_equal_to_the_truth(fault, make_source, short_read_timeout, tally):
-    check_fault(make_source("odoo"), fault, tally, follow_up=FOLLOW_UP.get(fault))
+    check_fault(make_source("odoo"), fault, tally)

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import requests
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from dagster import DagsterInstance
 from dagster._core.instance_for_test import instance_for_test
 
@@ -100,13 +99,6 @@ def failure_text(result) -> str:
             if error is not None:
                 texts.append(error.to_string())
     return "\n".join(texts)
-
-
-@pytest.fixture
-def secret_key(monkeypatch) -> str:
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("SYNC_SECRET_KEY", key)
-    return key
 
 
 @pytest.fixture
