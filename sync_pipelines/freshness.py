@@ -106,6 +106,16 @@ def _window_opened(integration, now: dt.datetime) -> dt.datetime:
     return opened.astimezone(dt.timezone.utc)
 
 
+def _late_result(late: dict[str, str], count_name: str, label: str = "") -> AssetCheckResult:
+    """A warning naming each late key with why (passed when none is late)."""
+    return AssetCheckResult(
+        passed=not late,
+        severity=AssetCheckSeverity.WARN,
+        metadata={count_name: len(late), "late": "; ".join(f"{k}: {v}" for k, v in late.items()) or "none"},
+        description="; ".join(f"{label}{k}: {v}" for k, v in late.items()) or None,
+    )
+
+
 @asset_check(
     asset="golioth_telemetry_live",
     name="integrations_on_time",
@@ -113,13 +123,7 @@ def _window_opened(integration, now: dt.datetime) -> dt.datetime:
     "(golioth_integrations.frequency_minutes; the asset's FreshnessPolicy is only a one-day floor).",
 )
 def golioth_integrations_on_time(warehouse: WarehouseResource) -> AssetCheckResult:
-    late = late_integrations(warehouse.get_warehouse(), utcnow())
-    return AssetCheckResult(
-        passed=not late,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"late_integrations": len(late), "late": "; ".join(f"{k}: {v}" for k, v in late.items()) or "none"},
-        description="; ".join(f"{k}: {v}" for k, v in late.items()) or None,
-    )
+    return _late_result(late_integrations(warehouse.get_warehouse(), utcnow()), "late_integrations")
 
 
 def late_connections(warehouse, now: dt.datetime) -> dict[str, str]:
@@ -149,10 +153,4 @@ def late_connections(warehouse, now: dt.datetime) -> dict[str, str]:
     "FreshnessPolicy only sees the newest sync of any connection).",
 )
 def procore_connections_on_time(warehouse: WarehouseResource) -> AssetCheckResult:
-    late = late_connections(warehouse.get_warehouse(), utcnow())
-    return AssetCheckResult(
-        passed=not late,
-        severity=AssetCheckSeverity.WARN,
-        metadata={"late_connections": len(late), "late": "; ".join(f"{k}: {v}" for k, v in late.items()) or "none"},
-        description="; ".join(f"user {k}: {v}" for k, v in late.items()) or None,
-    )
+    return _late_result(late_connections(warehouse.get_warehouse(), utcnow()), "late_connections", label="user ")

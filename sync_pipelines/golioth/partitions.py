@@ -57,11 +57,9 @@ def day_windows(days: Iterable[dt.date]) -> list[Window]:
     return windows
 
 
-def partition_changes(warehouse: Warehouse, existing: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(to add, to remove): every stored integration has a partition, no other key does."""
-    wanted = {i.id for i in store.load(warehouse)}
-    existing = set(existing)
-    return sorted(wanted - existing), sorted(existing - wanted)
+def wanted_partitions(warehouse: Warehouse) -> set[str]:
+    """Every stored integration has a partition (enabled or not), no other key does."""
+    return {i.id for i in store.load(warehouse)}
 
 
 def add_partition(instance: DagsterInstance, integration_id: str) -> bool:

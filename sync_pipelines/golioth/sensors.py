@@ -15,8 +15,9 @@ from dagster import (
     sensor,
 )
 
-from sync_pipelines.golioth.partitions import INTEGRATIONS_PARTITIONS, partition_changes
+from sync_pipelines.golioth.partitions import INTEGRATIONS_PARTITIONS, wanted_partitions
 from sync_pipelines.golioth.sync import drain_inbox
+from sync_pipelines.kit import sync_dynamic_partitions
 from sync_pipelines.warehouse import WarehouseResource
 
 
@@ -46,14 +47,5 @@ def golioth_webhook_sensor(context: SensorEvaluationContext, warehouse: Warehous
     "those of removed integrations.",
 )
 def golioth_integrations_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
-    existing = context.instance.get_dynamic_partitions(INTEGRATIONS_PARTITIONS.name)
-    added, removed = partition_changes(warehouse.get_warehouse(), existing)
-    if not added and not removed:
-        return SkipReason(f"{len(existing)} golioth integration partition(s), all current")
-    requests = []
-    if added:
-        requests.append(INTEGRATIONS_PARTITIONS.build_add_request(added))
-    if removed:
-        requests.append(INTEGRATIONS_PARTITIONS.build_delete_request(removed))
-    context.log.info(f"golioth partitions: added {added or 'none'}, removed {removed or 'none'}")
-    return SensorResult(dynamic_partitions_requests=requests)
+    wanted = wanted_partitions(warehouse.get_warehouse())
+    return sync_dynamic_partitions(context, INTEGRATIONS_PARTITIONS, wanted, "golioth integration")

@@ -8,6 +8,7 @@ stays visible, and a reconnect resumes it) but the schedule skips it.
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
+from sync_pipelines.kit import sync_dynamic_partitions
 from sync_pipelines.procore.assets import CONNECTIONS_PARTITIONS
 from sync_pipelines.procore.connections import DISCONNECTED, connection_statuses
 from sync_pipelines.warehouse import WarehouseResource
@@ -21,15 +22,5 @@ from sync_pipelines.warehouse import WarehouseResource
 )
 def procore_connections_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource) -> SensorResult | SkipReason:
     statuses = connection_statuses(warehouse.get_warehouse())
-    wanted = {user for user, status in statuses.items() if status != DISCONNECTED}
-    existing = set(context.instance.get_dynamic_partitions(CONNECTIONS_PARTITIONS.name))
-    added, removed = sorted(wanted - existing), sorted(existing - wanted)
-    if not added and not removed:
-        return SkipReason(f"{len(existing)} connection partition(s), all current")
-    requests = []
-    if added:
-        requests.append(CONNECTIONS_PARTITIONS.build_add_request(added))
-    if removed:
-        requests.append(CONNECTIONS_PARTITIONS.build_delete_request(removed))
-    context.log.info(f"procore partitions: added {added or 'none'}, removed {removed or 'none'}")
-    return SensorResult(dynamic_partitions_requests=requests)
+    wanted = [user for user, status in statuses.items() if status != DISCONNECTED]
+    return sync_dynamic_partitions(context, CONNECTIONS_PARTITIONS, wanted, "connection")
