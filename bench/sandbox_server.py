@@ -2,6 +2,7 @@
 GIL with the code being timed), with a request log and an answer cache.
 
     python bench/sandbox_server.py --encar 25000 --odoo-invoices 100000 --golioth-points 1000000
+    python bench/sandbox_server.py --procore-connections 100 --procore-rfis 50 --procore-projects 5
 
 Prints one JSON line (``base_url``, ``env``) once it serves. Every vendor request is logged
 (``GET /_bench/log?since=N``). Answers are cached by (method, path and query, body) once
@@ -38,6 +39,7 @@ class BenchSandbox(Sandbox):
         self.log: list[dict] = []
         self.cache: dict[tuple, SandboxResponse] = {}
         self.lock = threading.Lock()
+        self.procore_users: list[str] = []  # seeded by --procore-connections
 
     def handle(self, method, raw_path, headers, body):
         if raw_path.startswith("/_bench/"):
@@ -122,11 +124,23 @@ def truth(sandbox: Sandbox) -> dict:
         "odoo_invoices": {str(r["id"]): (r["ref"] or None) for r in invoices},
         "golioth_points": len(points),
         "golioth_devices": len(golioth.devices[GOLIOTH_PROJECT]),
+        **procore_truth(sandbox),
     }
 
 
+def procore_truth(sandbox: Sandbox) -> dict:
+    """The seeded Procore users (``--procore-connections``) and what they see."""
+    procore = sandbox.vendors["procore"]
+    users = sandbox.procore_users
+    companies = {c for u in users for c in procore.users[u]["companies"]}
+    projects = {p for p, rec in procore.projects.items() if rec["company"]["id"] in companies}
+    rfis = {r for r, rec in procore.rfis.items() if rec["project_id"] in projects}
+    return {"procore_users": users, "procore_companies": sorted(companies), "procore_projects": sorted(projects),
+            "procore_rfis": sorted(rfis)}
+
+
 def build(args: argparse.Namespace) -> BenchSandbox:
-    sandbox = BenchSandbox(seed=42, vendors=["encar", "odoo", "golioth"])
+    sandbox = BenchSandbox(seed=42, vendors=["encar", "odoo", "golioth", "procore"])
     sandbox.clock.freeze()  # the data must not move between a sync and its baseline
     if args.encar:
         sandbox.vendors["encar"].control("set_size", {"count": args.encar})
@@ -137,6 +151,12 @@ def build(args: argparse.Namespace) -> BenchSandbox:
         sandbox.vendors["golioth"].control(
             "configure", {"project": GOLIOTH_PROJECT, "devices": GOLIOTH_DEVICES, "history_days": days}
         )
+    if args.procore_connections:
+        procore = sandbox.vendors["procore"]
+        sandbox.procore_users = procore.control("seed_connections", {
+            "count": args.procore_connections, "projects": args.procore_projects,
+            "rfis": args.procore_rfis})
+        procore.control("rate_limits", {"hourly": 10**9, "spike": 10**9})  # politeness off, like the others
     return sandbox
 
 
@@ -145,6 +165,9 @@ def main() -> int:
     parser.add_argument("--encar", type=int, default=0)
     parser.add_argument("--odoo-invoices", type=int, default=0)
     parser.add_argument("--golioth-points", type=int, default=0)
+    parser.add_argument("--procore-connections", type=int, default=0, help="Procore users, a company each")
+    parser.add_argument("--procore-rfis", type=int, default=50, help="RFIs per Procore user")
+    parser.add_argument("--procore-projects", type=int, default=5, help="projects per Procore user")
     args = parser.parse_args()
     started = time.monotonic()
     sandbox = build(args)

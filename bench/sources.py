@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class Source:
     incremental: Callable[[str], Any]
     dagster_incremental: Callable[[str, Any], Any]  # (url, instance)
     verify: Callable[[str, dict, int], int]  # rows the destination holds, checked against the truth
+    prepare: Callable[[str, SandboxProcess], None] | None = None  # untimed setup of a fresh database
+    sandbox_args: dict[str, int] = field(default_factory=dict)  # further bench_sandbox options
 
 
 # -- Odoo invoices ------------------------------------------------------------------------
@@ -234,6 +236,114 @@ def cars_verify(url: str, truth: dict, size: int) -> int:
     check(set(got) == set(truth["encar"]), f"cars: {len(got)} encar cars, sandbox lists {len(truth['encar'])}")
     return len(got)
 
+# -- Procore (per-user OAuth connections) ----------------------------------------------------
+
+
+PROCORE_TABLES = ["procore_companies", "procore_projects", "procore_rfis", "procore_project_listings"]
+PROCORE: dict[str, Any] = {"expired": False, "rows": None}  # --procore-expired; the connected rows
+
+
+def procore_prepare(url: str, sandbox: SandboxProcess) -> None:
+    """Every seeded user connected, untimed: the first database through `procore connect`'s own
+    functions (authorize, code exchange, /me, companies); later ones get copies of those rows,
+    so their syncs send the same tokens and the warm-up primes the answer cache for the timed run."""
+    os.environ.setdefault("SYNC_SECRET_KEY", _fernet_key())
+    wh = _warehouse(url)
+    try:
+        table = wh.table("procore_connections")
+        if PROCORE["rows"] is None:
+            _procore_connect_all(wh, sandbox.truth()["procore_users"])
+            with wh.engine.connect() as conn:
+                PROCORE["rows"] = [dict(r._mapping) for r in conn.execute(sa.select(table))]
+        else:
+            with wh.engine.begin() as conn:
+                conn.execute(table.insert(), PROCORE["rows"])
+        if PROCORE["expired"]:
+            # Every access token past its expiry: the sync refreshes each connection once.
+            with wh.engine.begin() as conn:
+                conn.execute(table.update().values(expires_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)))
+    finally:
+        wh.dispose()
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode("ascii")
+
+
+def _procore_connect_all(wh, users: list[str]) -> None:
+    import re
+
+    import requests
+
+    from sync_pipelines.procore.cli import complete_connect
+    from sync_pipelines.procore.resources import ProcoreResource
+    from sync_pipelines.procore.settings import OOB_REDIRECT_URI
+
+    resource = ProcoreResource()
+    oauth, store = resource.oauth(), resource.store(wh)
+    with requests.Session() as session:
+        for user in users:
+            page = session.get(oauth.authorize_url(OOB_REDIRECT_URI), params={"login": user}, timeout=30)
+            code = re.search(r"<code id='code'>([^<]+)</code>", page.text)[1]
+            complete_connect(oauth, store, code, OOB_REDIRECT_URI)
+
+
+def procore_sync(url: str, mode: str) -> Any:
+    """Every active connection in turn, as `procore_sync` runs one: its steps, then the
+    `last_sync_at` stamp; without the start gate (a politeness limit, off like the others')."""
+    from sync_pipelines.procore.assets import STEPS
+    from sync_pipelines.procore.connections import ACTIVE
+    from sync_pipelines.procore.resources import ProcoreResource
+    from sync_pipelines.procore.sync import SyncScope
+
+    wh = _warehouse(url)
+    try:
+        resource = ProcoreResource()
+        run_id = f"bench-{mode}-{time.monotonic_ns()}"
+        refreshes = 0
+        for user_id in resource.store(wh).user_ids(ACTIVE):
+            client, tokens = resource.client(wh, user_id, run_id)
+            with client:
+                scope = SyncScope(user_id, tokens.connection.company_id, mode)
+                for _, step in STEPS:
+                    report = step(client, wh, scope)
+                    check(not report.budget_spent, f"procore user {user_id}: {report.budget_spent}")
+                tokens.store.note_sync(user_id, "last_sync_at")
+            refreshes += tokens.refreshes
+        return refreshes
+    finally:
+        wh.dispose()
+
+
+def procore_dagster(url: str, instance) -> bool:
+    """One `procore_sync_job` run per connection (its partition), as the schedule asks."""
+    from sync_pipelines.definitions import defs
+    from sync_pipelines.procore.assets import CONNECTIONS_PARTITIONS, run_config
+
+    users = [row["user_id"] for row in PROCORE["rows"]]
+    instance.add_dynamic_partitions(CONNECTIONS_PARTITIONS.name, users)
+    job = defs.resolve_job_def("procore_sync_job")
+    os.environ["PROCORE_STARTS_PER_MINUTE"] = str(10**6)  # the gate still runs; it never waits
+    return all(job.execute_in_process(run_config=run_config("incremental"), instance=instance,
+                                      partition_key=user).success for user in users)
+
+
+def procore_verify(url: str, truth: dict, size: int) -> int:
+    engine = sa.create_engine(url)
+    total = 0
+    with engine.connect() as conn:
+        for table in ("procore_companies", "procore_projects", "procore_rfis"):
+            got = [r.id for r in conn.execute(sa.text(f"SELECT id FROM {table} WHERE deleted_at IS NULL"))]
+            check(sorted(got) == truth[table], f"{table}: {len(got)} live rows, the sandbox's users see "
+                  f"{len(truth[table])} (differ: {sorted(set(got) ^ set(truth[table]))[:5]})")
+            total += len(got)
+        connections = conn.execute(sa.text("SELECT count(*) FROM procore_connections WHERE status = 'active'")).scalar()
+    engine.dispose()
+    check(connections == size, f"procore_connections: {connections} active, {size} seeded")
+    return total
+
 
 SOURCES = {
     "odoo": Source("odoo", "odoo_invoices", "invoices", ["odoo_invoices"], odoo_sync,
@@ -242,8 +352,11 @@ SOURCES = {
                       golioth_backfill, golioth_live, golioth_dagster, golioth_verify),
     "cars": Source("cars", "encar", "listings", ["cars"], cars_sync,
                    lambda url: cars_sync(url, "incremental"), cars_dagster, cars_verify),
+    "procore": Source("procore", "procore_connections", "connections", PROCORE_TABLES,
+                      lambda url: procore_sync(url, "full"), lambda url: procore_sync(url, "incremental"),
+                      procore_dagster, procore_verify, prepare=procore_prepare),
 }
-DEFAULT_SIZES = {"odoo": 100_000, "golioth": 1_000_000, "cars": 25_000}
+DEFAULT_SIZES = {"odoo": 100_000, "golioth": 1_000_000, "cars": 25_000, "procore": 100}
 RSS_SMALL_SHARE = {"golioth": 0.01, "cars": 0.1}  # 10,000 against 1,000,000 points; 2,500 against 25,000 cars
 
 
@@ -256,7 +369,7 @@ def _api_calls(recorded: list[dict]) -> dict[str, int]:
         path = r["path"].split("?")[0]
         parts = path.strip("/").split("/")
         # Collapse ids so the endpoints read as endpoints (/devices/<id>/stream).
-        label = "/".join("<id>" if any(ch.isdigit() for ch in p) and len(p) > 6 else p for p in parts)
+        label = "/".join("<id>" if p.isdigit() or any(ch.isdigit() for ch in p) and len(p) > 6 else p for p in parts)
         if r["method"] == "POST" and r["body"].startswith("{"):
             body = json.loads(r["body"])
             params = body.get("params", {})
@@ -270,10 +383,14 @@ def full_vs_floor(source: Source, sandbox: SandboxProcess, size: int, full: Call
     truth = sandbox.truth()
     if WARMUP["on"]:
         with scratch_database() as warm:
+            if source.prepare:
+                source.prepare(warm, sandbox)
             full(warm)  # fills the sandbox's answer cache; untimed
             source.verify(warm, truth, size)
     with scratch_database() as url:
         migrate(url)
+        if source.prepare:
+            source.prepare(url, sandbox)
         mark = sandbox.log_count()
         started = time.perf_counter()
         full(url)
@@ -414,10 +531,16 @@ def _print_rss(rss: dict[str, tuple]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sources", default="cars,odoo,golioth")
+    parser.add_argument("--sources", default="cars,odoo,golioth,procore")
     parser.add_argument("--cars", type=int, default=DEFAULT_SIZES["cars"], help="Encar listings")
     parser.add_argument("--odoo-invoices", type=int, default=DEFAULT_SIZES["odoo"])
     parser.add_argument("--golioth-points", type=int, default=DEFAULT_SIZES["golioth"])
+    parser.add_argument("--procore-connections", type=int, default=DEFAULT_SIZES["procore"],
+                        help="Procore connections (users), each its own company")
+    parser.add_argument("--procore-rfis", type=int, default=50, help="RFIs per Procore connection")
+    parser.add_argument("--procore-projects", type=int, default=5, help="projects per Procore connection")
+    parser.add_argument("--procore-expired", action="store_true",
+                        help="Procore: every access token expired before the syncs (one refresh per connection)")
     parser.add_argument("--rss-small", type=float, help="the small RSS size as a share of the large "
                         "(default: the issue's, 1% for Golioth, 10% for cars)")
     parser.add_argument("--no-rss", action="store_true")
@@ -438,7 +561,10 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    sizes = {"cars": args.cars, "odoo": args.odoo_invoices, "golioth": args.golioth_points}
+    sizes = {"cars": args.cars, "odoo": args.odoo_invoices, "golioth": args.golioth_points,
+             "procore": args.procore_connections}
+    PROCORE["expired"] = args.procore_expired
+    SOURCES["procore"].sandbox_args = {"procore_rfis": args.procore_rfis, "procore_projects": args.procore_projects}
     results, rss, failures = {}, {}, []
     for name in args.sources.split(","):
         source, size = SOURCES[name], sizes[name]
@@ -449,14 +575,16 @@ def run(args: argparse.Namespace) -> int:
                     small = max(1, int(size * (args.rss_small or RSS_SMALL_SHARE[name])))
                     rss[name] = (small, rss_of(name, small), size, rss_of(name, size))
                 continue
-            with SandboxProcess(**{source.size_arg: size}) as sandbox:
+            with SandboxProcess(**{source.size_arg: size}, **source.sandbox_args) as sandbox:
                 sandbox.apply_env()
                 results[name] = r = full_vs_floor(source, sandbox, size, _full(source, size))
             print(f"{name}: full sync {r['sync_s']:.2f} s, floor {r['floor']['seconds']:.2f} s ({r['ratio']:.2f}x); "
                   f"no-change run wrote {r['nochange_written'] or 0}", flush=True)
             # Golioth's live cursor is a time (the pull's start): it moves every run, 1 row.
+            # Procore stamps each connection's last_sync_at (`procore list`), 1 row per connection.
             data_written = {t: n for t, n in r["nochange_written"].items()
-                            if not (name == "golioth" and t == "sync_state" and n == 1)}
+                            if not (name == "golioth" and t == "sync_state" and n == 1)
+                            and not (name == "procore" and t == "procore_connections" and n == size)}
             if data_written:
                 failures.append(f"{name}: a run with no change wrote {data_written}")
             if not r["dagster_ok"]:

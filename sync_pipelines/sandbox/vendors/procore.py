@@ -24,7 +24,9 @@ refresh token is used up: the next refresh is ``invalid_grant``), ``token_delay`
 connection), ``overload`` {times, retry_after} (503 with Retry-After), ``touch_rfi`` {id},
 ``touch_project`` {id}, ``add_rfi`` {project_id}, ``delete_rfi`` {id}, ``delete_project``
 {id}, ``project_access`` {user_id, projects} (the user sees only these projects of its
-companies; ``null``: all of them, the default), ``client_secret`` {value}, ``stats``.
+companies; ``null``: all of them, the default), ``client_secret`` {value}, ``stats``,
+``seed_connections`` {count, projects, rfis} (``count`` more users, each in a company of its
+own with ``projects`` projects and ``rfis`` RFIs over them: the benchmarks' sizing).
 """
 
 from __future__ import annotations
@@ -118,6 +120,21 @@ class ProcoreVendor(SandboxVendor):
             added.append(user_id)
         return added
 
+    def _seed_connections(self, count: int, projects: int, rfis: int) -> list[str]:
+        """Users in companies of their own (ids from 20001), each company with ``projects``
+        projects and ``rfis`` RFIs dealt over them, stamped over the 30 days before now."""
+        rng = random.Random(len(self.users))
+        now = self.clock.now().replace(microsecond=0)
+        added = self._add_users(count)
+        for user_id in added:
+            company_id = 20000 + len(self.companies) + 1
+            self.companies[company_id] = {"id": company_id, "name": f"Company {company_id}", "is_active": True}
+            self.users[user_id]["companies"] = [company_id]
+            own = [self._add_project(company_id, now - dt.timedelta(days=30), rng)["id"] for _ in range(max(1, projects))]
+            for n in range(rfis):
+                self._add_rfi(own[n % len(own)], now - dt.timedelta(seconds=rng.randint(60, 30 * 86400)), rng)
+        return added
+
     def _add_project(self, company_id: int, ts: dt.datetime, rng: random.Random) -> dict[str, Any]:
         pid = self.next_project_id
         self.next_project_id += 1
@@ -178,6 +195,9 @@ class ProcoreVendor(SandboxVendor):
         user = payload.get("user_id")
         if action == "add_users":
             return self._add_users(int(payload.get("count", 1)))
+        if action == "seed_connections":
+            return self._seed_connections(int(payload["count"]), int(payload.get("projects", 1)),
+                                          int(payload.get("rfis", 0)))
         if action == "rate_limits":
             self.hourly_limit = int(payload.get("hourly", self.hourly_limit))
             self.spike_limit = int(payload.get("spike", self.spike_limit))
