@@ -7,6 +7,7 @@ story: ``sync_pipelines/procore/README.md``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.http_client import VendorHTTPError
-from sync_pipelines.kit import Cursor, SyncReport, land_batch, metric
+from sync_pipelines.kit import Cursor, Reject, SyncReport, land_batch, metric
 from sync_pipelines.procore.client import ProcoreClient, RateBudgetSpent
 from sync_pipelines.procore.connections import DISCONNECTED
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
 from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
+from sync_pipelines.warehouse.engine import dumps
 
 LISTINGS = "procore_project_listings"  # (project, connection) pairs: who lists which project
 
@@ -67,90 +69,157 @@ def _since(cursor: str | None, scope: SyncScope) -> str | None:
     return start.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _land_listing(
-    warehouse: Warehouse, client_pages: Iterable[list[dict]], spec: EntitySpec, cursor_entity: str,
-    parent: dict[str, Any], report: ProcoreSyncReport,
-    with_page: Callable[[WarehouseTransaction, list[dict]], None] | None = None,
-) -> tuple[set[int], str | None]:
-    """Upsert every page of one listing; its cursor commits with the last page."""
-    seen: set[int] = set()
-    newest: str | None = warehouse.get_cursor(SOURCE, cursor_entity)
-    set_aside = 0
-    pages = iter(client_pages)
-    page = next(pages, None)
-    while page is not None:
-        following = next(pages, None)  # read ahead: the last page's transaction carries the cursor
-        rows, rejects = spec.rows(page, parent)
-        rows.sort(key=lambda row: row["id"])  # one lock order for runs of two users of one company
-        seen.update(row["id"] for row in rows)
-        stamps = [r["updated_at"].strftime("%Y-%m-%dT%H:%M:%SZ") for r in rows if r["updated_at"]]
-        newest = max([v for v in (newest, *stamps) if v], default=None)
-        set_aside += len(rejects)
+# Rows of a step's listings landed per transaction: many small listings (a connection's
+# projects' RFIs) share one, a large listing is still cut into bounded batches.
+FLUSH_ROWS = 1000
+
+
+def _stamp_text(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _Lander:
+    """The pages of one step's listings, landed a transaction per ``FLUSH_ROWS`` rows and at the
+    end. A listing's cursor commits with (or after) its last rows, so a run stopped midway
+    re-reads an unfinished listing and never skips a record; a cursor that did not move is not
+    written. ``cursors``: the step's stored cursors (read once, :func:`_read_cursors`)."""
+
+    def __init__(
+        self, warehouse: Warehouse, spec: EntitySpec, report: ProcoreSyncReport, cursors: dict[str, Any], *,
+        links: Callable[[dict, list[dict]], list[dict]] | None = None,
+        mark_deleted: Callable[[WarehouseTransaction, list[tuple[dict, set[int]]]], int] | None = None,
+    ):
+        self.warehouse, self.spec, self.report, self.cursors = warehouse, spec, report, cursors
+        self.links = links  # (parent, rows) -> procore_project_listings rows, written with the rows
+        self.mark_deleted = mark_deleted  # full mode: (tx, [(parent, ids listed)]) -> rows marked
+        self._clear()
+
+    def _clear(self) -> None:
+        self.rows: dict[int, dict] = {}  # by id: a record repeated across pages lands once, as last read
+        self.rejects: list[Reject] = []
+        self.link_rows: dict[int, dict] = {}
+        self.new_cursors: dict[str, Any] = {}
+        self.completed: list[tuple[dict, set[int]]] = []
+
+    def listing(self, pages: Iterable[list[dict]], cursor_entity: str, parent: dict[str, Any]) -> None:
+        """Read one listing to its end (its rows land with later flushes)."""
+        seen: set[int] = set()
+        newest: str | None = self.cursors.get(cursor_entity)
+        set_aside = 0
+        for page in pages:
+            rows, rejects = self.spec.rows(page, parent)
+            stamps = [r["updated_at"] for r in rows if r["updated_at"]]
+            if stamps:
+                newest = max(filter(None, (newest, _stamp_text(max(stamps)))))
+            for row in rows:
+                self.rows[row["id"]] = row
+            seen.update(row["id"] for row in rows)
+            if self.links is not None:
+                self.link_rows.update((link["project_id"], link) for link in self.links(parent, rows))
+            set_aside += len(rejects)
+            self.rejects += rejects
+            self.report.fetched += len(page)
+            self.report.add_reject_samples(f"{r.key}: {r.reason}" for r in rejects)
+            if len(self.rows) >= FLUSH_ROWS:
+                self.flush()
+        self.report.listings += 1
         # A listing that set a record aside keeps its cursor: the next run reads it again (free
         # for the rest: unchanged rows are not written), so the record lands once it is fixed.
-        last = following is None and newest is not None and not set_aside
-        with warehouse.transaction() as tx:
+        if newest is not None and not set_aside and newest != self.cursors.get(cursor_entity):
+            self.new_cursors[cursor_entity] = newest
+        if self.mark_deleted is not None:
+            self.completed.append((parent, seen))
+
+    def flush(self) -> None:
+        if not (self.rows or self.rejects or self.new_cursors or self.completed):
+            return
+        rows = sorted(self.rows.values(), key=lambda row: row["id"])  # one lock order for runs of two users
+        with self.warehouse.transaction() as tx:
             landing = land_batch(
-                tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=[r["id"] for r in rows],
-                rejects=rejects, cursor=Cursor(cursor_entity, newest) if last else None,
-                upsert_options={"key": ("id",)},
+                tx, self.spec.table, rows, source=SOURCE, entity=self.spec.entity, landed_keys=list(self.rows),
+                rejects=self.rejects, upsert_options={"key": ("id",)},
             )
-            if with_page is not None:
-                with_page(tx, rows)
-        report.fetched += len(page)
-        report.counts += landing.counts
-        report.rejected += landing.rejected
-        report.add_reject_samples(f"{r.key}: {r.reason}" for r in rejects)
-        page = following
-    report.listings += 1
-    return seen, newest
+            if self.link_rows:
+                tx.upsert(LISTINGS, [self.link_rows[k] for k in sorted(self.link_rows)], key=("project_id", "user_id"),
+                          insert_only=("first_listed_at",), stamp_column=None)
+            deleted = self.mark_deleted(tx, self.completed) if self.completed else 0
+            _store_cursors(tx, self.new_cursors)
+        self.report.counts += landing.counts
+        self.report.rejected += landing.rejected
+        self.report.deleted += deleted
+        self.cursors.update(self.new_cursors)
+        self._clear()
 
 
-def _mark_deleted(warehouse: Warehouse, table: str, parent_column: str, parent_id: int, seen: set[int]) -> int:
-    """A full listing of a parent this connection sees completed (RFIs: a user who sees a project
-    sees its RFI list): rows of that parent Procore no longer returns get ``deleted_at``."""
-    t = warehouse.table(table)
-    with warehouse.transaction() as tx:
-        live = set(tx.conn.execute(
-            sa.select(t.c.id).where(t.c[parent_column] == parent_id, t.c.deleted_at.is_(None))
-        ).scalars())
-        gone = sorted(live - seen)
-        now = utcnow()
-        for chunk in chunked(gone):
-            tx.conn.execute(t.update().where(t.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
+def _read_cursors(warehouse: Warehouse, entities: list[str]) -> dict[str, Any]:
+    """Stored cursors of ``entities`` (absent ones left out), in one query per chunk."""
+    state = warehouse.table("sync_state")
+    found: dict[str, Any] = {}
+    with warehouse.engine.connect() as conn:
+        for chunk in chunked(entities):
+            query = sa.select(state.c.entity, state.c.cursor).where(state.c.source == SOURCE, state.c.entity.in_(chunk))
+            found.update((entity, json.loads(raw)) for entity, raw in conn.execute(query) if raw is not None)
+    return found
+
+
+def _store_cursors(tx: WarehouseTransaction, cursors: dict[str, Any]) -> None:
+    """Several cursors in one upsert (``set_cursor``'s rows), in this transaction."""
+    if cursors:
+        rows = [{"source": SOURCE, "entity": entity, "cursor": dumps(cursors[entity]), "run_id": None}
+                for entity in sorted(cursors)]
+        tx.upsert("sync_state", rows, compare_exclude=("run_id",))
+
+
+def _mark_rfis_deleted(tx: WarehouseTransaction, completed: list[tuple[dict, set[int]]]) -> int:
+    """Full listings of projects this connection sees completed (a user who sees a project sees
+    its RFI list): RFIs of those projects Procore no longer returns get ``deleted_at``."""
+    t = tx.table(RFIS.table)
+    listed = {parent["project_id"]: seen for parent, seen in completed}
+    gone: list[int] = []
+    for chunk in chunked(sorted(listed)):
+        live = tx.conn.execute(sa.select(t.c.id, t.c.project_id).where(t.c.project_id.in_(chunk), t.c.deleted_at.is_(None)))
+        gone += [rfi for rfi, project in live if rfi not in listed[project]]
+    now = utcnow()
+    for chunk in chunked(sorted(gone)):
+        tx.conn.execute(t.update().where(t.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
     return len(gone)
 
 
-def _record_listed(scope: SyncScope, company_id: int) -> Callable[[WarehouseTransaction, list[dict]], None]:
-    """Link each listed project to this connection, with the page (existing links are not rewritten)."""
-    def record(tx: WarehouseTransaction, rows: list[dict]) -> None:
-        links = [{"project_id": r["id"], "user_id": scope.user_id, "company_id": company_id, "first_listed_at": utcnow()}
-                 for r in rows]
-        tx.upsert(LISTINGS, links, key=("project_id", "user_id"), insert_only=("first_listed_at",), stamp_column=None)
-    return record
+def _listing_links(scope: SyncScope) -> Callable[[dict, list[dict]], list[dict]]:
+    """Each listed project linked to this connection (existing links are not rewritten)."""
+    def links(parent: dict, rows: list[dict]) -> list[dict]:
+        now = utcnow()
+        return [{"project_id": r["id"], "user_id": scope.user_id, "company_id": parent["company_id"],
+                 "first_listed_at": now} for r in rows]
+    return links
 
 
-def _mark_projects_deleted(warehouse: Warehouse, scope: SyncScope, company_id: int, seen: set[int]) -> int:
+def _projects_deleted(scope: SyncScope) -> Callable[[WarehouseTransaction, list[tuple[dict, set[int]]]], int]:
+    def mark(tx: WarehouseTransaction, completed: list[tuple[dict, set[int]]]) -> int:
+        return sum(_mark_projects_deleted(tx, scope, parent["company_id"], seen) for parent, seen in completed)
+    return mark
+
+
+def _mark_projects_deleted(tx: WarehouseTransaction, scope: SyncScope, company_id: int, seen: set[int]) -> int:
     """A full listing of one company completed: this connection's links to projects it no longer
     lists go, then projects of the company no connection (but a disconnected one) lists get
     ``deleted_at``. Users see different projects, so one user's listing alone proves nothing."""
-    links, projects = warehouse.table(LISTINGS), warehouse.table(PROJECTS.table)
-    connections = warehouse.table("procore_connections")
-    with warehouse.transaction() as tx:
-        listed_before = set(tx.conn.execute(sa.select(links.c.project_id).where(
-            links.c.user_id == scope.user_id, links.c.company_id == company_id)).scalars())
-        for chunk in chunked(sorted(listed_before - seen)):
-            tx.conn.execute(links.delete().where(links.c.user_id == scope.user_id, links.c.project_id.in_(chunk)))
-        still_listed = sa.exists().where(
-            links.c.project_id == projects.c.id, links.c.user_id == connections.c.user_id,
-            connections.c.status != DISCONNECTED,
-        )
-        live = set(tx.conn.execute(sa.select(projects.c.id).where(
-            projects.c.company_id == company_id, projects.c.deleted_at.is_(None), ~still_listed)).scalars())
-        gone = sorted(live - seen)
-        now = utcnow()
-        for chunk in chunked(gone):
-            tx.conn.execute(projects.update().where(projects.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
+    links, projects = tx.table(LISTINGS), tx.table(PROJECTS.table)
+    connections = tx.table("procore_connections")
+    listed_before = set(tx.conn.execute(sa.select(links.c.project_id).where(
+        links.c.user_id == scope.user_id, links.c.company_id == company_id)).scalars())
+    for chunk in chunked(sorted(listed_before - seen)):
+        tx.conn.execute(links.delete().where(links.c.user_id == scope.user_id, links.c.project_id.in_(chunk)))
+    still_listed = sa.exists().where(
+        links.c.project_id == projects.c.id, links.c.user_id == connections.c.user_id,
+        connections.c.status != DISCONNECTED,
+    )
+    live = set(tx.conn.execute(sa.select(projects.c.id).where(
+        projects.c.company_id == company_id, projects.c.deleted_at.is_(None), ~still_listed)).scalars())
+    gone = sorted(live - seen)
+    now = utcnow()
+    for chunk in chunked(gone):
+        tx.conn.execute(projects.update().where(projects.c.id.in_(chunk)).values(deleted_at=now, synced_at=now))
     return len(gone)
 
 
@@ -165,10 +234,12 @@ def sync_companies(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope
     rows, rejects = COMPANIES.rows(records, {})
     rows.sort(key=lambda row: row["id"])
     wanted = sorted(r["id"] for r in rows if scope.company_id in (None, r["id"]))
+    cursor_entity = _entity("companies", scope.user_id)
+    moved = warehouse.get_cursor(SOURCE, cursor_entity) != wanted  # an unchanged cursor is not rewritten
     with warehouse.transaction() as tx:
         landing = land_batch(
             tx, COMPANIES.table, rows, source=SOURCE, entity=COMPANIES.entity, landed_keys=[r["id"] for r in rows],
-            rejects=rejects, cursor=Cursor(_entity("companies", scope.user_id), wanted), upsert_options={"key": ("id",)},
+            rejects=rejects, cursor=Cursor(cursor_entity, wanted) if moved else None, upsert_options={"key": ("id",)},
         )
     report.fetched, report.counts, report.rejected, report.listings = len(records), landing.counts, landing.rejected, 1
     report.add_reject_samples(f"{r.key}: {r.reason}" for r in rejects)
@@ -184,17 +255,18 @@ def company_ids(warehouse: Warehouse, scope: SyncScope) -> list[int]:
 def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
     report = ProcoreSyncReport("projects", scope.mode)
     companies = company_ids(warehouse, scope)
+    entities = {company_id: _entity("projects", scope.user_id, company_id) for company_id in companies}
+    cursors = _read_cursors(warehouse, list(entities.values()))
+    lander = _Lander(warehouse, PROJECTS, report, cursors, links=_listing_links(scope),
+                     mark_deleted=_projects_deleted(scope) if scope.full else None)
     for index, company_id in enumerate(companies):
-        cursor_entity = _entity("projects", scope.user_id, company_id)
         try:
-            pages = client.projects(company_id, _since(warehouse.get_cursor(SOURCE, cursor_entity), scope))
-            seen, _ = _land_listing(warehouse, pages, PROJECTS, cursor_entity, {"company_id": company_id}, report,
-                                    with_page=_record_listed(scope, company_id))
+            pages = client.projects(company_id, _since(cursors.get(entities[company_id]), scope))
+            lander.listing(pages, entities[company_id], {"company_id": company_id})
         except RateBudgetSpent as spent:
             report.stop_for_budget(spent, companies[index:])
-            return report
-        if scope.full:
-            report.deleted += _mark_projects_deleted(warehouse, scope, company_id, seen)
+            break
+    lander.flush()
     return report
 
 
@@ -214,12 +286,14 @@ def _projects_to_sync(warehouse: Warehouse, scope: SyncScope, companies: list[in
 def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
     report = ProcoreSyncReport("rfis", scope.mode)
     todo = _projects_to_sync(warehouse, scope, company_ids(warehouse, scope))
+    backlog_entity = _entity("rfis_backlog", scope.user_id)
+    entities = {project_id: _entity("rfis", scope.user_id, project_id) for _, project_id in todo}
+    cursors = _read_cursors(warehouse, [*entities.values(), backlog_entity])
+    lander = _Lander(warehouse, RFIS, report, cursors, mark_deleted=_mark_rfis_deleted if scope.full else None)
     for index, (company_id, project_id) in enumerate(todo):
-        cursor_entity = _entity("rfis", scope.user_id, project_id)
         try:
-            pages = client.rfis(company_id, project_id, _since(warehouse.get_cursor(SOURCE, cursor_entity), scope))
-            parent = {"company_id": company_id, "project_id": project_id}
-            seen, _ = _land_listing(warehouse, pages, RFIS, cursor_entity, parent, report)
+            pages = client.rfis(company_id, project_id, _since(cursors.get(entities[project_id]), scope))
+            lander.listing(pages, entities[project_id], {"company_id": company_id, "project_id": project_id})
         except RateBudgetSpent as spent:
             report.stop_for_budget(spent, [p for _, p in todo[index:]])
             break
@@ -227,8 +301,7 @@ def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> 
             if exc.status != 404:
                 raise
             continue  # the project went away since the projects step; a full run marks it
-        if scope.full:
-            report.deleted += _mark_deleted(warehouse, RFIS.table, "project_id", project_id, seen)
-    with warehouse.transaction() as tx:
-        tx.set_cursor(SOURCE, _entity("rfis_backlog", scope.user_id), report.backlog)
+    if cursors.get(backlog_entity) != report.backlog:
+        lander.new_cursors[backlog_entity] = report.backlog
+    lander.flush()
     return report
