@@ -101,6 +101,6 @@ class GoliothClient(VendorClient):
 
 
 def _record_keys(body: dict[str, Any]) -> list[str]:
-    """What tells two pages apart: device ids, or each stream record's time and fields."""
-    return [str(r.get("id") or (r.get("time"), tuple(sorted(r)))) if isinstance(r, dict) else repr(r)
-            for r in body["list"]]
+    """What tells two pages apart: device ids, or each stream record's time and fields
+    (as the answer orders them: a page served again comes in the same order)."""
+    return [(r.get("id") or r.get("time"), *r) if isinstance(r, dict) else repr(r) for r in body["list"]]

@@ -18,6 +18,8 @@ from sync_pipelines.kit import RecordError
 STREAM_META_FIELDS = ("time", "deviceId")
 CE_TYPE_PREFIX = "io.golioth.data.v1/.s"
 _FRACTION = re.compile(r"(\.\d+)")
+# The part of a time below the precision, by its microseconds (a subtraction is 7x a replace's speed).
+_BELOW_PRECISION = tuple(dt.timedelta(microseconds=us) for us in range(TS_PRECISION_US))
 
 
 class PointError(RecordError):
@@ -29,24 +31,34 @@ def parse_time(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, str) and value.strip():
-        text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-        # Python reads at most microseconds; nanoseconds are cut (the precision is ms anyway)
-        text = _FRACTION.sub(lambda m: m.group(1)[:7], text, count=1)
         try:
-            parsed = dt.datetime.fromisoformat(text)
+            # The usual shape read in C at once (Python 3.11+ takes Z and cuts nanoseconds too).
+            parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise PointError(f"not an RFC 3339 time: {value!r}") from None
+            parsed = _parse_time_text(value)
     else:
         raise PointError(f"not an RFC 3339 time: {value!r}")
+    if parsed.tzinfo is dt.timezone.utc:
+        return parsed
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return parsed.astimezone(dt.timezone.utc)
 
 
+def _parse_time_text(value: str) -> dt.datetime:
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    # Python reads at most microseconds; nanoseconds are cut (the precision is ms anyway)
+    text = _FRACTION.sub(lambda m: m.group(1)[:7], text, count=1)
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise PointError(f"not an RFC 3339 time: {value!r}") from None
+
+
 def normalize_ts(value: Any) -> dt.datetime:
     """A point's identity time: UTC, truncated to the telemetry precision (milliseconds)."""
     parsed = parse_time(value)
-    return parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % TS_PRECISION_US)
+    return parsed - _BELOW_PRECISION[parsed.microsecond % TS_PRECISION_US]
 
 
 def optional_time(value: Any) -> dt.datetime | None:
@@ -94,10 +106,15 @@ def points_from_stream_record(record: dict[str, Any], device_id: str) -> list[Po
     """One LightDB Stream record (``{"time", "deviceId", <path>: <value>...}``) as points."""
     if not isinstance(record, dict) or "time" not in record:
         raise PointError("stream record without a time")
-    data = {k: v for k, v in record.items() if k not in STREAM_META_FIELDS}
+    data = [(k, v) for k, v in record.items() if k not in STREAM_META_FIELDS]
     if not data:
         return []
-    return points_from_message(str(record.get("deviceId") or device_id), record["time"], "", data)
+    # A message to the stream root, as points_from_message reads it (inline: once per record).
+    device = str(record.get("deviceId") or device_id)
+    if not device:
+        raise PointError("no device id")
+    ts = normalize_ts(record["time"])
+    return [Point(device, ts, str(k), v) for k, v in sorted(data)]
 
 
 def path_from_event_type(event_type: str) -> str:

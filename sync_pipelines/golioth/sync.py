@@ -275,7 +275,10 @@ def _rows(points: list[Point], integration_id: str | None, project_id: str, via:
 
 
 def _newest(newest: dt.datetime | None, points: list[Point]) -> dt.datetime | None:
-    return max([p.ts for p in points] + ([newest] if newest else []), default=None)
+    for point in points:
+        if newest is None or point.ts > newest:
+            newest = point.ts
+    return newest
 
 
 def cursor_entity(integration_id: str) -> str:
