@@ -288,7 +288,8 @@ def cursor_entity(integration_id: str) -> str:
 def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothClient, report: GoliothReport,
               *, initial_lookback: dt.timedelta = dt.timedelta(days=1), run_id: str | None = None) -> dt.datetime:
     """Devices, then telemetry from the cursor (minus the overlap) on; the cursor moves to the
-    pull's start time only after every device's points are committed. Returns the new cursor.
+    newest point seen (at most the pull's start) only after every device's points are
+    committed, so a pull that finds nothing new writes nothing. Returns the cursor.
 
     The stream is read up to :data:`FUTURE_ALLOWANCE` past now: a device whose clock runs
     ahead stamps points "in the future", and they are stored now rather than one run later."""
@@ -297,11 +298,18 @@ def live_pull(warehouse: Warehouse, integration: Integration, client: GoliothCli
     cursor = dt.datetime.fromisoformat(raw) if raw else None
     start = cursor - DEFAULT_OVERLAP if cursor else end - initial_lookback
     devices = sync_devices(warehouse, integration, client, report)
+    earlier, report.newest_point = report.newest_point, None  # this integration's newest only
     pull_points(warehouse, integration, client, devices, (start, end + FUTURE_ALLOWANCE), report)
     reread_rejects(warehouse, integration, client, devices, report, seen_before=end)
-    with warehouse.transaction() as tx:
-        tx.set_cursor(SOURCE, cursor_entity(integration.id), end.isoformat(), run_id=run_id)
-    return end
+    seen = report.newest_point
+    report.newest_point = max(t for t in (earlier, seen) if t) if (earlier or seen) else None
+    # A bookmark, never past the pull's start (a device clock running ahead) nor backwards.
+    newest = min(seen, end) if seen else None
+    moved = max(t for t in (cursor, newest) if t) if (cursor or newest) else end
+    if moved != cursor:
+        with warehouse.transaction() as tx:
+            tx.set_cursor(SOURCE, cursor_entity(integration.id), moved.isoformat(), run_id=run_id)
+    return moved
 
 
 def backfill(warehouse: Warehouse, integration: Integration, client: GoliothClient,

@@ -253,3 +253,22 @@ def test_a_record_spoiled_once_is_healed_by_the_next_pull_one_always_spoiled_sta
     assert once not in still and first - {once} <= still  # the always-spoiled ones stay open
     landed = {k for k in golioth.keys() if k[0] == healed}
     assert landed >= {k for k in golioth.sandbox_keys(since=since) if k[0] == healed}
+
+
+def test_the_live_cursor_is_the_newest_point_seen_and_a_pull_finding_nothing_new_writes_none(golioth, warehouse):
+    golioth.add("acme")
+    started = utcnow()
+    golioth.sync()
+    cursor = dt.datetime.fromisoformat(warehouse.get_cursor("golioth", cursor_entity("acme")))
+    newest = max(ts if ts.tzinfo else ts.replace(tzinfo=dt.timezone.utc) for _, ts, _ in golioth.keys())
+    assert cursor == newest or newest > cursor >= started  # (a clock ahead: capped at the pull's start)
+    with warehouse.engine.connect() as conn:
+        synced_before = conn.exec_driver_sql("SELECT synced_at FROM sync_state WHERE source = 'golioth'").scalar_one()
+    assert golioth.sync().success  # nothing new: the cursor row is not written
+    with warehouse.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT synced_at FROM sync_state WHERE source = 'golioth'").scalar_one() == synced_before
+    assert warehouse.get_cursor("golioth", cursor_entity("acme")) == cursor.isoformat()
+    golioth.control("emit", count=2, devices=2)  # new points: the bookmark follows them
+    golioth.sync()
+    moved = dt.datetime.fromisoformat(warehouse.get_cursor("golioth", cursor_entity("acme")))
+    assert cursor < moved <= utcnow()
