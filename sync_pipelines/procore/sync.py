@@ -7,7 +7,6 @@ story: ``sync_pipelines/procore/README.md``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,6 @@ from sync_pipelines.procore.connections import DISCONNECTED
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
 from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
-from sync_pipelines.warehouse.engine import dumps
 
 LISTINGS = "procore_project_listings"  # (project, connection) pairs: who lists which project
 
@@ -82,7 +80,7 @@ class _Lander:
     """The pages of one step's listings, landed a transaction per ``FLUSH_ROWS`` rows and at the
     end. A listing's cursor commits with (or after) its last rows, so a run stopped midway
     re-reads an unfinished listing and never skips a record; a cursor that did not move is not
-    written. ``cursors``: the step's stored cursors (read once, :func:`_read_cursors`)."""
+    written. ``cursors``: the step's stored cursors (read once, ``Warehouse.get_cursors``)."""
 
     def __init__(
         self, warehouse: Warehouse, spec: EntitySpec, report: ProcoreSyncReport, cursors: dict[str, Any], *,
@@ -143,31 +141,12 @@ class _Lander:
                 tx.upsert(LISTINGS, [self.link_rows[k] for k in sorted(self.link_rows)], key=("project_id", "user_id"),
                           insert_only=("first_listed_at",), stamp_column=None)
             deleted = self.mark_deleted(tx, self.completed) if self.completed else 0
-            _store_cursors(tx, self.new_cursors)
+            tx.set_cursors(SOURCE, self.new_cursors)
         self.report.counts += landing.counts
         self.report.rejected += landing.rejected
         self.report.deleted += deleted
         self.cursors.update(self.new_cursors)
         self._clear()
-
-
-def _read_cursors(warehouse: Warehouse, entities: list[str]) -> dict[str, Any]:
-    """Stored cursors of ``entities`` (absent ones left out), in one query per chunk."""
-    state = warehouse.table("sync_state")
-    found: dict[str, Any] = {}
-    with warehouse.engine.connect() as conn:
-        for chunk in chunked(entities):
-            query = sa.select(state.c.entity, state.c.cursor).where(state.c.source == SOURCE, state.c.entity.in_(chunk))
-            found.update((entity, json.loads(raw)) for entity, raw in conn.execute(query) if raw is not None)
-    return found
-
-
-def _store_cursors(tx: WarehouseTransaction, cursors: dict[str, Any]) -> None:
-    """Several cursors in one upsert (``set_cursor``'s rows), in this transaction."""
-    if cursors:
-        rows = [{"source": SOURCE, "entity": entity, "cursor": dumps(cursors[entity]), "run_id": None}
-                for entity in sorted(cursors)]
-        tx.upsert("sync_state", rows, compare_exclude=("run_id",))
 
 
 def _mark_rfis_deleted(tx: WarehouseTransaction, completed: list[tuple[dict, set[int]]]) -> int:
@@ -256,7 +235,7 @@ def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope)
     report = ProcoreSyncReport("projects", scope.mode)
     companies = company_ids(warehouse, scope)
     entities = {company_id: _entity("projects", scope.user_id, company_id) for company_id in companies}
-    cursors = _read_cursors(warehouse, list(entities.values()))
+    cursors = warehouse.get_cursors(SOURCE, list(entities.values()))
     lander = _Lander(warehouse, PROJECTS, report, cursors, links=_listing_links(scope),
                      mark_deleted=_projects_deleted(scope) if scope.full else None)
     for index, company_id in enumerate(companies):
@@ -288,7 +267,7 @@ def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> 
     todo = _projects_to_sync(warehouse, scope, company_ids(warehouse, scope))
     backlog_entity = _entity("rfis_backlog", scope.user_id)
     entities = {project_id: _entity("rfis", scope.user_id, project_id) for _, project_id in todo}
-    cursors = _read_cursors(warehouse, [*entities.values(), backlog_entity])
+    cursors = warehouse.get_cursors(SOURCE, [*entities.values(), backlog_entity])
     lander = _Lander(warehouse, RFIS, report, cursors, mark_deleted=_mark_rfis_deleted if scope.full else None)
     for index, (company_id, project_id) in enumerate(todo):
         try:

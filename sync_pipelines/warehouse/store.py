@@ -119,11 +119,13 @@ class WarehouseTransaction:
 
     def set_cursor(self, source: str, entity: str, value: Any, run_id: str | None = None) -> None:
         """Advance a cursor in this transaction, so it commits with the batch it covers."""
-        self.upsert(
-            "sync_state",
-            [{"source": source, "entity": entity, "cursor": dumps(value), "run_id": run_id}],
-            compare_exclude=("run_id",),
-        )
+        self.set_cursors(source, {entity: value}, run_id=run_id)
+
+    def set_cursors(self, source: str, values: dict[str, Any], run_id: str | None = None) -> None:
+        """Several cursors of ``source`` (entity -> value) in one upsert, in this transaction."""
+        if values:
+            rows = [{"source": source, "entity": e, "cursor": dumps(values[e]), "run_id": run_id} for e in sorted(values)]
+            self.upsert("sync_state", rows, compare_exclude=("run_id",))
 
     # -- rejects ------------------------------------------------------------------------
 
@@ -317,6 +319,18 @@ class Warehouse:
         with self._wrap_errors("reading"):
             with self.engine.connect() as conn:
                 return WarehouseTransaction(self, conn).get_cursor(source, entity)
+
+    def get_cursors(self, source: str, entities: list[str]) -> dict[str, Any]:
+        """Cursors of ``entities`` as last committed (absent ones left out), a query per chunk."""
+        state = self.table("sync_state")
+        found: dict[str, Any] = {}
+        with self._wrap_errors("reading"), self.engine.connect() as conn:
+            for chunk in chunked(entities):
+                query = sa.select(state.c.entity, state.c.cursor).where(
+                    state.c.source == source, state.c.entity.in_(chunk)
+                )
+                found.update((entity, json.loads(raw)) for entity, raw in conn.execute(query) if raw is not None)
+        return found
 
     def count(self, table: str, **equal_to: Any) -> int:
         """Rows of ``table`` whose columns equal ``equal_to`` (all rows when none is given)."""
