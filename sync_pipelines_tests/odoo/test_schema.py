@@ -1,4 +1,4 @@
-"""Odoo schema: the indexes the lines sync relies on, fresh and upgraded, on SQLite and Postgres."""
+"""Odoo schema: the lookup indexes the syncs rely on, fresh and upgraded, on SQLite and Postgres."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import sqlalchemy as sa
 from sync_pipelines.warehouse import migrate
 from sync_pipelines.warehouse.engine import create_warehouse_engine
 
-# (table, columns) the lines sync looks rows up by: archived lines by order, orders by sync time
+# (table, columns) the syncs look rows up by: archived lines by order, orders by sync time,
+# live invoices by name (the duplicate-name check)
 LOOKUPS = {
     ("odoo_purchase_order_lines", ("order_id",)),
     ("odoo_purchase_order_lines_archive", ("order_id",)),
     ("odoo_purchase_orders", ("synced_at",)),
+    ("odoo_invoices", ("name",)),
 }
 
 
@@ -37,9 +39,10 @@ def test_an_upgrade_from_0004_adds_them_and_a_downgrade_removes_them(database_ur
     assert LOOKUPS - _indexed(engine) == {
         ("odoo_purchase_order_lines_archive", ("order_id",)),
         ("odoo_purchase_orders", ("synced_at",)),
+        ("odoo_invoices", ("name",)),
     }
     migrate.upgrade(engine)
-    assert "0005_odoo_line_parent_indexes" in migrate.current_revisions(engine)
+    assert "0009_odoo_invoice_name_index" in migrate.current_revisions(engine)
     assert LOOKUPS <= _indexed(engine)
     migrate.downgrade(engine, "0004_odoo_live_invoice_names")
     assert ("odoo_purchase_order_lines", ("order_id",)) in _indexed(engine)
