@@ -545,7 +545,7 @@ def main() -> int:
     parser.add_argument("--procore-expired", action="store_true",
                         help="Procore: every access token expired before the syncs (one refresh per connection)")
     parser.add_argument("--rss-small", type=float, help="the small RSS size as a share of the large "
-                        "(default: the issue's, 1% for Golioth, 10% for cars)")
+                        "(default: the issue's, 1%% for Golioth, 10%% for cars)")
     parser.add_argument("--no-rss", action="store_true")
     parser.add_argument("--rss-only", action="store_true", help="only the memory measurements")
     parser.add_argument("--no-dagster", action="store_true", help="skip the runs through Dagster (smoke test)")
