@@ -9,10 +9,12 @@ over models. Environment variables are read at call time, never at import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from sync_pipelines.odoo.invoice_names import UniqueInvoiceNames
 from sync_pipelines.odoo.models import (
     Column,
+    Filler,
     Many2one,
     Required,
     boolean,
@@ -23,6 +25,7 @@ from sync_pipelines.odoo.models import (
     field_names,
     money,
     quantity,
+    row_fillers,
     text,
 )
 from sync_pipelines.odoo.rules import NO_RULES, ModelRules
@@ -69,6 +72,11 @@ class ModelSpec:
     def fields(self) -> tuple[str, ...]:
         """Fields read with search_read (id comes with every record)."""
         return field_names(self.columns)
+
+    @cached_property
+    def fillers(self) -> tuple[Filler, ...]:
+        """The columns' fillers, built once (models.map_record)."""
+        return row_fillers(self.columns)
 
     @property
     def asset_name(self) -> str:

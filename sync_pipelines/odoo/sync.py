@@ -104,8 +104,9 @@ def _not_read_yet(versions: dict[int, str], record: Any) -> bool:
 
 
 def _record_id(record: Any) -> int | None:
-    key = record_key(record)
-    return int(key) if key.isdigit() else None
+    """The id a digit-only record_key stands for (``int(record_key(record))``), else None."""
+    rid = record.get("id") if isinstance(record, dict) else None
+    return rid if isinstance(rid, int) and rid.__class__ is not bool and rid >= 0 else None
 
 
 def sync_entity(
@@ -159,7 +160,7 @@ def _read_batches(
     ):
         # The reject retry may have just read some of these: the same version again is not
         # processed or counted twice. Only those few records are fingerprinted.
-        fresh = [r for r in batch if _not_read_yet(report.versions, r)]
+        fresh = [r for r in batch if _not_read_yet(report.versions, r)] if report.versions else batch
         seen.update(rid for rid in map(_record_id, batch) if rid is not None)
         report.fetched += len(fresh)
         report.batches += 1
@@ -202,15 +203,15 @@ class ModelSyncRun:
         rows: list[dict[str, Any]] = []
         rejects: list[Reject] = []
         for record in batch:
-            key = record_key(record)
-            if key.isdigit():
-                seen.add(int(key))
+            rid = _record_id(record)
+            if rid is not None:
+                seen.add(rid)
                 # judged afresh by this version (a refusal recorded earlier no longer applies)
-                report.refused_names.pop(int(key), None)
+                report.refused_names.pop(rid, None)
             try:
                 rows.append(map_record(spec, record))
             except RecordError as exc:
-                rejects.append(Reject(key, f"malformed record: {exc}", record))
+                rejects.append(Reject(record_key(record), f"malformed record: {exc}", record))
         rows, unarchive = _without_unchanged_archived(tx, spec, rows, report)
         if rows:
             rows, refused = spec.rules.screen_batch(tx, self, rows)
