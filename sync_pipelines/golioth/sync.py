@@ -185,7 +185,7 @@ def pull_points(
 
 # Points per transaction: memory stays flat however long a device's history (points are
 # insert-if-new, so a batch committed before a failure is simply a duplicate next time).
-STREAM_BATCH_POINTS = 10_000
+STREAM_BATCH_POINTS = 5_000
 
 
 def _read_stream(integration: Integration, client: GoliothClient, device_id: str,
