@@ -11,7 +11,8 @@ gone or the pid now belongs to a younger process; elsewhere its heartbeat is old
 :data:`HEARTBEAT_STALE_SECONDS`. A run with no stamp, or a fresh heartbeat, is never touched
 automatically. The failure is an ordinary run failure, so run retries and
 ``sync_failure_alert_sensor`` treat it like any other; ``run_health_sensor`` itself retries
-one the policy would retry but Dagster's daemon cannot (no code-location origin).
+one the policy would retry but Dagster's daemon cannot (no code-location origin), whichever
+healer failed it (tag ``sync_pipelines/worker_died``).
 
 Called at the start of every run (before any step waits on a pool, and again every
 :data:`BLOCKED_HEAL_SECONDS` while one waits), by ``run_health_sensor`` in the daemon, and by
@@ -27,6 +28,7 @@ import socket
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from dagster import (
     DagsterInstance,
@@ -37,7 +39,6 @@ from dagster import (
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
-    SkipReason,
     sensor,
 )
 from dagster._core.events import JobFailureData, RunFailureReason
@@ -67,6 +68,11 @@ HEARTBEAT_STALE_SECONDS = 90.0
 # A run waiting on a pool heals again this often (a dead run elsewhere goes stale meanwhile).
 BLOCKED_HEAL_SECONDS = 30.0
 WORKER_DIED = "Run worker died"
+# Set on a run failed here, whoever the healer, so run_health_sensor retries it even when a
+# run's start check or an operator failed it first.
+WORKER_DIED_TAG = "sync_pipelines/worker_died"
+# With no cursor yet (first tick), runs failed this recently are still retried.
+RETRY_LOOKBACK_SECONDS = 600.0
 IN_PROGRESS = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 
 
@@ -240,6 +246,7 @@ def heal_dead_runs(
             continue  # it ended meanwhile
         message = f"{WORKER_DIED}: {verdict.reason}. Marked failed by the {healer} on {socket.gethostname()}."
         log.warning("run %s (%s): %s", run.run_id, run.job_name, message)
+        instance.add_run_tags(run.run_id, {WORKER_DIED_TAG: "true"})
         instance.report_run_failed(
             current, message, JobFailureData(error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION)
         )
@@ -328,6 +335,17 @@ def retry_request(instance: DagsterInstance, run_id: str) -> RunRequest | None:
     )
 
 
+def _runs_failed_for_a_dead_worker(instance: DagsterInstance, cursor: str | None) -> tuple[list[str], str]:
+    """Runs failed here (by any healer) since ``cursor`` (a run update time), and the next cursor."""
+    after = float(cursor) if cursor else time.time() - RETRY_LOOKBACK_SECONDS
+    records = instance.get_run_records(filters=RunsFilter(
+        statuses=[DagsterRunStatus.FAILURE], tags={WORKER_DIED_TAG: "true"},
+        updated_after=datetime.fromtimestamp(after, timezone.utc),
+    ))
+    newest = max([after, *(r.update_timestamp.timestamp() for r in records)])
+    return [r.dagster_run.run_id for r in records], repr(newest)
+
+
 def build_run_health_sensor(jobs: Sequence) -> SensorDefinition:
     """``run_health_sensor``, able to retry a run of any of ``jobs`` (all the location's jobs)."""
 
@@ -341,16 +359,19 @@ def build_run_health_sensor(jobs: Sequence) -> SensorDefinition:
         default_status=DefaultSensorStatus.RUNNING,
         jobs=list(jobs),
     )
-    def run_health_sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    def run_health_sensor(context: SensorEvaluationContext) -> SensorResult:
         report = heal_dead_runs(context.instance, healer="daemon's run_health_sensor")
         done = [line for line in report.lines() if not line.startswith(("left", "held"))]
         for line in done:
             context.log.warning(line)
-        retries = [r for r in (retry_request(context.instance, run_id) for run_id, *_ in report.failed) if r]
+        died, cursor = _runs_failed_for_a_dead_worker(context.instance, context.cursor)
+        run_ids = dict.fromkeys([run_id for run_id, *_ in report.failed] + died)
+        retries = [r for r in (retry_request(context.instance, run_id) for run_id in run_ids) if r]
         for request in retries:
             context.log.warning(f"retrying run {request.tags[PARENT_RUN_ID_TAG]} ({request.job_name})")
         if retries:
-            return SensorResult(run_requests=retries)
-        return SkipReason("; ".join(done) if done else "no run with a dead worker, no slot to free")
+            return SensorResult(run_requests=retries, cursor=cursor)
+        skip = "; ".join(done) if done else "no run with a dead worker, no slot to free"
+        return SensorResult(skip_reason=skip, cursor=cursor)
 
     return run_health_sensor

@@ -248,7 +248,8 @@ def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succe
             time.sleep(1)
         assert stack.runs(job)[0].status == DagsterRunStatus.FAILURE
         message = stack.failure_message(cli_run.run_id)
-        assert run_health.WORKER_DIED in message and "run_health_sensor" in message, message
+        # failed by the daemon's sensor, or first by a run's start check; the sensor retries it either way
+        assert run_health.WORKER_DIED in message and "Marked failed by the " in message, message
         assert cli_run.run_id not in stack.held()
         # ... and the sensor itself retries it (Dagster's daemon cannot: no code-location origin)
         retries = []
@@ -366,14 +367,22 @@ def test_the_sensor_retries_a_dead_run_without_origin_once_with_its_lineage_and_
         assert not [k for k in request.tags if k.startswith(run_health.WORKER_TAG_PREFIX)]
         assert instance.get_run_by_id(cli_run.run_id).status == DagsterRunStatus.FAILURE
         # the next tick finds nothing to fail, so requests nothing
-        assert not getattr(sensor(build_sensor_context(instance=instance)), "run_requests", None)
+        assert not sensor(build_sensor_context(instance=instance, cursor=result.cursor)).run_requests
+
+        # a dead run failed first by another healer (a run's start check) is retried all the same
+        other = create_run_for_test(instance, job_name="odoo_sync_job", tags=dead, status=DagsterRunStatus.STARTED)
+        run_health.heal_dead_runs(instance, healer="run x at its start")
+        result = sensor(build_sensor_context(instance=instance, cursor=result.cursor))
+        [request] = result.run_requests
+        assert request.run_key == f"retry-of-{other.run_id}"
+        assert run_health.WORKER_DIED_TAG not in request.tags
 
         # a configuration error (tagged by retries.py) stays failed
         permanent = create_run_for_test(
             instance, job_name="odoo_sync_job", tags={**dead, "dagster/retry_on_asset_or_op_failure": "false"},
             status=DagsterRunStatus.STARTED,
         )
-        assert not getattr(sensor(build_sensor_context(instance=instance)), "run_requests", None)
+        assert not sensor(build_sensor_context(instance=instance, cursor=result.cursor)).run_requests
         assert instance.get_run_by_id(permanent.run_id).status == DagsterRunStatus.FAILURE
 
     with instance_for_test(overrides={"run_retries": {"enabled": False}}) as instance:
