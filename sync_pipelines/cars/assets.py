@@ -25,6 +25,7 @@ from sync_pipelines.cars.settings import (
     CARS_ARCHIVE_TABLE,
     CARS_TABLE,
     DEFAULT_INCREMENTAL_PAGES,
+    DEFAULT_LISTING_BATCH_ROWS,
     DEFAULT_MAX_PAGES,
     DEFAULT_STATUS_CHECKS_PER_RUN,
     FRESHNESS_FAIL_WINDOW,
@@ -58,6 +59,10 @@ class CarsListingConfig(SyncConfig):
         description="when at least this many per-car answers of a run came back and most say sold, cars the "
         "listing shows are asked too; if they 'are sold' as well the run stops before marking any car sold",
     )
+    listing_batch_rows: int = Field(
+        default=DEFAULT_LISTING_BATCH_ROWS,
+        description="listing pages land together, whole, in one transaction of about this many cars",
+    )
 
 
 def _sync_listing(context: AssetExecutionContext, adapter: VendorAdapter, config: CarsListingConfig,
@@ -70,6 +75,7 @@ def _sync_listing(context: AssetExecutionContext, adapter: VendorAdapter, config
         incremental_pages=config.incremental_pages,
         status_checks_per_run=config.status_checks_per_run,
         mass_sold_min_answers=config.mass_sold_min_answers,
+        listing_batch_rows=config.listing_batch_rows,
         run_id=context.run.run_id,
         logger=context.log,
     )

@@ -46,6 +46,9 @@ KB_DEFAULT_REQUESTS_PER_SECOND = 1.0
 # -- sync defaults ------------------------------------------------------------------------------
 DEFAULT_MAX_PAGES = 500
 DEFAULT_INCREMENTAL_PAGES = 1
+# Listing pages land together, whole pages, in one transaction of about this many cars: a
+# transaction per 50-car page made a full sync mostly round trips (README "How a sync works").
+DEFAULT_LISTING_BATCH_ROWS = 5_000
 # Per-car round-robin budget per run and source, instead of 25,000 detail calls every 6 h:
 # worst case ceil(cars / budget) runs to see a sale (README "How long until a sale is seen").
 DEFAULT_STATUS_CHECKS_PER_RUN = 300

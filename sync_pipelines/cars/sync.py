@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.cars.encar_client import EncarClient
 from sync_pipelines.cars.kbchachacha_client import KBChachachaClient
@@ -29,6 +31,7 @@ from sync_pipelines.cars.models import (
 from sync_pipelines.cars.settings import (
     CARS_ARCHIVE_TABLE,
     CARS_TABLE,
+    DEFAULT_LISTING_BATCH_ROWS,
     ENCAR,
     ENCAR_LIST_PATH,
     KB_LIST_PATH,
@@ -42,6 +45,7 @@ from sync_pipelines.cars.settings import (
 from sync_pipelines.http_client import VendorResponseError
 from sync_pipelines.kit import RecordError, Reject, SyncReport, land_batch, metric, open_rejects, paginate
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
+from sync_pipelines.warehouse.store import stored_record_key
 
 log = logging.getLogger("sync_pipelines.cars")
 
@@ -223,16 +227,22 @@ def sync_entity(
     incremental_pages: int,
     status_checks_per_run: int,
     mass_sold_min_answers: int = MASS_SOLD_MIN_ANSWERS,
+    listing_batch_rows: int = DEFAULT_LISTING_BATCH_ROWS,
     run_id: str | None = None,
     logger: Any = log,
 ) -> CarsSyncReport:
     """Sync one vendor's listing into ``cars`` and confirm sales per car; returns the report."""
     _check_options(mode, max_pages, incremental_pages, status_checks_per_run, mass_sold_min_answers)
+    if listing_batch_rows < 1:
+        raise ValueError(f"listing_batch_rows must be >= 1, got {listing_batch_rows}")
     source = adapter.source
     started = time.monotonic()
     report = CarsSyncReport(entity=source, mode=mode)
     known = load_known(warehouse, source)
-    listing = ListingRun(adapter, warehouse, report, known, incremental_pages=incremental_pages, run_id=run_id)
+    listing = ListingRun(
+        adapter, warehouse, report, known, incremental_pages=incremental_pages, run_id=run_id,
+        listing_batch_rows=listing_batch_rows, open_reject_keys=_open_reject_keys(warehouse, source),
+    )
     if mode == "full":
         listing.read(max_pages)
     else:  # reads on past the head until the open rejects it asks for were shown again
@@ -272,8 +282,9 @@ def _check_options(
 
 @dataclass
 class ListingRun:
-    """The listing phase of one run: reads pages, lands each in one transaction, and keeps
-    what the listing showed for the status round."""
+    """The listing phase of one run: reads pages, lands them whole, about
+    ``listing_batch_rows`` cars per transaction, and keeps what the listing showed for the
+    status round."""
 
     adapter: VendorAdapter
     warehouse: Warehouse
@@ -288,38 +299,59 @@ class ListingRun:
     relisted: list[str] = field(default_factory=list)  # known sold, shown again
     rejected_keys: set[str] = field(default_factory=set)
     oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
+    listing_batch_rows: int = DEFAULT_LISTING_BATCH_ROWS
+    open_reject_keys: set[str] = field(default_factory=set)  # stored keys of the rejects open at the start
+    pending: list[ParsedPage] = field(default_factory=list)  # read, not landed yet
 
     def read(self, page_limit: int, *, reread: list[str] = (), reread_page_limit: int = 0) -> None:
         """Pages 1 to ``page_limit``; then on, up to ``reread_page_limit`` pages, while a key
         of ``reread`` (open rejects of earlier runs) was not shown again."""
         adapter, wanted = self.adapter, set(reread)
-        for page in paginate(
-            adapter.fetch_page, keys=lambda p: [c.key for c in p.cards], is_last=lambda p: p.last,
-            max_pages=max(page_limit, reread_page_limit if wanted else 0), vendor=adapter.source,
-            endpoint=adapter.listing_endpoint,
-        ):
-            self.report.pages_fetched += 1
-            self.report.fetched += len(page.cards)
-            self._land(page)
-            wanted.difference_update(c.key for c in page.cards)
-            if page.number > page_limit:
-                self.report.reject_reread_pages += 1
-            if page.last:
-                self.report.listing_complete = True
-            elif page.number >= page_limit and not wanted:
-                break
+        try:
+            for page in paginate(
+                adapter.fetch_page, keys=lambda p: [c.key for c in p.cards], is_last=lambda p: p.last,
+                max_pages=max(page_limit, reread_page_limit if wanted else 0), vendor=adapter.source,
+                endpoint=adapter.listing_endpoint,
+            ):
+                self.report.pages_fetched += 1
+                self.report.fetched += len(page.cards)
+                self.pending.append(page)
+                if sum(len(p.cards) for p in self.pending) >= self.listing_batch_rows:
+                    self._land_pending()
+                wanted.difference_update(c.key for c in page.cards)
+                if page.number > page_limit:
+                    self.report.reject_reread_pages += 1
+                if page.last:
+                    self.report.listing_complete = True
+                elif page.number >= page_limit and not wanted:
+                    break
+        finally:  # the pages read before a failure land too, as when each landed on its own
+            self._land_pending()
 
-    def _land(self, page: ParsedPage) -> None:
+    def _land_pending(self) -> None:
+        pages, self.pending = self.pending, []
+        if pages:
+            self._land(pages)
+
+    def _land(self, pages: list[ParsedPage]) -> None:
         source, report = self.adapter.source, self.report
         with self.warehouse.transaction() as tx:
             # A key not in cars once its rows are locked is new or archived (and the archive
             # transaction that moved it has committed): only those are looked up in the archive.
-            listed_keys = [c.key for c in page.cards if c.record is not None]
+            listed_keys = [c.key for page in pages for c in page.cards if c.record is not None]
             live = _lock_live_rows(tx, source, listed_keys)
             report.unarchived += _restore_archived(tx, source, [k for k in listed_keys if k not in live], self.known)
-            rows, clean_keys, bad = self._sort_cards(page)
+            rows, clean_keys, bad = [], [], []
+            for page in pages:
+                page_rows, page_keys, page_bad = self._sort_cards(page)
+                rows += page_rows
+                clean_keys += page_keys
+                bad += page_bad
+            # Only rejects that are open (at the start, or set aside by this run) can be resolved.
+            rejected = self.rejected_keys | {c.key for c in bad}
             landing = land_batch(
-                tx, CARS_TABLE, rows, source=SOURCE, entity=source, landed_keys=clean_keys,
+                tx, CARS_TABLE, rows, source=SOURCE, entity=source,
+                landed_keys=[k for k in clean_keys if k in rejected or stored_record_key(k) in self.open_reject_keys],
                 rejects=[Reject(c.key, c.error or "unusable record", c.payload) for c in bad], run_id=self.run_id,
                 upsert_options={
                     "compare_exclude": ("last_seen_at",), "now": self.now,
@@ -407,16 +439,27 @@ def _lock_live_rows(tx: WarehouseTransaction, source: str, keys: list[str]) -> s
     from BEGIN (IMMEDIATE), so no archive transaction commits during it."""
     cars = tx.table(CARS_TABLE)
     live: set[str] = set()
-    for chunk in chunked(sorted(set(keys))):
+    for among in _among(tx.conn.dialect.name, cars.c.source_id, sorted(set(keys))):
         live.update(
             tx.execute(
                 sa.select(cars.c.source_id)
-                .where(cars.c.source == source, cars.c.source_id.in_(chunk))
+                .where(cars.c.source == source, among)
                 .order_by(cars.c.source_id)
                 .with_for_update()
             ).scalars()
         )
     return live
+
+
+def _among(dialect: str, column: sa.ColumnElement, keys: Sequence[str]) -> Iterator[sa.ColumnElement]:
+    """Conditions that together select ``column`` in ``keys``: one ``= ANY(array)`` on Postgres
+    (one statement, one plan, whatever the count), else ``IN`` lists of at most ``chunked``'s size."""
+    if dialect == "postgresql":
+        if keys:
+            yield column == sa.any_(sa.literal(list(keys), postgresql.ARRAY(sa.String)))
+        return
+    for chunk in chunked(keys):
+        yield column.in_(chunk)
 
 
 def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]) -> int:
@@ -431,18 +474,27 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
         return 0
     cars, archive = tx.table(CARS_TABLE), tx.table(CARS_ARCHIVE_TABLE)
     columns = [archive.c[c.name] for c in cars.columns if c.name in archive.c]
+    dialect = tx.conn.dialect.name
     rows = [
         dict(r._mapping)
-        for r in tx.execute(sa.select(*columns).where(archive.c.source == source, archive.c.source_id.in_(keys)))
+        for among in _among(dialect, archive.c.source_id, keys)
+        for r in tx.execute(sa.select(*columns).where(archive.c.source == source, among))
     ]
     if not rows:
         return 0
     tx.upsert(CARS_TABLE, rows, stamp_column=None)
-    restored = [r["source_id"] for r in rows]
-    tx.execute(archive.delete().where(archive.c.source == source, archive.c.source_id.in_(restored)))
+    for among in _among(dialect, archive.c.source_id, [r["source_id"] for r in rows]):
+        tx.execute(archive.delete().where(archive.c.source == source, among))
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
     return len(rows)
+
+
+def _open_reject_keys(warehouse: Warehouse, source: str) -> set[str]:
+    rejects = warehouse.table("sync_rejects")
+    query = sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == source)
+    with warehouse.engine.connect() as conn:
+        return set(conn.execute(query).scalars())
 
 
 def _clear_gone_rejects(warehouse: Warehouse, source: str, shown: set[str]) -> int:
@@ -464,10 +516,10 @@ def _refresh_last_seen(warehouse: Warehouse, source: str, keys: list[str], now: 
     cutoff = now - LAST_SEEN_RESOLUTION
     refreshed = 0
     with warehouse.transaction() as tx:
-        for chunk in chunked(keys):
+        for among in _among(tx.conn.dialect.name, cars.c.source_id, keys):
             refreshed += tx.execute(
                 cars.update()
-                .where(cars.c.source == source, cars.c.source_id.in_(chunk), cars.c.last_seen_at < cutoff)
+                .where(cars.c.source == source, among, cars.c.last_seen_at < cutoff)
                 .values(last_seen_at=now)
             ).rowcount
     return refreshed
@@ -630,42 +682,53 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
     for source_id, answer, asked_at in answers:
         if answer.car_fields:
             report.car_fields_filled += _write_car_fields(tx, cars, source, source_id, answer.car_fields, asked_at)
-        changed = tx.execute(
-            cars.update()
-            .where(
-                cars.c.source == source,
-                cars.c.source_id == source_id,
-                cars.c.sale_status != answer.status,
-                _no_newer_check(cars, asked_at),
-            )
-            .values(
-                sale_status=answer.status,
-                sold_at=asked_at if answer.status == "sold" else None,
-                synced_at=asked_at,
-            )
-        ).rowcount
-        if not changed:
-            continue
-        current = known.get(source_id) or Known("active", None)
-        if answer.status == "sold":
-            report.newly_sold += 1
-        elif answer.status == "reserved":
-            report.newly_reserved += 1
-        else:
-            report.reactivated += 1
-        if len(report.status_samples) < 10:
-            report.status_samples.append(f"{source_id}: {current.sale_status} -> {answer.status} ({answer.reason})")
-        known[source_id] = Known(answer.status, asked_at if answer.status == "sold" else None, current.vendor_modified_at)
+    changed = _write_statuses(tx, cars, source, answers)
+    for source_id, answer, asked_at in answers:
+        if source_id in changed:
+            _note_status_change(report, known, source_id, answer, asked_at)
     by_time: dict[dt.datetime, list[str]] = {}
     for source_id, _, asked_at in answers:
         by_time.setdefault(asked_at, []).append(source_id)
     for asked_at, ids in by_time.items():
-        for chunk in chunked(ids):
+        for among in _among(tx.conn.dialect.name, cars.c.source_id, ids):
             tx.execute(
                 cars.update()
-                .where(cars.c.source == source, cars.c.source_id.in_(chunk), _no_newer_check(cars, asked_at))
+                .where(cars.c.source == source, among, _no_newer_check(cars, asked_at))
                 .values(status_checked_at=asked_at)
             )
+
+
+def _write_statuses(tx: WarehouseTransaction, cars: sa.Table, source: str, answers: list[Answer]) -> set[str]:
+    """The cars whose status the answers changed: one guarded UPDATE per status and asking time
+    (a batch of answers shares its time), not one per car."""
+    groups: dict[tuple[str, dt.datetime], list[str]] = {}
+    for source_id, answer, asked_at in answers:
+        groups.setdefault((answer.status, asked_at), []).append(source_id)
+    changed: set[str] = set()
+    for (status, asked_at), ids in groups.items():
+        for among in _among(tx.conn.dialect.name, cars.c.source_id, ids):
+            changed.update(
+                tx.execute(
+                    cars.update()
+                    .where(cars.c.source == source, among, cars.c.sale_status != status, _no_newer_check(cars, asked_at))
+                    .values(sale_status=status, sold_at=asked_at if status == "sold" else None, synced_at=asked_at)
+                    .returning(cars.c.source_id)
+                ).scalars()
+            )
+    return changed
+
+
+def _note_status_change(report: CarsSyncReport, known, source_id: str, answer: StatusAnswer, asked_at) -> None:
+    current = known.get(source_id) or Known("active", None)
+    if answer.status == "sold":
+        report.newly_sold += 1
+    elif answer.status == "reserved":
+        report.newly_reserved += 1
+    else:
+        report.reactivated += 1
+    if len(report.status_samples) < 10:
+        report.status_samples.append(f"{source_id}: {current.sale_status} -> {answer.status} ({answer.reason})")
+    known[source_id] = Known(answer.status, asked_at if answer.status == "sold" else None, current.vendor_modified_at)
 
 
 def _write_car_fields(
