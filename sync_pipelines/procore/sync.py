@@ -7,6 +7,7 @@ story: ``sync_pipelines/procore/README.md``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,7 +81,7 @@ class _Lander:
     """The pages of one step's listings, landed a transaction per ``FLUSH_ROWS`` rows and at the
     end. A listing's cursor commits with (or after) its last rows, so a run stopped midway
     re-reads an unfinished listing and never skips a record; a cursor that did not move is not
-    written. ``cursors``: the step's stored cursors (read once, ``Warehouse.get_cursors``)."""
+    written. ``cursors``: the step's stored cursors (read once, :func:`_read_cursors`)."""
 
     def __init__(
         self, warehouse: Warehouse, spec: EntitySpec, report: ProcoreSyncReport, cursors: dict[str, Any], *,
@@ -214,8 +215,8 @@ def sync_companies(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope
     rows.sort(key=lambda row: row["id"])
     wanted = sorted(r["id"] for r in rows if scope.company_id in (None, r["id"]))
     cursor_entity = _entity("companies", scope.user_id)
-    moved = warehouse.get_cursor(SOURCE, cursor_entity) != wanted  # an unchanged cursor is not rewritten
     with warehouse.transaction() as tx:
+        moved = tx.get_cursor(SOURCE, cursor_entity) != wanted  # an unchanged cursor is not rewritten
         landing = land_batch(
             tx, COMPANIES.table, rows, source=SOURCE, entity=COMPANIES.entity, landed_keys=[r["id"] for r in rows],
             rejects=rejects, cursor=Cursor(cursor_entity, wanted) if moved else None, upsert_options={"key": ("id",)},
@@ -225,17 +226,29 @@ def sync_companies(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope
     return report
 
 
-def company_ids(warehouse: Warehouse, scope: SyncScope) -> list[int]:
+def _read_cursors(conn: sa.Connection, warehouse: Warehouse, entities: list[str]) -> dict[str, Any]:
+    """Stored cursors of ``entities`` (absent ones left out) read on ``conn``: a step's reads
+    share one pooled connection (each checkout is a ping and a rollback more)."""
+    state = warehouse.table("sync_state")
+    found: dict[str, Any] = {}
+    for chunk in chunked(entities):
+        query = sa.select(state.c.entity, state.c.cursor).where(state.c.source == SOURCE, state.c.entity.in_(chunk))
+        found.update((entity, json.loads(raw)) for entity, raw in conn.execute(query) if raw is not None)
+    return found
+
+
+def _synced_companies(scope: SyncScope, cursors: dict[str, Any]) -> list[int]:
     """The companies this connection syncs: its own, or every one its user saw last."""
-    seen = warehouse.get_cursor(SOURCE, _entity("companies", scope.user_id)) or []
+    seen = cursors.get(_entity("companies", scope.user_id)) or []
     return [c for c in seen if scope.company_id in (None, c)]
 
 
 def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
     report = ProcoreSyncReport("projects", scope.mode)
-    companies = company_ids(warehouse, scope)
-    entities = {company_id: _entity("projects", scope.user_id, company_id) for company_id in companies}
-    cursors = warehouse.get_cursors(SOURCE, list(entities.values()))
+    with warehouse.engine.connect() as conn:
+        companies = _synced_companies(scope, _read_cursors(conn, warehouse, [_entity("companies", scope.user_id)]))
+        entities = {company_id: _entity("projects", scope.user_id, company_id) for company_id in companies}
+        cursors = _read_cursors(conn, warehouse, list(entities.values()))
     lander = _Lander(warehouse, PROJECTS, report, cursors, links=_listing_links(scope),
                      mark_deleted=_projects_deleted(scope) if scope.full else None)
     for index, company_id in enumerate(companies):
@@ -249,25 +262,28 @@ def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope)
     return report
 
 
-def _projects_to_sync(warehouse: Warehouse, scope: SyncScope, companies: list[int]) -> list[tuple[int, int]]:
+def _projects_to_sync(
+    conn: sa.Connection, warehouse: Warehouse, scope: SyncScope, companies: list[int], backlog: list[int]
+) -> list[tuple[int, int]]:
     """(company, project) pairs this connection lists, last run's backlog first, then by id."""
     t, links = warehouse.table(PROJECTS.table), warehouse.table(LISTINGS)
     listed = sa.select(links.c.project_id).where(links.c.user_id == scope.user_id)
-    with warehouse.engine.connect() as conn:
-        pairs = conn.execute(
-            sa.select(t.c.company_id, t.c.id).where(
-                t.c.company_id.in_(companies), t.c.deleted_at.is_(None), t.c.id.in_(listed)).order_by(t.c.id)
-        ).all() if companies else []
-    backlog = set(warehouse.get_cursor(SOURCE, _entity("rfis_backlog", scope.user_id)) or [])
-    return sorted(((c, p) for c, p in pairs), key=lambda pair: (pair[1] not in backlog, pair[1]))
+    pairs = conn.execute(
+        sa.select(t.c.company_id, t.c.id).where(
+            t.c.company_id.in_(companies), t.c.deleted_at.is_(None), t.c.id.in_(listed)).order_by(t.c.id)
+    ).all() if companies else []
+    first = set(backlog)
+    return sorted(((c, p) for c, p in pairs), key=lambda pair: (pair[1] not in first, pair[1]))
 
 
 def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> ProcoreSyncReport:
     report = ProcoreSyncReport("rfis", scope.mode)
-    todo = _projects_to_sync(warehouse, scope, company_ids(warehouse, scope))
     backlog_entity = _entity("rfis_backlog", scope.user_id)
-    entities = {project_id: _entity("rfis", scope.user_id, project_id) for _, project_id in todo}
-    cursors = warehouse.get_cursors(SOURCE, [*entities.values(), backlog_entity])
+    with warehouse.engine.connect() as conn:
+        stored = _read_cursors(conn, warehouse, [_entity("companies", scope.user_id), backlog_entity])
+        todo = _projects_to_sync(conn, warehouse, scope, _synced_companies(scope, stored), stored.get(backlog_entity) or [])
+        entities = {project_id: _entity("rfis", scope.user_id, project_id) for _, project_id in todo}
+        cursors = {**_read_cursors(conn, warehouse, list(entities.values())), **stored}
     lander = _Lander(warehouse, RFIS, report, cursors, mark_deleted=_mark_rfis_deleted if scope.full else None)
     for index, (company_id, project_id) in enumerate(todo):
         try:

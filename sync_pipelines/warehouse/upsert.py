@@ -1,8 +1,9 @@
 """Bulk upsert: keyed on the contract's keys, counts what it did, writes nothing for unchanged rows.
 
 Both dialects stage the batch in a temporary table, then merge with set-based SQL (the SQL
-per dialect: README "The destination database layer"). The caller owns the transaction, so
-a batch and the cursor that covers it commit together.
+per dialect: README "The destination database layer"); a small Postgres batch is merged in
+one statement from a JSON parameter instead. The caller owns the transaction, so a batch
+and the cursor that covers it commit together.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.warehouse.engine import dumps, json_default
 from sync_pipelines.warehouse.types import as_utc
@@ -303,8 +305,9 @@ def _upsert_postgres(conn, table, columns, records, key, compare, update) -> Ups
             f"upsert into {table.name}: the connection is not in a transaction; "
             "use Warehouse.transaction() or engine.begin()"
         )
+    merge = _upsert_postgres_small if _is_small_batch(table, columns, records) else _upsert_postgres_raw
     try:
-        return _upsert_postgres_raw(conn, table, columns, records, key, compare, update)
+        return merge(conn, table, columns, records, key, compare, update)
     except conn.dialect.dbapi.Error as exc:
         # The raw cursor bypasses SQLAlchemy's error translation: restore it, so callers see
         # sa.exc.IntegrityError / OperationalError on both dialects alike.
@@ -313,16 +316,22 @@ def _upsert_postgres(conn, table, columns, records, key, compare, update) -> Ups
         ) from exc
 
 
-def _merge_sql(conn, target, stage, columns, key, compare, update) -> str:
+def _merge_sql(conn, target, stage, columns, key, compare, update, *, lateral: bool = False) -> str:
     """INSERT .. ON CONFLICT of the staged rows that are new or differ from the target's.
 
     Unchanged rows are filtered out by a join first (index lookups, see the caller): ON
     CONFLICT DO UPDATE would look up and lock every one of them (a write to each row's
-    page) only for its WHERE to skip it.
+    page) only for its WHERE to skip it. ``lateral``: the lookup is a LATERAL subquery per
+    staged row, an index probe whatever the planner thinks of the target's size.
     """
     cols = ", ".join(_q(conn, c) for c in columns)
     conflict = ", ".join(_q(conn, k) for k in key)
-    match = " AND ".join(f"t.{_q(conn, k)} = s.{_q(conn, k)}" for k in key)
+    if lateral:
+        looked_up = ", ".join(f"c.{_q(conn, c)}" for c in dict.fromkeys([key[0], *compare]))
+        probe = " AND ".join(f"c.{_q(conn, k)} = s.{_q(conn, k)}" for k in key)
+        join = f"LEFT JOIN LATERAL (SELECT {looked_up} FROM {target} AS c WHERE {probe} LIMIT 1) AS t ON true"
+    else:
+        join = f"LEFT JOIN {target} AS t ON " + " AND ".join(f"t.{_q(conn, k)} = s.{_q(conn, k)}" for k in key)
     # Staged keys are never NULL (prepare_rows), so a NULL t key means no target row.
     wanted = f"t.{_q(conn, key[0])} IS NULL"
     if update and compare:
@@ -337,10 +346,66 @@ def _merge_sql(conn, target, stage, columns, key, compare, update) -> str:
     selected = ", ".join(f"s.{_q(conn, c)}" for c in columns)
     return (
         f"WITH merged AS (INSERT INTO {target} AS t ({cols}) "
-        f"SELECT {selected} FROM {stage} AS s LEFT JOIN {target} AS t ON {match} WHERE {wanted} "
+        f"SELECT {selected} FROM {stage} AS s {join} WHERE {wanted} "
         f"ON CONFLICT ({conflict}) {action} RETURNING (xmax = 0) AS inserted) "
         "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM merged"
     )
+
+
+# Postgres batches up to this many rows merge in one statement from a JSON parameter: the
+# temp-table stage's five more round trips and catalog writes (create, drop) dominate them.
+SMALL_BATCH_ROWS = 500
+# Column types whose values that statement hands to their input functions as COPY's text.
+_SMALL_BATCH_TYPES = (sa.JSON, sa.Integer, sa.String, sa.DateTime, sa.Numeric, sa.Date, sa.Boolean)
+_json_string = json.encoder.encode_basestring  # a str as a JSON string literal (C)
+
+
+def _is_small_batch(table: sa.Table, columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> bool:
+    return len(records) <= SMALL_BATCH_ROWS and all(isinstance(table.c[c].type, _SMALL_BATCH_TYPES) for c in columns)
+
+
+def _json_rows(table: sa.Table, columns: Sequence[str], records: Sequence[Mapping[str, Any]]) -> str:
+    """The batch as a JSON array of objects: a value is its COPY text as a JSON string, a JSON
+    column's value the document itself; NULL is null, or for a JSON column no key at all."""
+    fields = []
+    for name in columns:
+        values = map(operator.itemgetter(name), records)
+        prefix = _json_string(name) + ":"
+        if isinstance(table.c[name].type, sa.JSON):
+            fields.append(["" if v is None else prefix + _json_document(v) for v in values])
+        else:
+            texts = map(_copy_value, values)
+            fields.append([prefix + ("null" if t is None else _json_string(t)) for t in texts])
+    return "[" + ",".join("{" + ",".join(filter(None, row)) + "}" for row in zip(*fields, strict=True)) + "]"
+
+
+def _json_stage(conn, table: sa.Table, columns: Sequence[str]) -> str:
+    """The rows of ``_json_rows`` typed as the target's columns (typmods included), as the stage.
+
+    json_populate_record reads a JSON null as SQL NULL, also for a JSON column: a document
+    that is the JSON null would be lost, so JSON columns are taken with ``->`` (no key: NULL).
+    """
+    target = _table_ref(conn, table)
+    selected = []
+    for name in columns:
+        col_type = table.c[name].type
+        if isinstance(col_type, sa.JSON):
+            json_type = "jsonb" if isinstance(col_type, postgresql.JSONB) else "json"
+            literal = "'" + name.replace("'", "''") + "'"
+            selected.append(f"CAST(e.value -> {literal} AS {json_type}) AS {_q(conn, name)}")
+        else:
+            selected.append(f"p.{_q(conn, name)}")
+    return (f"(SELECT {', '.join(selected)} FROM json_array_elements(%s::json) AS e, "
+            f"json_populate_record(NULL::{target}, e.value) AS p)")
+
+
+def _upsert_postgres_small(conn, table, columns, records, key, compare, update) -> UpsertCounts:
+    target = _table_ref(conn, table)
+    merge = _merge_sql(conn, target, _json_stage(conn, table, columns), columns, key, compare, update, lateral=True)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.execute(merge, (_json_rows(table, columns, records),))
+        inserted, updated = cur.fetchone()
+    return UpsertCounts(inserted, updated, len(records) - inserted - updated)
 
 
 def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) -> UpsertCounts:

@@ -9,6 +9,15 @@ import pytest
 import sqlalchemy as sa
 
 from sync_pipelines.warehouse import Warehouse
+from sync_pipelines.warehouse import upsert as upsert_module
+
+
+@pytest.fixture(autouse=True, params=["one statement", "staged"])
+def postgres_merge(request, monkeypatch) -> str:
+    """Every test with both Postgres merges: small batches in one statement, larger ones staged."""
+    if request.param == "staged":
+        monkeypatch.setattr(upsert_module, "SMALL_BATCH_ROWS", 0)
+    return request.param
 
 
 @pytest.fixture
@@ -193,6 +202,22 @@ def test_json_column_upsert_changes_only_when_the_document_does(warehouse: Wareh
         t = warehouse.table(items)
         got = dict(conn.execute(sa.select(t.c.source_id, t.c.payload)).all())
     assert got == {"1": 123, "2": None, "3": {"v": None}}
+
+
+def test_values_compare_as_their_columns_store_them(warehouse: Warehouse, items: str):
+    """A value the column rounds (numeric scale) is unchanged once stored; one longer than
+    its varchar fails the batch (as COPY into the stage does), it is never cut."""
+    with warehouse.transaction() as tx:
+        assert tx.upsert(items, [row(1, price=Decimal("1.005")), row(2, price=0.1)]).inserted == 2
+    with warehouse.transaction() as tx:
+        assert tx.upsert(items, [row(1, price=Decimal("1.005")), row(2, price=0.1)]).unchanged == 2
+    with warehouse.engine.connect() as conn:
+        prices = dict(conn.execute(sa.text("SELECT source_id, price FROM test_items")).all())
+    assert prices == {"1": Decimal("1.01"), "2": Decimal("0.10")} or warehouse.engine.dialect.name == "sqlite"
+    if warehouse.engine.dialect.name == "postgresql":
+        with pytest.raises(sa.exc.DBAPIError, match="too long"):
+            with warehouse.transaction() as tx:
+                tx.upsert(items, [row(3, source_id="x" * 40)])
 
 
 @pytest.mark.postgres

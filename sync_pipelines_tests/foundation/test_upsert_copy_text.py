@@ -1,12 +1,15 @@
-"""Values COPY's text format must escape (the Postgres stage) land and compare as they were sent."""
+"""Values COPY's text format must escape (the Postgres stage) land and compare as they were sent,
+and so do they through the one-statement merge of small batches (a JSON parameter)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from sync_pipelines.warehouse import Warehouse
+from sync_pipelines.warehouse import upsert as upsert_module
 from sync_pipelines.warehouse.types import JSONType, Timestamp
 
 TEXTS = {
@@ -23,7 +26,10 @@ TEXTS = {
 }
 
 
-def test_copy_special_characters_round_trip(warehouse: Warehouse):
+@pytest.mark.parametrize("merge", ["one statement", "staged"])
+def test_copy_special_characters_round_trip(warehouse: Warehouse, merge: str, monkeypatch):
+    if merge == "staged":  # the batch is small: force the COPY stage
+        monkeypatch.setattr(upsert_module, "SMALL_BATCH_ROWS", 0)
     meta = sa.MetaData()
     sa.Table(
         "copy_texts",

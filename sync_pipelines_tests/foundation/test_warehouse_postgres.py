@@ -102,3 +102,26 @@ def test_server_restart_mid_run_recovers_on_next_transaction(pg_url: str):
         tx.set_cursor("s", "e", 2)
     assert warehouse.get_cursor("s", "e") == 2
     warehouse.dispose()
+
+
+def test_small_batches_again_write_nothing_at_all(pg_url: str):
+    """A batch under SMALL_BATCH_ROWS merges in one statement: unchanged, it neither updates
+    nor locks a row, so its transaction never gets an id (nothing to commit to the WAL)."""
+    warehouse = Warehouse.for_url(pg_url)
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE small_items (id bigint PRIMARY KEY, name varchar(20), "
+                             "price numeric(18,2), payload jsonb, synced_at timestamptz NOT NULL)"))
+    rows = [{"id": i, "name": f"item {i}", "price": i / 3, "payload": {"i": i}} for i in range(300)]
+    assert warehouse.upsert("small_items", rows, batch_size=100).inserted == 300
+    _, updates_before = _stat_updates(warehouse, "small_items")
+    with warehouse.transaction() as tx:
+        for start in range(0, 300, 100):
+            assert tx.upsert("small_items", rows[start:start + 100]).unchanged == 100
+        assert tx.execute("SELECT txid_current_if_assigned()").scalar() is None
+    assert _stat_updates(warehouse, "small_items")[1] == updates_before
+    rows[5]["payload"] = {"i": "changed"}
+    with warehouse.transaction() as tx:
+        counts = tx.upsert("small_items", rows[:100])
+    assert (counts.inserted, counts.updated, counts.unchanged) == (0, 1, 99)
+    assert _stat_updates(warehouse, "small_items", expect=updates_before + 1)[1] == updates_before + 1
+    warehouse.dispose()
