@@ -220,6 +220,11 @@ class VendorHTTPClient(ClosesOnExit):
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": "sync_pipelines/0.1", **dict(self.headers)})
+        # The environment's proxies and CA bundle are read once per host, not by requests on every
+        # call (a tenth of a large backfill); ~/.netrc never supplies a vendor's credentials.
+        self.session.trust_env = False
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._proxies: dict[str, dict[str, str]] = {}
         # Shared by every client of the vendor in the process; its clock (Unix seconds) is also
         # "now" for Retry-After dates and X-Rate-Limit-Reset, so that a wait computed here and
         # the limiter's "not before" are on one time base (tests inject a fake clock through
@@ -270,6 +275,7 @@ class VendorHTTPClient(ClosesOnExit):
                     json=json_body,
                     headers=headers,
                     timeout=timeout or self.timeout,
+                    proxies=self._proxies_for(url),
                 )
             except _TRANSPORT_ERRORS as exc:
                 reason = _describe_transport_error(exc, timeout or self.timeout, url)
@@ -295,6 +301,13 @@ class VendorHTTPClient(ClosesOnExit):
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """``*_PROXY`` / ``NO_PROXY`` for the URL's host, as requests would apply them."""
+        host = urlsplit(url).netloc
+        if host not in self._proxies:
+            self._proxies[host] = requests.utils.get_environ_proxies(url)
+        return self._proxies[host]
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("POST", path, **kwargs)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import email.utils
+import http.server
+import json
+import threading
 import time
 
 import pytest
@@ -313,3 +316,34 @@ def test_every_client_of_a_vendor_reads_time_from_the_vendors_limiter(probe: San
     assert len(clock.slept) == 1 and 19 <= clock.slept[0] <= 22  # (the date has whole seconds, + jitter)
     assert first.limiter.not_before >= clock.now - 1e-6  # the deferral is on that clock too
     assert time.monotonic() - started < 5
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    """A forward proxy's side of the wire: answers with the absolute URL it was asked for."""
+
+    def do_GET(self):
+        body = json.dumps({"proxied": self.path}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_environment_s_proxy_and_no_proxy_are_honoured(probe: Sandbox, monkeypatch):
+    """Read once per host (requests no longer re-reads the environment on every call)."""
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        remote = VendorHTTPClient(vendor="probe", base_url="http://vendor.example/probe", timeout=(2, 2))
+        assert remote.get_json("/items") == {"proxied": "http://vendor.example/probe/items"}
+        # NO_PROXY: the sandbox on loopback is reached directly
+        assert client(probe).get_json("/items")["total"] == 5
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
