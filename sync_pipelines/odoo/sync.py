@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sync_pipelines.kit import Cursor, RecordError, Reject, SyncReport, land_batch, metric, not_metric
 from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
 from sync_pipelines.odoo.models import map_record, record_key
+from sync_pipelines.odoo.rules import lookup_chunk
 from sync_pipelines.odoo.settings import KEYSET_ORDER, READ_BY_ID_CHUNK, SOURCE, ModelSpec
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
 
@@ -297,7 +298,7 @@ def _without_unchanged_archived(
     archive = tx.table(spec.archive_table)
     ids = [r["id"] for r in rows]
     archived: dict[int, Any] = {}
-    for chunk in chunked(ids):
+    for chunk in chunked(ids, lookup_chunk(tx)):
         query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(chunk))
         archived.update({rid: as_utc(wd) for rid, wd in tx.execute(query)})
     if not archived:
