@@ -47,8 +47,9 @@ KB_DEFAULT_REQUESTS_PER_SECOND = 1.0
 DEFAULT_MAX_PAGES = 500
 DEFAULT_INCREMENTAL_PAGES = 1
 # Listing pages land together, whole pages, in one transaction of about this many cars: a
-# transaction per 50-car page made a full sync mostly round trips (README "How a sync works").
-DEFAULT_LISTING_BATCH_ROWS = 5_000
+# transaction per 50-car page made a full sync mostly round trips; 5,000 cost 1.22x the memory
+# at 25,000 cars against 2,500 (2,000: 1.08x; bench/README.md).
+DEFAULT_LISTING_BATCH_ROWS = 2_000
 # Per-car round-robin budget per run and source, instead of 25,000 detail calls every 6 h:
 # worst case ceil(cars / budget) runs to see a sale (README "How long until a sale is seen").
 DEFAULT_STATUS_CHECKS_PER_RUN = 300
