@@ -7,6 +7,7 @@ key file: ``sync_pipelines/procore/README.md``. ``python -m sync_pipelines.secre
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import tempfile
@@ -42,8 +43,9 @@ class SecretBox:
         for key in self.keys:
             register_secret(key.decode("ascii"))
 
-    @property
+    @functools.cached_property
     def _fernet(self) -> MultiFernet:
+        # Built once per box (Fernet has no key derivation: the key is used as given).
         return MultiFernet([Fernet(key) for key in self.keys])
 
     def encrypt(self, value: str) -> str:
