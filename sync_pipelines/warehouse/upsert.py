@@ -230,6 +230,9 @@ def _encode_str_column(values: list[Any]) -> list[str]:
 
 def _encode_datetime_column(values: list[Any]) -> list[str]:
     # prepare_rows made every datetime aware UTC; an isoformat holds no COPY special char.
+    first = values[0] if values else None
+    if type(first) is dt.datetime and values.count(first) == len(values):
+        return [first.isoformat()] * len(values)  # a stamp (synced_at): formatted once, not per row
     return [v.isoformat() if type(v) is dt.datetime else _copy_field(v) for v in values]
 
 

@@ -65,3 +65,13 @@ def test_copy_special_characters_round_trip(warehouse: Warehouse, merge: str, mo
             naive.replace(tzinfo=dt.timezone.utc)
         )
     assert (got["nulls"].body, got["nulls"].doc, got["nulls"].n, got["nulls"].at) == (None, None, None, None)
+
+
+def test_a_datetime_column_encodes_a_stamp_once_and_anything_else_per_value():
+    encode = upsert_module._encode_datetime_column
+    at = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
+    later = at + dt.timedelta(microseconds=1)
+    assert encode([at, at, at]) == ["2026-01-01T12:00:00+00:00"] * 3
+    assert encode([at, later]) == ["2026-01-01T12:00:00+00:00", "2026-01-01T12:00:00.000001+00:00"]
+    assert encode([at, None]) == ["2026-01-01T12:00:00+00:00", upsert_module._COPY_NULL]
+    assert encode([]) == []
