@@ -129,7 +129,8 @@ def sync_entity(
     report = OdooSyncReport(entity=spec.entity, mode=mode)
     saved = parse_cursor(warehouse.get_cursor(SOURCE, spec.entity))
     report.cursor = saved
-    run = ModelSyncRun(spec, client, warehouse, report, run_id=run_id, logger=logger)
+    run = ModelSyncRun(spec, client, warehouse, report, run_id=run_id, logger=logger,
+                       open_reject_keys=_open_reject_keys(warehouse, spec.entity))
     after = None
     if mode == "incremental":
         run.retry_open_rejects()
@@ -196,6 +197,8 @@ class ModelSyncRun:
     report: OdooSyncReport
     run_id: str | None = None
     logger: Any = log
+    # record keys of the rejects open when the run started; None: not known (resolve every key)
+    open_reject_keys: set[str] | None = None
 
     def process_batch(self, tx: WarehouseTransaction, batch: list[Any], *, cursor: Cursor | None = None) -> set[int]:
         """Land one batch (and ``cursor``) in ``tx``; returns the Odoo ids it contained."""
@@ -223,7 +226,7 @@ class ModelSyncRun:
             archive = tx.table(spec.archive_table)
             tx.execute(archive.delete().where(archive.c.id.in_(back)))
         landed = land_batch(
-            tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=[r["id"] for r in rows],
+            tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=self._may_have_rejects(rows),
             rejects=rejects, cursor=cursor, run_id=self.run_id,
         )
         report.counts += landed.counts
@@ -234,6 +237,15 @@ class ModelSyncRun:
         report.resolved_rejects += landed.resolved
         report.landed(r["id"] for r in rows)
         return seen
+
+    def _may_have_rejects(self, rows: list[dict[str, Any]]) -> list[int]:
+        """The ids of these rows that may have an open reject to resolve: open when the run
+        started, or set aside by this run since (no DELETE for a batch that has none)."""
+        if self.open_reject_keys is None:
+            return [r["id"] for r in rows]
+        if not self.open_reject_keys and not self.report.open_rejects:
+            return []
+        return [r["id"] for r in rows if str(r["id"]) in self.open_reject_keys or str(r["id"]) in self.report.open_rejects]
 
     def retry_open_rejects(self) -> None:
         """Re-read records with open rejects by id: fixed in Odoo (or freed name) -> they land now."""
@@ -283,6 +295,13 @@ class ModelSyncRun:
             )
             existing.update(r["id"] for r in found)
         return existing
+
+
+def _open_reject_keys(warehouse: Warehouse, entity: str) -> set[str]:
+    rejects = warehouse.table("sync_rejects")
+    query = sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == entity)
+    with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
+        return {key for (key,) in conn.execute(query)}
 
 
 def _without_unchanged_archived(

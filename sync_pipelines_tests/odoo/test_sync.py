@@ -860,3 +860,17 @@ def test_a_full_run_reads_only_the_archive_ids_it_may_mark_never_the_whole_archi
 
 def _utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+def test_a_full_run_resolves_the_reject_of_a_record_fixed_in_odoo_in_the_batch_landing_it(odoo):
+    """A full run retries no rejects by id: the batch that lands the fixed record resolves its
+    reject (open when the run started)."""
+    odoo.sync()
+    malformed = min(odoo.odoo_ids(INVOICES))
+    odoo.control("wrong_type", model="account.move", id=malformed, field="amount_total", value="12,50 EUR")
+    odoo.sync(types="invoices")
+    assert [r["record_key"] for r in odoo.rejects(INVOICES.entity)] == [str(malformed)]
+    odoo.control("write", model="account.move", id=malformed, values={"amount_total": 12.5})
+    run = odoo.sync(mode="full", types="invoices")
+    assert run.success and odoo.rejects(INVOICES.entity) == []
+    assert float(odoo.row(INVOICES.table, malformed)["amount_total"]) == 12.5
