@@ -93,7 +93,9 @@ def _slow_source(stack: Stack, source: str) -> tuple[str, dict | None, object]:
     if source == "cars":
         stack.sandbox.vendors["encar"].control("set_size", {"count": 1500})
         stack.sandbox.faults.add("slow", vendor="encar", delay=0.25, times=None, path=r"/search/")
-        return "cars_full_sync_job", None, lambda: stack.warehouse.count("cars", source="encar") >= 150
+        # pages land 100 cars at a time (the default batch would land all 1,500 at the listing's end)
+        paged = {"ops": {"encar_listings": {"config": {"mode": "full", "listing_batch_rows": 100}}}}
+        return "cars_full_sync_job", paged, lambda: stack.warehouse.count("cars", source="encar") >= 150
     return "odoo_sync_job", ODOO_SLOW, lambda: stack.warehouse.count("odoo_invoices") >= 4
 
 
