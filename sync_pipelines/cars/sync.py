@@ -43,7 +43,16 @@ from sync_pipelines.cars.settings import (
     SOURCE,
 )
 from sync_pipelines.http_client import VendorResponseError
-from sync_pipelines.kit import RecordError, Reject, SyncReport, land_batch, metric, open_rejects, paginate
+from sync_pipelines.kit import (
+    RecordError,
+    Reject,
+    SyncReport,
+    land_batch,
+    metric,
+    open_reject_keys,
+    open_rejects,
+    paginate,
+)
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
 from sync_pipelines.warehouse.store import stored_record_key
 
@@ -241,7 +250,7 @@ def sync_entity(
     known = load_known(warehouse, source)
     listing = ListingRun(
         adapter, warehouse, report, known, incremental_pages=incremental_pages, run_id=run_id,
-        listing_batch_rows=listing_batch_rows, open_reject_keys=_open_reject_keys(warehouse, source),
+        listing_batch_rows=listing_batch_rows, open_reject_keys=open_reject_keys(warehouse, SOURCE, source),
     )
     if mode == "full":
         listing.read(max_pages)
@@ -488,13 +497,6 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
     return len(rows)
-
-
-def _open_reject_keys(warehouse: Warehouse, source: str) -> set[str]:
-    rejects = warehouse.table("sync_rejects")
-    query = sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == source)
-    with warehouse.engine.connect() as conn:
-        return set(conn.execute(query).scalars())
 
 
 def _clear_gone_rejects(warehouse: Warehouse, source: str, shown: set[str]) -> int:

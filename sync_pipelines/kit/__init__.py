@@ -9,7 +9,7 @@ from sync_pipelines.kit.landing import BatchLanding, Cursor, Reject, land_batch
 from sync_pipelines.kit.paging import PageRepeatGuard, RepeatedPageError, paginate
 from sync_pipelines.kit.partitions import sync_dynamic_partitions
 from sync_pipelines.kit.records import RecordError
-from sync_pipelines.kit.rejects import REREAD_REJECTS_PER_RUN, OpenReject, open_rejects
+from sync_pipelines.kit.rejects import REREAD_REJECTS_PER_RUN, OpenReject, open_reject_keys, open_rejects
 from sync_pipelines.kit.report import SyncReport, metric, not_metric
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "land_batch",
     "metric",
     "not_metric",
+    "open_reject_keys",
     "open_rejects",
     "paginate",
     "run_tags",

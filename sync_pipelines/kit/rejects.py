@@ -32,6 +32,15 @@ class OpenReject:
     last_seen_at: dt.datetime
 
 
+def open_reject_keys(warehouse: Warehouse, source: str, entity: str) -> set[str]:
+    """The record keys of every open reject of ``source``/``entity``: a batch then resolves
+    only the rejects that may be open, not a DELETE over all its keys."""
+    rejects = warehouse.table("sync_rejects")
+    query = sa.select(rejects.c.record_key).where(rejects.c.source == source, rejects.c.entity == entity)
+    with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
+        return set(conn.execute(query).scalars())
+
+
 def open_rejects(
     warehouse: Warehouse, source: str, entity: str, *, limit: int = REREAD_REJECTS_PER_RUN,
     key_prefix: str | None = None,

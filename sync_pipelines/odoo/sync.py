@@ -18,7 +18,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync_pipelines.kit import Cursor, RecordError, Reject, SyncReport, land_batch, metric, not_metric
+from sync_pipelines.kit import (
+    Cursor,
+    RecordError,
+    Reject,
+    SyncReport,
+    land_batch,
+    metric,
+    not_metric,
+    open_reject_keys,
+)
 from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
 from sync_pipelines.odoo.models import map_record, record_key
 from sync_pipelines.odoo.rules import lookup_chunk
@@ -130,7 +139,7 @@ def sync_entity(
     saved = parse_cursor(warehouse.get_cursor(SOURCE, spec.entity))
     report.cursor = saved
     run = ModelSyncRun(spec, client, warehouse, report, run_id=run_id, logger=logger,
-                       open_reject_keys=_open_reject_keys(warehouse, spec.entity))
+                       open_reject_keys=open_reject_keys(warehouse, SOURCE, spec.entity))
     after = None
     if mode == "incremental":
         run.retry_open_rejects()
@@ -295,13 +304,6 @@ class ModelSyncRun:
             )
             existing.update(r["id"] for r in found)
         return existing
-
-
-def _open_reject_keys(warehouse: Warehouse, entity: str) -> set[str]:
-    rejects = warehouse.table("sync_rejects")
-    query = sa.select(rejects.c.record_key).where(rejects.c.source == SOURCE, rejects.c.entity == entity)
-    with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
-        return {key for (key,) in conn.execute(query)}
 
 
 def _without_unchanged_archived(
