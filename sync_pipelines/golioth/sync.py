@@ -43,6 +43,7 @@ from sync_pipelines.kit import (
     land_batch,
     metric,
     open_rejects,
+    read_ahead,
 )
 from sync_pipelines.retries import is_transient
 from sync_pipelines.warehouse import UpsertCounts, Warehouse, WarehouseTransaction, chunked, utcnow
@@ -170,13 +171,15 @@ def pull_points(
         if last is not None and last < start - DEFAULT_OVERLAP:
             continue  # nothing reported since the window opened: no stream call
         try:
-            for rows, rejects, newest in _read_stream(integration, client, device["id"], (start, end)):
-                report.points_pulled += len(rows)
-                with warehouse.transaction() as tx:
-                    report.add_points(store_points(tx, rows), newest)
-                    for reject in rejects:
-                        tx.reject(SOURCE, "telemetry", reject.key, reject.reason, reject.payload)
-                report.rejected += len(rejects)
+            # The next batch's pages are read while this one is written (see kit.readahead).
+            with read_ahead(_read_stream(integration, client, device["id"], (start, end))) as batches:
+                for rows, rejects, newest in batches:
+                    report.points_pulled += len(rows)
+                    with warehouse.transaction() as tx:
+                        report.add_points(store_points(tx, rows), newest)
+                        for reject in rejects:
+                            tx.reject(SOURCE, "telemetry", reject.key, reject.reason, reject.payload)
+                    report.rejected += len(rejects)
         except VendorHTTPError as exc:
             if exc.status != 404:
                 raise

@@ -8,6 +8,7 @@ from sync_pipelines.kit.assets import SOURCE_TAG, finish_sync_asset, run_tags
 from sync_pipelines.kit.landing import BatchLanding, Cursor, Reject, land_batch
 from sync_pipelines.kit.paging import PageRepeatGuard, RepeatedPageError, paginate
 from sync_pipelines.kit.partitions import sync_dynamic_partitions
+from sync_pipelines.kit.readahead import read_ahead
 from sync_pipelines.kit.records import RecordError
 from sync_pipelines.kit.rejects import REREAD_REJECTS_PER_RUN, OpenReject, open_reject_keys, open_rejects
 from sync_pipelines.kit.report import SyncReport, metric, not_metric
@@ -30,6 +31,7 @@ __all__ = [
     "not_metric",
     "open_reject_keys",
     "open_rejects",
+    "read_ahead",
     "paginate",
     "run_tags",
     "sync_dynamic_partitions",

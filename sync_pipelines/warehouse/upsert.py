@@ -411,16 +411,55 @@ def _upsert_postgres_small(conn, table, columns, records, key, compare, update) 
     return UpsertCounts(inserted, updated, len(records) - inserted - updated)
 
 
+def _key_range_is_free(cur, conn, table, target, key, records) -> bool:
+    """Whether the target holds no row between the batch's least and greatest key: one index
+    descent. Only a hint (Python orders strings by code point, the database by its collation)."""
+    if key != [c.name for c in table.primary_key.columns]:
+        return False  # the row comparison below is an index range scan only in the index's order
+    keys = [tuple(r[k] for k in key) for r in records]
+    try:
+        low, high = min(keys), max(keys)
+    except TypeError:  # mixed types in a key column: no cheap range
+        return False
+    row = f"({', '.join(_q(conn, k) for k in key)})"
+    params = ", ".join(["%s"] * len(key))
+    cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {target} WHERE {row} >= ({params}) AND {row} <= ({params}))",
+                (*low, *high))
+    return cur.fetchone()[0]
+
+
+def _append_directly(cur, conn, table, target, cols, key, records, text) -> bool:
+    """COPY a batch of new keys straight into the target, under a savepoint; False (and
+    nothing written) when a key was there after all, or came twice in the batch."""
+    if not _key_range_is_free(cur, conn, table, target, key, records):
+        return False
+    cur.execute("SAVEPOINT _sync_append")
+    try:
+        cur.copy_expert(f"COPY {target} ({cols}) FROM STDIN", text, size=1 << 20)
+    except conn.dialect.dbapi.IntegrityError:
+        # Mostly a unique violation (a concurrent writer); any other the merge raises again.
+        cur.execute("ROLLBACK TO SAVEPOINT _sync_append")
+        cur.execute("RELEASE SAVEPOINT _sync_append")
+        text.seek(0)
+        return False
+    cur.execute("RELEASE SAVEPOINT _sync_append")
+    return True
+
+
 def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) -> UpsertCounts:
     target = _table_ref(conn, table)
     stage = f"_sync_stage_{next(_stage_ids)}"
     cols = ", ".join(_q(conn, c) for c in columns)
     dbapi = conn.connection.dbapi_connection
     with dbapi.cursor() as cur:
-        # Same column types as the target, no constraints: the merge below enforces them.
-        cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
         with _gc_paused():
             text = _copy_text(table, columns, records)
+        # Nothing to compare (existing rows are left as they are): a batch whose keys are all
+        # new, as in a backfill of an append-only stream, needs no stage and no lookups.
+        if not (update and compare) and _append_directly(cur, conn, table, target, cols, key, records, text):
+            return UpsertCounts(len(records), 0, 0)
+        # Same column types as the target, no constraints: the merge below enforces them.
+        cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
         cur.copy_expert(f"COPY {stage} ({cols}) FROM STDIN", text, size=1 << 20)
         # Index lookups into the target whatever its statistics say: a table filling up in
         # one load has stale ones, and a hash join would scan all of it for every batch.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 import time
 
 import pytest
@@ -124,4 +126,89 @@ def test_small_batches_again_write_nothing_at_all(pg_url: str):
         counts = tx.upsert("small_items", rows[:100])
     assert (counts.inserted, counts.updated, counts.unchanged) == (0, 1, 99)
     assert _stat_updates(warehouse, "small_items", expect=updates_before + 1)[1] == updates_before + 1
+    warehouse.dispose()
+
+
+def _points_table(warehouse: Warehouse) -> None:
+    """A keyed append-only table whose INSERT statements (a COPY's too) are logged by a trigger."""
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE points (device text, ts timestamptz, path text, value int, "
+                             "synced_at timestamptz NOT NULL, PRIMARY KEY (device, ts, path))"))
+        conn.execute(sa.text("CREATE TABLE statements (query text)"))
+        conn.execute(sa.text(
+            "CREATE FUNCTION log_statement() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN INSERT INTO statements VALUES (current_query()); RETURN NULL; END $$"))
+        conn.execute(sa.text("CREATE TRIGGER log_inserts BEFORE INSERT ON points "
+                             "FOR EACH STATEMENT EXECUTE FUNCTION log_statement()"))
+
+
+def _points(device: str, start: int, count: int, value: int = 0) -> list[dict]:
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    return [{"device": device, "ts": base + dt.timedelta(seconds=s), "path": "temp", "value": value}
+            for s in range(start, start + count)]
+
+
+def _statements(warehouse: Warehouse) -> list[str]:
+    with warehouse.engine.begin() as conn:
+        found = [q.split()[0] for q in conn.execute(sa.text("SELECT query FROM statements")).scalars()]
+        conn.execute(sa.text("DELETE FROM statements"))
+    return found
+
+
+INSERT_ONLY = {"insert_only": ("value",)}
+
+
+def test_a_batch_of_new_keys_is_copied_straight_in_and_known_keys_go_through_the_merge(pg_url: str):
+    """Insert-only batches (nothing to compare) whose key range the table does not hold skip
+    the stage and the lookups; any overlap takes the merge, which counts and skips them."""
+    warehouse = Warehouse.for_url(pg_url)
+    _points_table(warehouse)
+    first = warehouse.upsert("points", _points("d1", 0, 1000), **INSERT_ONLY)
+    assert (first.inserted, first.updated, first.unchanged) == (1000, 0, 0)
+    assert _statements(warehouse) == ["COPY"]
+
+    again = warehouse.upsert("points", _points("d1", 0, 1000, value=9), **INSERT_ONLY)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 1000)
+    overlapping = warehouse.upsert("points", _points("d1", 900, 1000), **INSERT_ONLY)
+    assert (overlapping.inserted, overlapping.unchanged) == (900, 100)
+    assert _statements(warehouse) == ["WITH", "WITH"]
+
+    other_device = warehouse.upsert("points", _points("d2", 0, 1000), **INSERT_ONLY)
+    assert other_device.inserted == 1000 and _statements(warehouse) == ["COPY"]
+    # Rows that may change (a column to compare) always take the merge.
+    changed = warehouse.upsert("points", _points("d3", 0, 1000))
+    assert changed.inserted == 1000 and _statements(warehouse) == ["WITH"]
+    with warehouse.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*), sum(value) FROM points")).one() == (3900, 0)
+    warehouse.dispose()
+
+
+def test_a_key_written_concurrently_after_the_range_check_falls_back_to_the_merge(pg_url: str):
+    """Another writer's uncommitted row is not seen by the range check; the COPY then waits
+    for it and fails on its key once it commits: rolled back to the savepoint, the batch merges."""
+    warehouse = Warehouse.for_url(pg_url)
+    _points_table(warehouse)
+    other = sa.create_engine(pg_url)
+    inserted, committed = threading.Event(), threading.Event()
+
+    def other_writer():
+        with other.begin() as conn:
+            conn.execute(sa.text("INSERT INTO points VALUES ('d1', '2026-01-01T00:08:20+00', 'temp', 7, now())"))
+            inserted.set()
+            time.sleep(1.0)
+        committed.set()
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    assert inserted.wait(10)
+    counts = warehouse.upsert("points", _points("d1", 0, 1000), **INSERT_ONLY)
+    writer.join()
+    assert committed.is_set()
+    assert (counts.inserted, counts.unchanged) == (999, 1)
+    # The COPY's trigger row went with its savepoint; Postgres counts its attempted rows.
+    assert _statements(warehouse) == ["INSERT", "WITH"]
+    assert _stat_updates(warehouse, "points")[0] >= 1 + 500 + 999
+    with warehouse.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*), sum(value) FROM points")).one() == (1000, 7)
+    other.dispose()
     warehouse.dispose()
