@@ -12,12 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from sync_pipelines.cars.encar_client import EncarClient
 from sync_pipelines.cars.kbchachacha_client import KBChachachaClient
@@ -448,27 +446,16 @@ def _lock_live_rows(tx: WarehouseTransaction, source: str, keys: list[str]) -> s
     from BEGIN (IMMEDIATE), so no archive transaction commits during it."""
     cars = tx.table(CARS_TABLE)
     live: set[str] = set()
-    for among in _among(tx.conn.dialect.name, cars.c.source_id, sorted(set(keys))):
+    for matching in tx.among(cars.c.source_id, sorted(set(keys))):
         live.update(
             tx.execute(
                 sa.select(cars.c.source_id)
-                .where(cars.c.source == source, among)
+                .where(cars.c.source == source, matching)
                 .order_by(cars.c.source_id)
                 .with_for_update()
             ).scalars()
         )
     return live
-
-
-def _among(dialect: str, column: sa.ColumnElement, keys: Sequence[str]) -> Iterator[sa.ColumnElement]:
-    """Conditions that together select ``column`` in ``keys``: one ``= ANY(array)`` on Postgres
-    (one statement, one plan, whatever the count), else ``IN`` lists of at most ``chunked``'s size."""
-    if dialect == "postgresql":
-        if keys:
-            yield column == sa.any_(sa.literal(list(keys), postgresql.ARRAY(sa.String)))
-        return
-    for chunk in chunked(keys):
-        yield column.in_(chunk)
 
 
 def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]) -> int:
@@ -483,17 +470,16 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
         return 0
     cars, archive = tx.table(CARS_TABLE), tx.table(CARS_ARCHIVE_TABLE)
     columns = [archive.c[c.name] for c in cars.columns if c.name in archive.c]
-    dialect = tx.conn.dialect.name
     rows = [
         dict(r._mapping)
-        for among in _among(dialect, archive.c.source_id, keys)
-        for r in tx.execute(sa.select(*columns).where(archive.c.source == source, among))
+        for matching in tx.among(archive.c.source_id, keys)
+        for r in tx.execute(sa.select(*columns).where(archive.c.source == source, matching))
     ]
     if not rows:
         return 0
     tx.upsert(CARS_TABLE, rows, stamp_column=None)
-    for among in _among(dialect, archive.c.source_id, [r["source_id"] for r in rows]):
-        tx.execute(archive.delete().where(archive.c.source == source, among))
+    for matching in tx.among(archive.c.source_id, [r["source_id"] for r in rows]):
+        tx.execute(archive.delete().where(archive.c.source == source, matching))
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
     return len(rows)
@@ -518,10 +504,10 @@ def _refresh_last_seen(warehouse: Warehouse, source: str, keys: list[str], now: 
     cutoff = now - LAST_SEEN_RESOLUTION
     refreshed = 0
     with warehouse.transaction() as tx:
-        for among in _among(tx.conn.dialect.name, cars.c.source_id, keys):
+        for matching in tx.among(cars.c.source_id, keys):
             refreshed += tx.execute(
                 cars.update()
-                .where(cars.c.source == source, among, cars.c.last_seen_at < cutoff)
+                .where(cars.c.source == source, matching, cars.c.last_seen_at < cutoff)
                 .values(last_seen_at=now)
             ).rowcount
     return refreshed
@@ -692,10 +678,10 @@ def _write_answers(tx: WarehouseTransaction, source: str, answers: list[Answer],
     for source_id, _, asked_at in answers:
         by_time.setdefault(asked_at, []).append(source_id)
     for asked_at, ids in by_time.items():
-        for among in _among(tx.conn.dialect.name, cars.c.source_id, ids):
+        for matching in tx.among(cars.c.source_id, ids):
             tx.execute(
                 cars.update()
-                .where(cars.c.source == source, among, _no_newer_check(cars, asked_at))
+                .where(cars.c.source == source, matching, _no_newer_check(cars, asked_at))
                 .values(status_checked_at=asked_at)
             )
 
@@ -708,11 +694,11 @@ def _write_statuses(tx: WarehouseTransaction, cars: sa.Table, source: str, answe
         groups.setdefault((answer.status, asked_at), []).append(source_id)
     changed: set[str] = set()
     for (status, asked_at), ids in groups.items():
-        for among in _among(tx.conn.dialect.name, cars.c.source_id, ids):
+        for matching in tx.among(cars.c.source_id, ids):
             changed.update(
                 tx.execute(
                     cars.update()
-                    .where(cars.c.source == source, among, cars.c.sale_status != status, _no_newer_check(cars, asked_at))
+                    .where(cars.c.source == source, matching, cars.c.sale_status != status, _no_newer_check(cars, asked_at))
                     .values(sale_status=status, sold_at=asked_at if status == "sold" else None, synced_at=asked_at)
                     .returning(cars.c.source_id)
                 ).scalars()

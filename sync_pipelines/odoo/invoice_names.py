@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from sync_pipelines.kit import Reject
-from sync_pipelines.odoo.rules import ModelRules, lookup_chunk
+from sync_pipelines.odoo.rules import ModelRules
 from sync_pipelines.warehouse import WarehouseTransaction, chunked, utcnow
 
 if TYPE_CHECKING:
@@ -96,9 +96,9 @@ def _stored_holders(tx: WarehouseTransaction, table_name: str, names: list[str])
     """The live invoices in the table holding these names, by name key."""
     stored: dict[NameKey, int] = {}
     table = tx.table(table_name)
-    for chunk in chunked(names, lookup_chunk(tx)):
+    for matching in tx.among(table.c.name, names):
         query = sa.select(table.c.id, table.c.company_id, table.c.move_type, table.c.name).where(
-            table.c.name.in_(chunk), table.c.deleted_at.is_(None)
+            matching, table.c.deleted_at.is_(None)
         )
         for rid, company_id, move_type, name in tx.execute(query):
             stored[(company_id, move_type, name)] = rid

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sync_pipelines.warehouse.store import IN_LIST_CHUNK
-
 if TYPE_CHECKING:
     from sync_pipelines.kit import Reject
     from sync_pipelines.odoo.sync import ModelSyncRun
@@ -29,13 +27,3 @@ class ModelRules:
 
 
 NO_RULES = ModelRules()
-
-
-# Keys per IN list of a batch's lookups (archive, name holders) on Postgres: one statement
-# per batch, not one per 500 keys (the shared chunk, kept for SQLite's bound-parameter limit).
-POSTGRES_LOOKUP_CHUNK = 10_000
-
-
-def lookup_chunk(tx: WarehouseTransaction) -> int:
-    """Keys per IN list of a batch's lookups in this transaction's database."""
-    return POSTGRES_LOOKUP_CHUNK if tx.conn.dialect.name == "postgresql" else IN_LIST_CHUNK

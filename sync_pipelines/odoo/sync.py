@@ -27,10 +27,10 @@ from sync_pipelines.kit import (
     metric,
     not_metric,
     open_reject_keys,
+    read_ahead,
 )
 from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
 from sync_pipelines.odoo.models import map_record, record_key
-from sync_pipelines.odoo.rules import lookup_chunk
 from sync_pipelines.odoo.settings import KEYSET_ORDER, READ_BY_ID_CHUNK, SOURCE, ModelSpec
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
 
@@ -163,28 +163,36 @@ def _read_batches(
     on_batch: Callable[[OdooSyncReport], None] | None,
 ) -> set[int]:
     """Read every batch after ``after`` and land each; returns the ids Odoo returned."""
-    spec, report = run.spec, run.report
-    seen: set[int] = set()
-    for batch in run.client.iter_batches(
+    spec, seen = run.spec, set()
+    # The next batch is read from Odoo while this one lands (see kit.readahead).
+    with read_ahead(run.client.iter_batches(
         spec.model, spec.fields, domain=list(spec.domain), after=after, batch_size=batch_size,
         delay_seconds=delay_seconds, context=spec.context,
-    ):
-        # The reject retry may have just read some of these: the same version again is not
-        # processed or counted twice. Only those few records are fingerprinted.
-        fresh = [r for r in batch if _not_read_yet(report.versions, r)] if report.versions else batch
-        seen.update(rid for rid in map(_record_id, batch) if rid is not None)
-        report.fetched += len(fresh)
-        report.batches += 1
-        position = _batch_position(batch)
-        cursor = None
-        if position and (report.cursor is None or position > report.cursor):
-            report.cursor = position
-            cursor = Cursor(spec.entity, {"write_date": position[0], "id": position[1]})
-        with run.warehouse.transaction() as tx:
-            run.process_batch(tx, fresh, cursor=cursor)
-        if on_batch:
-            on_batch(report)
+    )) as batches:
+        for batch in batches:
+            _land_read_batch(run, batch, seen, on_batch)
     return seen
+
+
+def _land_read_batch(run: ModelSyncRun, batch: list[dict], seen: set[int],
+                     on_batch: Callable[[OdooSyncReport], None] | None) -> None:
+    """Land one batch read by ``_read_batches`` (its ids are added to ``seen``)."""
+    spec, report = run.spec, run.report
+    # The reject retry may have just read some of these: the same version again is not
+    # processed or counted twice. Only those few records are fingerprinted.
+    fresh = [r for r in batch if _not_read_yet(report.versions, r)] if report.versions else batch
+    seen.update(rid for rid in map(_record_id, batch) if rid is not None)
+    report.fetched += len(fresh)
+    report.batches += 1
+    position = _batch_position(batch)
+    cursor = None
+    if position and (report.cursor is None or position > report.cursor):
+        report.cursor = position
+        cursor = Cursor(spec.entity, {"write_date": position[0], "id": position[1]})
+    with run.warehouse.transaction() as tx:
+        run.process_batch(tx, fresh, cursor=cursor)
+    if on_batch:
+        on_batch(report)
 
 
 def _batch_position(batch: list[dict]) -> Position | None:
@@ -319,8 +327,8 @@ def _without_unchanged_archived(
     archive = tx.table(spec.archive_table)
     ids = [r["id"] for r in rows]
     archived: dict[int, Any] = {}
-    for chunk in chunked(ids, lookup_chunk(tx)):
-        query = sa.select(archive.c.id, archive.c.write_date).where(archive.c.id.in_(chunk))
+    for matching in tx.among(archive.c.id, ids):
+        query = sa.select(archive.c.id, archive.c.write_date).where(matching)
         archived.update({rid: as_utc(wd) for rid, wd in tx.execute(query)})
     if not archived:
         return rows, []

@@ -2,8 +2,9 @@
 
 Both dialects stage the batch in a temporary table, then merge with set-based SQL (the SQL
 per dialect: README "The destination database layer"); a small Postgres batch is merged in
-one statement from a JSON parameter instead. The caller owns the transaction, so a batch
-and the cursor that covers it commit together.
+one statement from a JSON parameter instead, and a large one of new keys only is COPYed
+straight into the target. The caller owns the transaction, so a batch and the cursor that
+covers it commit together.
 """
 
 from __future__ import annotations
@@ -454,9 +455,9 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
     with dbapi.cursor() as cur:
         with _gc_paused():
             text = _copy_text(table, columns, records)
-        # Nothing to compare (existing rows are left as they are): a batch whose keys are all
-        # new, as in a backfill of an append-only stream, needs no stage and no lookups.
-        if not (update and compare) and _append_directly(cur, conn, table, target, cols, key, records, text):
+        # A batch whose keys are all new (a first load, a backfill of an append-only stream)
+        # needs no stage and no lookups: every row would be inserted.
+        if _append_directly(cur, conn, table, target, cols, key, records, text):
             return UpsertCounts(len(records), 0, 0)
         # Same column types as the target, no constraints: the merge below enforces them.
         cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")

@@ -12,11 +12,14 @@ from sync_pipelines.warehouse import Warehouse
 from sync_pipelines.warehouse import upsert as upsert_module
 
 
-@pytest.fixture(autouse=True, params=["one statement", "staged"])
+@pytest.fixture(autouse=True, params=["one statement", "staged", "straight in"])
 def postgres_merge(request, monkeypatch) -> str:
-    """Every test with both Postgres merges: small batches in one statement, larger ones staged."""
-    if request.param == "staged":
+    """Every test with each Postgres path: small batches in one statement, larger ones staged,
+    or, when their key range is free, COPYed straight into the table."""
+    if request.param != "one statement":
         monkeypatch.setattr(upsert_module, "SMALL_BATCH_ROWS", 0)
+    if request.param == "staged":
+        monkeypatch.setattr(upsert_module, "_key_range_is_free", lambda *args: False)
     return request.param
 
 
@@ -267,3 +270,17 @@ def test_a_missing_table_on_sqlite_is_a_permanent_failure(sqlite_url: str):
             tx.execute("SELECT * FROM table_nobody_made")
     assert err.value.transient is False and not is_transient(err.value)
     warehouse.dispose()
+
+
+@pytest.mark.parametrize("count", [0, 1, 1_200])
+def test_among_selects_exactly_the_keys_in_one_statement_or_in_chunks(warehouse: Warehouse, items: str, count: int):
+    rows = [{"source": "s", "source_id": f"id-{i}", "name": str(i)} for i in range(3_000)]
+    warehouse.upsert(items, rows)
+    wanted = [f"id-{i}" for i in range(0, 2 * count, 2)]
+    table = warehouse.table(items)
+    with warehouse.transaction() as tx:
+        conditions = list(tx.among(table.c.source_id, wanted))
+        found = [sid for where in conditions for sid in tx.execute(sa.select(table.c.source_id).where(where)).scalars()]
+    assert sorted(found) == sorted(wanted)
+    on_postgres = warehouse.engine.dialect.name == "postgresql"
+    assert len(conditions) == (min(count, 1) if on_postgres else -(-count // 500))

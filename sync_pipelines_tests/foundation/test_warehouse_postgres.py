@@ -159,8 +159,8 @@ INSERT_ONLY = {"insert_only": ("value",)}
 
 
 def test_a_batch_of_new_keys_is_copied_straight_in_and_known_keys_go_through_the_merge(pg_url: str):
-    """Insert-only batches (nothing to compare) whose key range the table does not hold skip
-    the stage and the lookups; any overlap takes the merge, which counts and skips them."""
+    """Batches whose key range the table does not hold skip the stage and the lookups; any
+    overlap takes the merge, which counts and skips (or updates) the stored keys."""
     warehouse = Warehouse.for_url(pg_url)
     _points_table(warehouse)
     first = warehouse.upsert("points", _points("d1", 0, 1000), **INSERT_ONLY)
@@ -175,11 +175,14 @@ def test_a_batch_of_new_keys_is_copied_straight_in_and_known_keys_go_through_the
 
     other_device = warehouse.upsert("points", _points("d2", 0, 1000), **INSERT_ONLY)
     assert other_device.inserted == 1000 and _statements(warehouse) == ["COPY"]
-    # Rows that may change (a column to compare) always take the merge.
-    changed = warehouse.upsert("points", _points("d3", 0, 1000))
-    assert changed.inserted == 1000 and _statements(warehouse) == ["WITH"]
+    # Rows that may change (a column to compare): new keys go straight in alike, and a batch
+    # touching stored keys merges, updating the changed ones.
+    fresh = warehouse.upsert("points", _points("d3", 0, 1000))
+    changed = warehouse.upsert("points", _points("d3", 500, 1000, value=1))
+    assert (fresh.inserted, changed.inserted, changed.updated) == (1000, 500, 500)
+    assert _statements(warehouse) == ["COPY", "WITH"]
     with warehouse.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*), sum(value) FROM points")).one() == (3900, 0)
+        assert conn.execute(sa.text("SELECT count(*), sum(value) FROM points")).one() == (4400, 1000)
     warehouse.dispose()
 
 
