@@ -6,7 +6,7 @@ Every figure is measured in the same run, on the same server, with the same rows
   floor      plain COPY (text format) of lines built by the simplest fast encoder: one converter
              per column, column by column, "\t".join, escaping only in the columns that can need it
   baseline   plain COPY (CSV, every field through a generic per-value encoder), the old baseline
-  fresh      Warehouse.upsert of those rows into an empty table (staged COPY + INSERT .. ON CONFLICT)
+  fresh      Warehouse.upsert of those rows into an empty table (new keys: COPYed straight in)
   no-change  the same rows upserted again: must report every row unchanged and write 0 tuples
   1% change  the same rows with 1% changed: must update exactly those
 Prints rows/s and the ratios to both (targets: fresh within 2x of the floor, no-change within 1.5x).
