@@ -429,7 +429,7 @@ def _key_range_is_free(cur, conn, table, target, key, records) -> bool:
     return cur.fetchone()[0]
 
 
-def _append_directly(cur, conn, table, target, cols, key, records, text) -> bool:
+def _append_directly(cur, conn, table, *, target, cols, key, records, text) -> bool:
     """COPY a batch of new keys straight into the target, under a savepoint; False (and
     nothing written) when a key was there after all, or came twice in the batch."""
     if not _key_range_is_free(cur, conn, table, target, key, records):
@@ -457,7 +457,7 @@ def _upsert_postgres_raw(conn, table, columns, records, key, compare, update) ->
             text = _copy_text(table, columns, records)
         # A batch whose keys are all new (a first load, a backfill of an append-only stream)
         # needs no stage and no lookups: every row would be inserted.
-        if _append_directly(cur, conn, table, target, cols, key, records, text):
+        if _append_directly(cur, conn, table, target=target, cols=cols, key=key, records=records, text=text):
             return UpsertCounts(len(records), 0, 0)
         # Same column types as the target, no constraints: the merge below enforces them.
         cur.execute(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {cols} FROM {target} WITH NO DATA")
