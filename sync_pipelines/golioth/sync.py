@@ -104,8 +104,8 @@ def store_points(tx: WarehouseTransaction, rows: list[dict[str, Any]]) -> tuple[
         first.setdefault((row["device_id"], row["ts"], row["path"]), row)
     if not first:
         return 0, len(rows)
-    # Every column insert-only: the upsert helper's COPY-staged insert of the new points only
-    # (an executemany INSERT .. ON CONFLICT DO NOTHING was most of a backfill's time).
+    # Every column insert-only: the upsert helper inserts the new points only, by COPY (an
+    # executemany INSERT .. ON CONFLICT DO NOTHING was most of a backfill's time).
     columns = [c for c in next(iter(first.values())) if c not in ("device_id", "ts", "path")]
     counts = tx.upsert(TELEMETRY_TABLE, list(first.values()), insert_only=columns, stamp_column="synced_at")
     return counts.inserted, len(rows) - counts.inserted

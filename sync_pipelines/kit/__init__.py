@@ -31,8 +31,8 @@ __all__ = [
     "not_metric",
     "open_reject_keys",
     "open_rejects",
-    "read_ahead",
     "paginate",
+    "read_ahead",
     "run_tags",
     "sync_dynamic_partitions",
 ]

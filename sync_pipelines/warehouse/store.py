@@ -71,18 +71,6 @@ def chunked(items: Sequence[T], size: int = IN_LIST_CHUNK) -> Iterator[Sequence[
         yield items[i : i + size]
 
 
-def among(dialect: str, column: sa.ColumnElement, keys: Sequence[Any]) -> Iterator[sa.ColumnElement]:
-    """Conditions that together select ``column`` in ``keys``: one ``= ANY(array)`` on Postgres
-    (one statement, one plan, one parameter whatever the count), else ``IN`` lists of at most
-    :data:`IN_LIST_CHUNK` keys. No key, no condition."""
-    if dialect == "postgresql":
-        if keys:
-            yield column == sa.any_(sa.literal(list(keys), postgresql.ARRAY(column.type)))
-        return
-    for chunk in chunked(keys):
-        yield column.in_(chunk)
-
-
 class WarehouseTransaction:
     """One database transaction: everything done through it commits or rolls back together."""
 
@@ -91,8 +79,15 @@ class WarehouseTransaction:
         self.conn = conn
 
     def among(self, column: sa.ColumnElement, keys: Sequence[Any]) -> Iterator[sa.ColumnElement]:
-        """:func:`among` in this transaction's database."""
-        return among(self.conn.dialect.name, column, keys)
+        """Conditions that together select ``column`` in ``keys``: one ``= ANY(array)`` on
+        Postgres (one statement, one plan, one parameter whatever the count), else ``IN``
+        lists of at most :data:`IN_LIST_CHUNK` keys. No key, no condition."""
+        if self.conn.dialect.name == "postgresql":
+            if keys:
+                yield column == sa.any_(sa.literal(list(keys), postgresql.ARRAY(column.type)))
+            return
+        for chunk in chunked(keys):
+            yield column.in_(chunk)
 
     def table(self, name: str) -> sa.Table:
         return self.warehouse.table(name)
