@@ -126,14 +126,13 @@ def korean_time(value: Any, field: str = "time") -> dt.datetime | None:
     if not match:
         raise RecordError(f"{field} is not a date-time: {value[:40]!r}")
     day, clock, fraction, sign, hours, minutes = match.groups()
+    # One fromisoformat with the offset in ISO form: no timedelta/timezone built per record.
+    zone = f"{sign}{hours}:{minutes or '00'}" if sign else ""
     try:
-        naive = dt.datetime.fromisoformat(f"{day}T{clock}{(fraction or '')[:7]}")
+        parsed = dt.datetime.fromisoformat(f"{day}T{clock}{(fraction or '')[:7]}{zone}")
     except ValueError:
         raise RecordError(f"{field} is not a valid date-time: {value[:40]!r}") from None
-    if sign is None:
-        return naive.replace(tzinfo=KST)
-    offset = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
-    return naive.replace(tzinfo=dt.timezone(offset if sign == "+" else -offset))
+    return parsed if sign else parsed.replace(tzinfo=KST)
 
 
 def _text(value: Any, field: str, required: bool = False) -> str | None:

@@ -259,7 +259,9 @@ def sync_entity(
     # unkeyed one never reads clean under its key): its reject is dropped.
     if report.listing_complete:
         _clear_gone_rejects(warehouse, source, listing.seen_set | listing.rejected_keys)
-    report.last_seen_refreshed = _refresh_last_seen(warehouse, source, listing.seen, listing.now)
+    report.last_seen_refreshed = _refresh_last_seen(
+        warehouse, source, [k for k in listing.seen if k not in listing.inserted], listing.now
+    )
 
     candidates = _status_candidates(listing, status_checks_per_run)
     listed_unsold = [k for k in listing.seen if known[k].sale_status != "sold"]
@@ -308,6 +310,7 @@ class ListingRun:
     oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
     listing_batch_rows: int = DEFAULT_LISTING_BATCH_ROWS
     open_reject_keys: set[str] = field(default_factory=set)  # stored keys of the rejects open at the start
+    inserted: set[str] = field(default_factory=set)  # listed keys in neither table before: their last_seen_at is now
     pending: list[ParsedPage] = field(default_factory=list)  # read, not landed yet
 
     def read(self, page_limit: int, *, reread: list[str] = (), reread_page_limit: int = 0) -> None:
@@ -347,7 +350,10 @@ class ListingRun:
             # transaction that moved it has committed): only those are looked up in the archive.
             listed_keys = [c.key for page in pages for c in page.cards if c.record is not None]
             live = _lock_live_rows(tx, source, listed_keys)
-            report.unarchived += _restore_archived(tx, source, [k for k in listed_keys if k not in live], self.known)
+            unlisted = [k for k in listed_keys if k not in live]
+            restored = _restore_archived(tx, source, unlisted, self.known)
+            report.unarchived += len(restored)
+            self.inserted.update(k for k in unlisted if k not in restored)
             rows, clean_keys, bad = [], [], []
             for page in pages:
                 page_rows, page_keys, page_bad = self._sort_cards(page)
@@ -458,16 +464,16 @@ def _lock_live_rows(tx: WarehouseTransaction, source: str, keys: list[str]) -> s
     return live
 
 
-def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]) -> int:
+def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], known: dict[str, Known]) -> set[str]:
     """Bring cars the listing shows again back from ``cars_archive`` into ``cars``, in the page's
     transaction, so a car is always in exactly one of the two tables (never both, never neither).
 
     A car archived as sold that reappears under the same id (relisted, or a sale that fell
     through) keeps its history (``first_seen_at``, ``sold_at``) and its ``sold`` status: the
     listing row then updates it, and the per-car call decides whether it is on sale again, as
-    for any sold car the listing shows again."""
+    for any sold car the listing shows again. Returns the keys brought back."""
     if not keys:
-        return 0
+        return set()
     cars, archive = tx.table(CARS_TABLE), tx.table(CARS_ARCHIVE_TABLE)
     columns = [archive.c[c.name] for c in cars.columns if c.name in archive.c]
     rows = [
@@ -476,13 +482,13 @@ def _restore_archived(tx: WarehouseTransaction, source: str, keys: list[str], kn
         for r in tx.execute(sa.select(*columns).where(archive.c.source == source, matching))
     ]
     if not rows:
-        return 0
+        return set()
     tx.upsert(CARS_TABLE, rows, stamp_column=None)
     for matching in tx.among(archive.c.source_id, [r["source_id"] for r in rows]):
         tx.execute(archive.delete().where(archive.c.source == source, matching))
     for row in rows:
         known[row["source_id"]] = Known(row["sale_status"], row["sold_at"])
-    return len(rows)
+    return {row["source_id"] for row in rows}
 
 
 def _clear_gone_rejects(warehouse: Warehouse, source: str, shown: set[str]) -> int:

@@ -32,13 +32,16 @@ class OpenReject:
     last_seen_at: dt.datetime
 
 
-def open_reject_keys(warehouse: Warehouse, source: str, entity: str) -> set[str]:
+def open_reject_keys(warehouse: Warehouse, source: str, entity: str, conn: sa.Connection | None = None) -> set[str]:
     """The record keys of every open reject of ``source``/``entity``: a batch then resolves
-    only the rejects that may be open, not a DELETE over all its keys."""
+    only the rejects that may be open, not a DELETE over all its keys. Read on ``conn`` when
+    given (a step's reads on one connection), else on a connection of its own."""
     rejects = warehouse.table("sync_rejects")
     query = sa.select(rejects.c.record_key).where(rejects.c.source == source, rejects.c.entity == entity)
-    with warehouse.engine.connect() as conn:  # a read: no write transaction (no SQLite write lock)
+    if conn is not None:
         return set(conn.execute(query).scalars())
+    with warehouse.engine.connect() as own:  # a read: no write transaction (no SQLite write lock)
+        return set(own.execute(query).scalars())
 
 
 def open_rejects(

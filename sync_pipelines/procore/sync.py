@@ -15,12 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.http_client import VendorHTTPError
-from sync_pipelines.kit import Cursor, Reject, SyncReport, land_batch, metric
+from sync_pipelines.kit import Cursor, Reject, SyncReport, land_batch, metric, open_reject_keys
 from sync_pipelines.procore.client import ProcoreClient, RateBudgetSpent
 from sync_pipelines.procore.connections import DISCONNECTED
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
 from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
+from sync_pipelines.warehouse.store import stored_record_key
 
 LISTINGS = "procore_project_listings"  # (project, connection) pairs: who lists which project
 
@@ -81,14 +82,17 @@ class _Lander:
     """The pages of one step's listings, landed a transaction per ``FLUSH_ROWS`` rows and at the
     end. A listing's cursor commits with (or after) its last rows, so a run stopped midway
     re-reads an unfinished listing and never skips a record; a cursor that did not move is not
-    written. ``cursors``: the step's stored cursors (read once, :func:`_read_cursors`)."""
+    written. ``cursors``: the step's stored cursors (read once, :func:`_read_cursors`);
+    ``open_rejects``: the stored keys of the entity's rejects open at the start."""
 
     def __init__(
         self, warehouse: Warehouse, spec: EntitySpec, report: ProcoreSyncReport, cursors: dict[str, Any], *,
+        open_rejects: set[str],
         links: Callable[[dict, list[dict]], list[dict]] | None = None,
         mark_deleted: Callable[[WarehouseTransaction, list[tuple[dict, set[int]]]], int] | None = None,
     ):
         self.warehouse, self.spec, self.report, self.cursors = warehouse, spec, report, cursors
+        self.open_rejects = set(open_rejects)  # and the ones this step set aside since
         self.links = links  # (parent, rows) -> procore_project_listings rows, written with the rows
         self.mark_deleted = mark_deleted  # full mode: (tx, [(parent, ids listed)]) -> rows marked
         self._clear()
@@ -133,9 +137,12 @@ class _Lander:
         if not (self.rows or self.rejects or self.new_cursors or self.completed):
             return
         rows = sorted(self.rows.values(), key=lambda row: row["id"])  # one lock order for runs of two users
+        self.open_rejects.update(stored_record_key(r.key) for r in self.rejects)
+        # Only rejects that may be open are resolved: no DELETE for a batch that has none.
+        resolvable = [k for k in self.rows if stored_record_key(k) in self.open_rejects] if self.open_rejects else []
         with self.warehouse.transaction() as tx:
             landing = land_batch(
-                tx, self.spec.table, rows, source=SOURCE, entity=self.spec.entity, landed_keys=list(self.rows),
+                tx, self.spec.table, rows, source=SOURCE, entity=self.spec.entity, landed_keys=resolvable,
                 rejects=self.rejects, upsert_options={"key": ("id",)},
             )
             if self.link_rows:
@@ -249,7 +256,8 @@ def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope)
         companies = _synced_companies(scope, _read_cursors(conn, warehouse, [_entity("companies", scope.user_id)]))
         entities = {company_id: _entity("projects", scope.user_id, company_id) for company_id in companies}
         cursors = _read_cursors(conn, warehouse, list(entities.values()))
-    lander = _Lander(warehouse, PROJECTS, report, cursors, links=_listing_links(scope),
+        open_rejects = open_reject_keys(warehouse, SOURCE, PROJECTS.entity, conn)
+    lander = _Lander(warehouse, PROJECTS, report, cursors, open_rejects=open_rejects, links=_listing_links(scope),
                      mark_deleted=_projects_deleted(scope) if scope.full else None)
     for index, company_id in enumerate(companies):
         try:
@@ -284,7 +292,9 @@ def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> 
         todo = _projects_to_sync(conn, warehouse, scope, _synced_companies(scope, stored), stored.get(backlog_entity) or [])
         entities = {project_id: _entity("rfis", scope.user_id, project_id) for _, project_id in todo}
         cursors = {**_read_cursors(conn, warehouse, list(entities.values())), **stored}
-    lander = _Lander(warehouse, RFIS, report, cursors, mark_deleted=_mark_rfis_deleted if scope.full else None)
+        open_rejects = open_reject_keys(warehouse, SOURCE, RFIS.entity, conn)
+    lander = _Lander(warehouse, RFIS, report, cursors, open_rejects=open_rejects,
+                     mark_deleted=_mark_rfis_deleted if scope.full else None)
     for index, (company_id, project_id) in enumerate(todo):
         try:
             pages = client.rfis(company_id, project_id, _since(cursors.get(entities[project_id]), scope))

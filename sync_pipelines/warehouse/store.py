@@ -182,13 +182,9 @@ class WarehouseTransaction:
             return 0
         rejects = self.table("sync_rejects")
         removed = 0
-        for chunk in chunked(keys):
+        for matching in self.among(rejects.c.record_key, keys):
             removed += self.conn.execute(
-                rejects.delete().where(
-                    rejects.c.source == source,
-                    rejects.c.entity == entity,
-                    rejects.c.record_key.in_(chunk),
-                )
+                rejects.delete().where(rejects.c.source == source, rejects.c.entity == entity, matching)
             ).rowcount
         return removed
 

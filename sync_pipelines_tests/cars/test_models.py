@@ -72,6 +72,12 @@ def test_numbers_and_times():
     assert korean_time("2024-01-01T00:30:00") == dt.datetime(2023, 12, 31, 15, 30, tzinfo=dt.timezone.utc)
     assert korean_time("2024-01-01 09:00:00.000 +09:00") == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     assert korean_time(None) is None
+    for offset in ("+09", "+0900", "+09:00", " +09"):  # Encar's forms of one offset
+        assert korean_time(f"2024-01-01 09:00:00.000{offset}") == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    assert korean_time("2024-01-01 09:00:00-0330").utcoffset() == -dt.timedelta(hours=3, minutes=30)
+    for bad in ("2024-01-01 09:00:00 +25", "2024-02-30 09:00:00", "2024-01-01"):
+        with pytest.raises(RecordError, match="ModifiedDate"):
+            korean_time(bad, "ModifiedDate")
     with pytest.raises(RecordError):
         price_krw_from_man_won(float("nan"))
 

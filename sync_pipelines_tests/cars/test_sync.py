@@ -142,6 +142,29 @@ def test_archived_car_listed_again_comes_back_from_the_archive_once(cars):
     assert cars.sync("incremental").meta("encar_listings")["unarchived"] == 0
 
 
+def test_last_seen_at_is_refreshed_for_stored_and_restored_cars_not_rewritten_for_new_ones(cars):
+    """A car the listing shows again, unchanged, gets last_seen_at refreshed (once it is a day
+    old), also when it comes back from the archive; a car the listing inserts has it already."""
+    cars.sync("full")
+    first_run = cars.rows()
+    stored, restored = cars.encar.listed_ids()[:2]
+    cars_table, archive = cars.warehouse.table("cars"), cars.warehouse.table("cars_archive")
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)
+    with cars.warehouse.transaction() as tx:
+        tx.execute(cars_table.update().where(cars_table.c.source_id.in_([stored, restored]))
+                   .values(last_seen_at=long_ago))
+        tx.execute(archive.insert().values({k: v for k, v in first_run[("encar", restored)].items() if k in archive.c}
+                                           | {"last_seen_at": long_ago, "archived_at": long_ago}))
+        tx.execute(cars_table.delete().where(cars_table.c.source_id == restored))
+    meta = cars.sync("full").meta("encar_listings")
+    assert (meta["unarchived"], meta["inserted"], meta["updated"]) == (1, 0, 0)
+    assert meta["last_seen_refreshed"] == 2
+    now = dt.datetime.now(dt.timezone.utc)
+    for source_id in (stored, restored):
+        seen = cars.rows()[("encar", source_id)]["last_seen_at"]
+        assert now - (seen if seen.tzinfo else seen.replace(tzinfo=dt.timezone.utc)) < dt.timedelta(minutes=5)
+
+
 def test_car_pushed_off_page_1_by_a_price_change_stays_active(cars):
     cars.sync("full")
     before = cars.encar.listed_ids()
