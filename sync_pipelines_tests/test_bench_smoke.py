@@ -21,7 +21,7 @@ RUNS = {
                           ("no-change pass 1: unchanged=500 updated=0 n_tup_upd delta=0",)),
     "sources.py": (["--cars", "60", "--odoo-invoices", "150", "--golioth-points", "1000", "--no-rss",
                     "--no-dagster", "--no-warmup", "--status-checks", "0", "--procore-connections", "2",
-                    "--procore-rfis", "3", "--procore-projects", "2"], ("| golioth | 1,", "| procore | 12 |")),
+                    "--procore-rfis", "3", "--procore-projects", "2", "--repeat", "2"], ("| golioth | 1,", "| procore | 12 |")),
     "dlt_peer.py": (["--invoices", "150"], ("| 1% changed |",)),
 }
 
