@@ -399,9 +399,8 @@ def full_vs_floor(source: Source, sandbox: SandboxProcess, size: int, full: Call
             pairs.append(_timed_pair(source, sandbox, size, full, truth, url))
             if index == repeat - 1:
                 nochange = nothing_to_do(source, sandbox, url)
-    ratios = sorted(pair["ratio"] for pair in pairs)
-    median = next(pair for pair in pairs if pair["ratio"] == ratios[(len(ratios) - 1) // 2])
-    return {**median, "ratios": ratios, **nochange}
+    pairs.sort(key=lambda pair: pair["ratio"])
+    return {**pairs[(len(pairs) - 1) // 2], "ratios": [pair["ratio"] for pair in pairs], **nochange}
 
 
 def _timed_pair(source: Source, sandbox: SandboxProcess, size: int, full: Callable[[str], Any], truth: dict,
@@ -574,6 +573,8 @@ def main() -> int:
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     STATUS_CHECKS["per_run"] = args.status_checks
     DAGSTER["on"] = not args.no_dagster
     WARMUP["on"] = not args.no_warmup
