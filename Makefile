@@ -41,6 +41,7 @@ test: $(STAMP) chromium
 # restarts, SIGKILL, concurrent runs, the matrix on Postgres); e.g. FAULTS_ARGS="-n 4 --dist loadfile"
 faults: $(STAMP)
 	SYNC_FAULT_SUITE=full $(PY) -m pytest -p no:cacheprovider $(FAULTS_ARGS) sync_pipelines_tests/faults
+	$(PY) -m pytest -p no:cacheprovider -m faults sync_pipelines_tests --ignore=sync_pipelines_tests/faults
 
 # dlt (the peer of bench/dlt_peer.py) lives in a venv of its own: never a product dependency.
 DLT_VENV := .venv-dlt

@@ -16,6 +16,7 @@ from dagster import (
     MaterializeResult,
     asset,
     define_asset_job,
+    in_process_executor,
 )
 from pydantic import Field
 
@@ -35,6 +36,7 @@ from sync_pipelines.cars.settings import (
     VENDORS,
 )
 from sync_pipelines.cars.sync import EncarAdapter, KBChachachaAdapter, VendorAdapter, sync_entity
+from sync_pipelines.executors import sync_executor
 from sync_pipelines.kit import finish_sync_asset, run_tags
 from sync_pipelines.retries import retry_transient_failures
 from sync_pipelines.status_checks import sync_selection
@@ -170,14 +172,17 @@ def run_config_for(mode: str = "incremental", archive: dict | None = None, **lis
 
 
 # Each job's mode is its default run config, so the Launchpad opens pre-filled; the shared
-# source tag puts both under the instance's one-sync-per-source queue limit.
+# source tag puts both under the instance's one-sync-per-source queue limit. The incremental
+# job's steps run in process: a process per step (about 4 s of CPU each) would cost more than
+# its few pages; the full job keeps the multiprocess executor, both listings at once.
 cars_sync_job = define_asset_job(
     "cars_sync_job",
     selection=sync_selection(*CARS_ASSETS),
     tags=run_tags(SOURCE),
     config=run_config_for("incremental"),
-    description="Encar and KB Chachacha listings into `cars` (in parallel), then archive cars sold > 7 days. "
-    "Incremental by default (first page per source plus the round-robin status checks).",
+    executor_def=sync_executor(in_process_executor),
+    description="Encar and KB Chachacha listings into `cars` (one after the other, in process), then archive "
+    "cars sold > 7 days. Incremental by default (first page per source plus the round-robin status checks).",
 )
 
 cars_full_sync_job = define_asset_job(

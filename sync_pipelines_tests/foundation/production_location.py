@@ -18,8 +18,6 @@ from sync_pipelines.kit import run_tags
 from sync_pipelines.odoo.assets import odoo_sync_job
 
 TRIGGER = "production_path_sensor"
-# One process per run, not per step: each step process loads the code anew (~20 s on a busy CI box).
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 CARS_RUN_KEYS = ("cars-first", "cars-second")
 
 
@@ -33,7 +31,7 @@ def production_path_sensor(context: SensorEvaluationContext):
     # Run keys make later ticks request nothing new: three runs in all.
     for run_key in CARS_RUN_KEYS:
         yield RunRequest(
-            run_key=run_key, job_name=cars_sync_job.name, run_config={**cars_run_config("incremental"), **IN_PROCESS},
+            run_key=run_key, job_name=cars_sync_job.name, run_config=cars_run_config("incremental"),
             tags=run_tags("cars", mode="incremental", trigger=TRIGGER),
         )
     yield RunRequest(run_key="odoo", job_name=odoo_sync_job.name, tags=run_tags("odoo", trigger=TRIGGER))

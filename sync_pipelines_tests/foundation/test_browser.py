@@ -117,9 +117,13 @@ def browser():
 
 @pytest.fixture
 def page(browser, ui, request):
+    from playwright.sync_api import expect
+
     port = ui[0]
     page = browser.new_page(viewport={"width": 1600, "height": 1000}, base_url=f"http://127.0.0.1:{port}")
     page.set_default_timeout(60_000)
+    # expect()'s own default is 5 s: too short for the graph of a busy 2-core CI machine
+    expect.set_options(timeout=60_000)
     # On a first visit the UI asks to join its community, whenever it is ready to: Skip.
     page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
     yield page

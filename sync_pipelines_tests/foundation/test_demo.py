@@ -1,7 +1,9 @@
-"""`make demo` (``python -m sync_pipelines.demo``): the README's run command, end to end."""
+"""`make demo` (``python -m sync_pipelines.demo``): the README's run command, end to end, and
+`status` reading what it left."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,10 +13,10 @@ import pytest
 
 from sync_pipelines.instance import EMBEDDED_YAML
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(480)
 
 
-def _demo(data_dir, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+def _demo_env(data_dir, **extra_env: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -23,6 +25,11 @@ def _demo(data_dir, *args: str, **extra_env: str) -> subprocess.CompletedProcess
     }
     env["SYNC_DATA_DIR"] = str(data_dir)
     env.update(extra_env)
+    return env
+
+
+def _demo(data_dir, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    env = _demo_env(data_dir, **extra_env)
     return subprocess.run(
         [sys.executable, "-m", "sync_pipelines.demo", *args], env=env, capture_output=True, text=True, timeout=240
     )
@@ -54,6 +61,7 @@ def test_demo_syncs_every_source_into_sqlite_and_says_where(tmp_path):
     assert counts["procore_connections"] == counts["golioth_integrations"] == 1
     assert (tmp_path / "warehouse.sqlite").exists()
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()
+    _status_reads_the_demo(tmp_path)
 
     # running it again is safe: same sandbox seed, same rows, nothing duplicated (but telemetry:
     # a new sandbox's Golioth devices report at new wall-clock times, new points to land)
@@ -62,6 +70,24 @@ def test_demo_syncs_every_source_into_sqlite_and_says_where(tmp_path):
     again = _counts(second.stdout)
     assert again.pop("device_telemetry_history") >= counts.pop("device_telemetry_history")
     assert again == counts
+
+
+def _status_reads_the_demo(data_dir) -> None:
+    """`python -m sync_pipelines status --json` after `make demo`, with nothing exported."""
+    done = subprocess.run([sys.executable, "-m", "sync_pipelines", "status", "--json"], env=_demo_env(data_dir),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["destination"] == str(data_dir / "warehouse.sqlite")
+    by_source = {s["source"]: s for s in report["sources"]}
+    assert set(by_source) == {"cars", "odoo", "golioth", "procore"}
+    for name, source in by_source.items():
+        assert source["last_run"]["status"] == "SUCCESS", source
+        assert source["success_24h"]["rate"] == 1.0, (name, source)
+    for name in ("cars", "odoo"):
+        assert by_source[name]["rows_changed_24h"]["inserted"] > 0
+        assert by_source[name]["lag_seconds"] is not None
+    assert by_source["procore"]["needs_reauth"] == [] and by_source["golioth"]["integrations_skipped"] == []
 
 
 def test_demo_ignores_a_production_shell_and_stays_on_the_embedded_default(tmp_path):

@@ -90,6 +90,7 @@ def test_every_documented_operator_command_works(sandbox, tmp_path):
 
     output = _run(full, env)
     assert "encar (full)" in output and "kbchachacha (full)" in output and warehouse.count("cars") > 0
+    assert "(incremental)" not in output  # the job's own default config: no run config given
 
     # The sandbox's telemetry is recent: the documented range moved to the last days.
     first = dt.date.today() - dt.timedelta(days=3)

@@ -3,7 +3,8 @@ the next run, by the daemon, or by ``python -m sync_pipelines runs heal``; a liv
 touched; a run waiting on a pool stops on SIGTERM or Ctrl-C (SIGINT); step workers die with their run worker.
 
 Real processes only: ``dagster job execute`` in its own process group, killed with SIGKILL,
-on SQLite and on Postgres (Dagster storage and destination alike).
+on SQLite and on Postgres (Dagster storage and destination alike); the longest pairs of that
+matrix run in ``make faults`` (marked ``faults``), not in ``make test``.
 """
 
 from __future__ import annotations
@@ -119,7 +120,12 @@ def _finish(process: subprocess.Popen, timeout: float) -> str:
         raise AssertionError(f"still running after {timeout}s:\n{process.communicate()[0][-3000:]}") from None
 
 
-@pytest.mark.parametrize("source", ["cars", "odoo"])
+@pytest.mark.parametrize(("stack", "source"), [
+    pytest.param("sqlite", "cars", id="sqlite-cars", marks=pytest.mark.faults),
+    pytest.param("sqlite", "odoo", id="sqlite-odoo"),
+    pytest.param("postgres", "cars", id="postgres-cars", marks=pytest.mark.postgres),
+    pytest.param("postgres", "odoo", id="postgres-odoo", marks=[pytest.mark.postgres, pytest.mark.faults]),
+], indirect=["stack"])
 def test_sigkilled_run_is_failed_and_the_same_job_again_just_works(stack, source):
     job, config, landed_enough = _slow_source(stack, source)
     kill_when(stack.job(job, config), landed_enough)
@@ -169,7 +175,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+# Each storage with one signal in `make test`; the other two pairs in `make faults`.
+@pytest.mark.parametrize(("stack", "stop_signal"), [
+    pytest.param("sqlite", signal.SIGTERM, id="sqlite-sigterm"),
+    pytest.param("sqlite", signal.SIGINT, id="sqlite-sigint", marks=pytest.mark.faults),
+    pytest.param("postgres", signal.SIGTERM, id="postgres-sigterm", marks=[pytest.mark.postgres, pytest.mark.faults]),
+    pytest.param("postgres", signal.SIGINT, id="postgres-sigint", marks=pytest.mark.postgres),
+], indirect=["stack"])
 def test_live_run_is_never_healed_a_waiting_run_stops_on_a_signal_and_workers_die_with_their_parent(stack, stop_signal):
     job, config, landed_enough = _slow_source(stack, "cars")
     stack.sandbox.faults.clear()
@@ -228,6 +240,9 @@ def test_live_run_is_never_healed_a_waiting_run_stops_on_a_signal_and_workers_di
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("stack", [  # the production daemon's storage in `make test`, SQLite's in `make faults`
+    pytest.param("sqlite", marks=pytest.mark.faults), pytest.param("postgres", marks=pytest.mark.postgres),
+], indirect=True)
 def test_with_the_daemon_a_killed_run_is_failed_and_a_launched_run_s_retry_succeeds(stack):
     """The daemon alone: a SIGKILLed `dagster job execute` run is failed by run_health_sensor,
     its slot freed, and retried once by that sensor (Dagster's daemon cannot: no code-location

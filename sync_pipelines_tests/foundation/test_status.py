@@ -120,30 +120,6 @@ def test_status_reports_runs_rows_lag_rejects_reauth_and_skips(instance, sandbox
     assert one.returncode == 0 and one.stdout.count("  last run ") == 1 and "procore" in one.stdout, one.stderr
 
 
-def test_status_after_the_demo_reads_the_embedded_default(tmp_path):
-    """`make demo`, then `python -m sync_pipelines status --json` with nothing exported."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "SYNC_", "ENCAR_", "KBCHACHACHA_",
-                                                                    "ODOO_", "PROCORE_", "GOLIOTH_"))}
-    env["SYNC_DATA_DIR"] = str(tmp_path / "data")
-    demo = subprocess.run([sys.executable, "-m", "sync_pipelines.demo"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=180)
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    done = subprocess.run([sys.executable, "-m", "sync_pipelines", "status", "--json"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout)
-    assert report["destination"] == str(tmp_path / "data" / "warehouse.sqlite")
-    by_source = {s["source"]: s for s in report["sources"]}
-    assert set(by_source) == set(SOURCES)
-    for name in SOURCES:
-        assert by_source[name]["last_run"]["status"] == "SUCCESS", by_source[name]
-        assert by_source[name]["success_24h"]["rate"] == 1.0
-    for name in ("cars", "odoo"):
-        assert by_source[name]["rows_changed_24h"]["inserted"] > 0
-        assert by_source[name]["lag_seconds"] is not None
-    assert by_source["procore"]["needs_reauth"] == [] and by_source["golioth"]["integrations_skipped"] == []
-
-
 def test_status_of_a_fresh_clone_reads_nothing_and_writes_nothing(sqlite_url):
     from sync_pipelines.warehouse import Warehouse
 

@@ -1,4 +1,5 @@
-"""The Odoo job from the Dagster CLI, as an operator runs it (subprocess, sandbox env)."""
+"""The Odoo job from the Dagster CLI, as an operator runs it (subprocess, sandbox env), on the
+embedded default's SQLite (the syncs on Postgres: ``test_sync.py``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from sync_pipelines.instance import prepare_dagster_home
 from sync_pipelines.odoo.settings import INVOICES, MODEL_SPECS, PRODUCTS
@@ -20,6 +23,7 @@ def _dagster(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_refresh_all_then_full_invoices_then_access_denied(odoo, database_url, tmp_path):
     home = tmp_path / "dagster_home"
     prepare_dagster_home(home)

@@ -53,7 +53,8 @@ def test_unset_means_each_jobs_own_executor(monkeypatch):
     from sync_pipelines.definitions import defs
 
     assert defs.resolve_job_def("odoo_sync_job").executor_def.name == "in_process"
-    assert defs.resolve_job_def("cars_sync_job").executor_def.name == "multi_or_in_process_executor"
+    assert defs.resolve_job_def("cars_sync_job").executor_def.name == "in_process"
+    assert defs.resolve_job_def("cars_full_sync_job").executor_def.name == "multi_or_in_process_executor"
 
 
 def test_unusable_values_name_their_variable(monkeypatch):
