@@ -42,17 +42,16 @@ from sync_pipelines.cars.settings import (
 )
 from sync_pipelines.http_client import VendorResponseError
 from sync_pipelines.kit import (
+    OpenRejectKeys,
     RecordError,
     Reject,
     SyncReport,
     land_batch,
     metric,
-    open_reject_keys,
     open_rejects,
     paginate,
 )
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
-from sync_pipelines.warehouse.store import stored_record_key
 
 log = logging.getLogger("sync_pipelines.cars")
 
@@ -248,7 +247,7 @@ def sync_entity(
     known = load_known(warehouse, source)
     listing = ListingRun(
         adapter, warehouse, report, known, incremental_pages=incremental_pages, run_id=run_id,
-        listing_batch_rows=listing_batch_rows, open_reject_keys=open_reject_keys(warehouse, SOURCE, source),
+        listing_batch_rows=listing_batch_rows, open_reject_keys=OpenRejectKeys.read(warehouse, SOURCE, source),
     )
     if mode == "full":
         listing.read(max_pages)
@@ -309,7 +308,7 @@ class ListingRun:
     rejected_keys: set[str] = field(default_factory=set)
     oldest_modified: dt.datetime | None = None  # the oldest vendor_modified_at this run read
     listing_batch_rows: int = DEFAULT_LISTING_BATCH_ROWS
-    open_reject_keys: set[str] = field(default_factory=set)  # stored keys of the rejects open at the start
+    open_reject_keys: OpenRejectKeys = field(default_factory=OpenRejectKeys)
     inserted: set[str] = field(default_factory=set)  # listed keys in neither table before: their last_seen_at is now
     pending: list[ParsedPage] = field(default_factory=list)  # read, not landed yet
 
@@ -360,11 +359,9 @@ class ListingRun:
                 rows += page_rows
                 clean_keys += page_keys
                 bad += page_bad
-            # Only rejects that are open (at the start, or set aside by this run) can be resolved.
-            rejected = self.rejected_keys | {c.key for c in bad}
             landing = land_batch(
-                tx, CARS_TABLE, rows, source=SOURCE, entity=source,
-                landed_keys=[k for k in clean_keys if k in rejected or stored_record_key(k) in self.open_reject_keys],
+                tx, CARS_TABLE, rows, source=SOURCE, entity=source, landed_keys=clean_keys,
+                open_keys=self.open_reject_keys,
                 rejects=[Reject(c.key, c.error or "unusable record", c.payload) for c in bad], run_id=self.run_id,
                 upsert_options={
                     "compare_exclude": ("last_seen_at",), "now": self.now,

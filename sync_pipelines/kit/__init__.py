@@ -10,7 +10,13 @@ from sync_pipelines.kit.paging import PageRepeatGuard, RepeatedPageError, pagina
 from sync_pipelines.kit.partitions import sync_dynamic_partitions
 from sync_pipelines.kit.readahead import read_ahead
 from sync_pipelines.kit.records import RecordError
-from sync_pipelines.kit.rejects import REREAD_REJECTS_PER_RUN, OpenReject, open_reject_keys, open_rejects
+from sync_pipelines.kit.rejects import (
+    REREAD_REJECTS_PER_RUN,
+    OpenReject,
+    OpenRejectKeys,
+    open_reject_keys,
+    open_rejects,
+)
 from sync_pipelines.kit.report import SyncReport, metric, not_metric
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "BatchLanding",
     "Cursor",
     "OpenReject",
+    "OpenRejectKeys",
     "PageRepeatGuard",
     "RecordError",
     "Reject",

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sync_pipelines.kit.rejects import OpenRejectKeys
 from sync_pipelines.warehouse import UpsertCounts, WarehouseTransaction
 
 
@@ -52,15 +53,20 @@ def land_batch(
     cursor: Cursor | None = None,
     run_id: str | None = None,
     upsert_options: Mapping[str, Any] | None = None,
+    open_keys: OpenRejectKeys | None = None,
 ) -> BatchLanding:
     """Upsert ``rows`` into ``table``, set ``rejects`` aside, resolve the rejects of
-    ``landed_keys`` and store ``cursor``, all in ``tx``."""
+    ``landed_keys`` and store ``cursor``, all in ``tx``. With ``open_keys`` (the run's
+    :class:`OpenRejectKeys`), only the landed keys that may have an open reject are resolved,
+    and this batch's rejects join them."""
     counts = tx.upsert(table, rows, **dict(upsert_options or {}))
-    rejected = 0
+    rejects = list(rejects)
     for reject in rejects:
         tx.reject(source, entity, reject.key, reject.reason, payload=reject.payload, run_id=run_id)
-        rejected += 1
+    if open_keys is not None:
+        open_keys.set_aside(r.key for r in rejects)
+        landed_keys = open_keys.among(landed_keys)
     resolved = tx.resolve_rejects(source, entity, landed_keys)
     if cursor is not None:
         tx.set_cursor(source, cursor.entity, cursor.value, run_id)
-    return BatchLanding(counts, rejected, resolved)
+    return BatchLanding(counts, len(rejects), resolved)

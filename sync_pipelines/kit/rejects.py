@@ -9,12 +9,14 @@ reads each one again; landing it clean resolves it, a record still bad is set as
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from sync_pipelines.warehouse import Warehouse, as_utc
+from sync_pipelines.warehouse.store import stored_record_key
 
 # Open rejects one run reads again per entity: a permanent bad record costs at most this
 # many re-reads per run, and the rest wait their turn (least recently seen first).
@@ -42,6 +44,29 @@ def open_reject_keys(warehouse: Warehouse, source: str, entity: str, conn: sa.Co
         return set(conn.execute(query).scalars())
     with warehouse.engine.connect() as own:  # a read: no write transaction (no SQLite write lock)
         return set(own.execute(query).scalars())
+
+
+class OpenRejectKeys:
+    """The stored keys of one entity's rejects that may be open: those open when the run
+    started (one read) and those set aside since. ``land_batch(open_keys=...)`` resolves only
+    a batch's keys among them, so a batch with none costs no DELETE. A superset on purpose:
+    a key resolved stays (its transaction may yet roll back), a DELETE more at worst."""
+
+    def __init__(self, keys: Iterable[str] = ()):
+        self._keys = set(keys)
+
+    @classmethod
+    def read(cls, warehouse: Warehouse, source: str, entity: str, conn: sa.Connection | None = None) -> OpenRejectKeys:
+        return cls(open_reject_keys(warehouse, source, entity, conn))
+
+    def set_aside(self, keys: Iterable[Any]) -> None:
+        self._keys.update(stored_record_key(k) for k in keys)
+
+    def among(self, keys: Iterable[Any]) -> list[Any]:
+        """Those of ``keys`` (as the batch names them) that may have an open reject."""
+        if not self._keys:
+            return []
+        return [k for k in keys if stored_record_key(k) in self._keys]
 
 
 def open_rejects(

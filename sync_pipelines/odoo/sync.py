@@ -20,13 +20,13 @@ import sqlalchemy as sa
 
 from sync_pipelines.kit import (
     Cursor,
+    OpenRejectKeys,
     RecordError,
     Reject,
     SyncReport,
     land_batch,
     metric,
     not_metric,
-    open_reject_keys,
     read_ahead,
 )
 from sync_pipelines.odoo.client import OdooClient, is_odoo_datetime, keyset_position
@@ -139,7 +139,7 @@ def sync_entity(
     saved = parse_cursor(warehouse.get_cursor(SOURCE, spec.entity))
     report.cursor = saved
     run = ModelSyncRun(spec, client, warehouse, report, run_id=run_id, logger=logger,
-                       open_reject_keys=open_reject_keys(warehouse, SOURCE, spec.entity))
+                       open_reject_keys=OpenRejectKeys.read(warehouse, SOURCE, spec.entity))
     after = None
     if mode == "incremental":
         run.retry_open_rejects()
@@ -214,8 +214,7 @@ class ModelSyncRun:
     report: OdooSyncReport
     run_id: str | None = None
     logger: Any = log
-    # record keys of the rejects open when the run started; None: not known (resolve every key)
-    open_reject_keys: set[str] | None = None
+    open_reject_keys: OpenRejectKeys | None = None  # None: not known, every landed key is resolved
 
     def process_batch(self, tx: WarehouseTransaction, batch: list[Any], *, cursor: Cursor | None = None) -> set[int]:
         """Land one batch (and ``cursor``) in ``tx``; returns the Odoo ids it contained."""
@@ -243,8 +242,8 @@ class ModelSyncRun:
             archive = tx.table(spec.archive_table)
             tx.execute(archive.delete().where(archive.c.id.in_(back)))
         landed = land_batch(
-            tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=self._may_have_rejects(rows),
-            rejects=rejects, cursor=cursor, run_id=self.run_id,
+            tx, spec.table, rows, source=SOURCE, entity=spec.entity, landed_keys=[r["id"] for r in rows],
+            rejects=rejects, cursor=cursor, run_id=self.run_id, open_keys=self.open_reject_keys,
         )
         report.counts += landed.counts
         for reject in rejects:
@@ -254,15 +253,6 @@ class ModelSyncRun:
         report.resolved_rejects += landed.resolved
         report.landed(r["id"] for r in rows)
         return seen
-
-    def _may_have_rejects(self, rows: list[dict[str, Any]]) -> list[int]:
-        """The ids of these rows that may have an open reject to resolve: open when the run
-        started, or set aside by this run since (no DELETE for a batch that has none)."""
-        if self.open_reject_keys is None:
-            return [r["id"] for r in rows]
-        if not self.open_reject_keys and not self.report.open_rejects:
-            return []
-        return [r["id"] for r in rows if str(r["id"]) in self.open_reject_keys or str(r["id"]) in self.report.open_rejects]
 
     def retry_open_rejects(self) -> None:
         """Re-read records with open rejects by id: fixed in Odoo (or freed name) -> they land now."""

@@ -15,13 +15,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from sync_pipelines.http_client import VendorHTTPError
-from sync_pipelines.kit import Cursor, Reject, SyncReport, land_batch, metric, open_reject_keys
+from sync_pipelines.kit import Cursor, OpenRejectKeys, Reject, SyncReport, land_batch, metric
 from sync_pipelines.procore.client import ProcoreClient, RateBudgetSpent
 from sync_pipelines.procore.connections import DISCONNECTED
 from sync_pipelines.procore.models import COMPANIES, PROJECTS, RFIS, EntitySpec, parse_time
 from sync_pipelines.procore.settings import DEFAULT_OVERLAP_SECONDS, SOURCE
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, chunked, utcnow
-from sync_pipelines.warehouse.store import stored_record_key
 
 LISTINGS = "procore_project_listings"  # (project, connection) pairs: who lists which project
 
@@ -83,16 +82,16 @@ class _Lander:
     end. A listing's cursor commits with (or after) its last rows, so a run stopped midway
     re-reads an unfinished listing and never skips a record; a cursor that did not move is not
     written. ``cursors``: the step's stored cursors (read once, :func:`_read_cursors`);
-    ``open_rejects``: the stored keys of the entity's rejects open at the start."""
+    ``open_rejects``: the entity's rejects that may be open (read at the step's start)."""
 
     def __init__(
         self, warehouse: Warehouse, spec: EntitySpec, report: ProcoreSyncReport, cursors: dict[str, Any], *,
-        open_rejects: set[str],
+        open_rejects: OpenRejectKeys,
         links: Callable[[dict, list[dict]], list[dict]] | None = None,
         mark_deleted: Callable[[WarehouseTransaction, list[tuple[dict, set[int]]]], int] | None = None,
     ):
         self.warehouse, self.spec, self.report, self.cursors = warehouse, spec, report, cursors
-        self.open_rejects = set(open_rejects)  # and the ones this step set aside since
+        self.open_rejects = open_rejects
         self.links = links  # (parent, rows) -> procore_project_listings rows, written with the rows
         self.mark_deleted = mark_deleted  # full mode: (tx, [(parent, ids listed)]) -> rows marked
         self._clear()
@@ -137,13 +136,10 @@ class _Lander:
         if not (self.rows or self.rejects or self.new_cursors or self.completed):
             return
         rows = sorted(self.rows.values(), key=lambda row: row["id"])  # one lock order for runs of two users
-        self.open_rejects.update(stored_record_key(r.key) for r in self.rejects)
-        # Only rejects that may be open are resolved: no DELETE for a batch that has none.
-        resolvable = [k for k in self.rows if stored_record_key(k) in self.open_rejects] if self.open_rejects else []
         with self.warehouse.transaction() as tx:
             landing = land_batch(
-                tx, self.spec.table, rows, source=SOURCE, entity=self.spec.entity, landed_keys=resolvable,
-                rejects=self.rejects, upsert_options={"key": ("id",)},
+                tx, self.spec.table, rows, source=SOURCE, entity=self.spec.entity, landed_keys=list(self.rows),
+                rejects=self.rejects, upsert_options={"key": ("id",)}, open_keys=self.open_rejects,
             )
             if self.link_rows:
                 tx.upsert(LISTINGS, [self.link_rows[k] for k in sorted(self.link_rows)], key=("project_id", "user_id"),
@@ -256,7 +252,7 @@ def sync_projects(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope)
         companies = _synced_companies(scope, _read_cursors(conn, warehouse, [_entity("companies", scope.user_id)]))
         entities = {company_id: _entity("projects", scope.user_id, company_id) for company_id in companies}
         cursors = _read_cursors(conn, warehouse, list(entities.values()))
-        open_rejects = open_reject_keys(warehouse, SOURCE, PROJECTS.entity, conn)
+        open_rejects = OpenRejectKeys.read(warehouse, SOURCE, PROJECTS.entity, conn)
     lander = _Lander(warehouse, PROJECTS, report, cursors, open_rejects=open_rejects, links=_listing_links(scope),
                      mark_deleted=_projects_deleted(scope) if scope.full else None)
     for index, company_id in enumerate(companies):
@@ -292,7 +288,7 @@ def sync_rfis(client: ProcoreClient, warehouse: Warehouse, scope: SyncScope) -> 
         todo = _projects_to_sync(conn, warehouse, scope, _synced_companies(scope, stored), stored.get(backlog_entity) or [])
         entities = {project_id: _entity("rfis", scope.user_id, project_id) for _, project_id in todo}
         cursors = {**_read_cursors(conn, warehouse, list(entities.values())), **stored}
-        open_rejects = open_reject_keys(warehouse, SOURCE, RFIS.entity, conn)
+        open_rejects = OpenRejectKeys.read(warehouse, SOURCE, RFIS.entity, conn)
     lander = _Lander(warehouse, RFIS, report, cursors, open_rejects=open_rejects,
                      mark_deleted=_mark_rfis_deleted if scope.full else None)
     for index, (company_id, project_id) in enumerate(todo):

@@ -13,6 +13,7 @@ from sync_pipelines.http_client import VendorHTTPClient
 from sync_pipelines.kit import (
     SOURCE_TAG,
     Cursor,
+    OpenRejectKeys,
     PageRepeatGuard,
     Reject,
     RepeatedPageError,
@@ -55,6 +56,24 @@ def test_land_batch_upserts_sets_aside_resolves_and_moves_the_cursor_in_one_tran
     assert landing.counts == UpsertCounts(inserted=2) and (landing.rejected, landing.resolved) == (1, 1)
     assert [(r["record_key"], r["reason"], r["run_id"]) for r in warehouse.rejects("kit")] == [("3", "no name", "r1")]
     assert warehouse.get_cursor("kit", "things") == {"at": 2}
+
+
+def test_land_batch_with_open_keys_resolves_only_what_may_be_open_and_keeps_a_superset(warehouse, things):
+    with warehouse.transaction() as tx:
+        tx.reject("kit", "things", "1", "was bad")
+    keys = OpenRejectKeys.read(warehouse, "kit", "things")
+    assert keys.among([1, 2, "1"]) == [1, "1"] and OpenRejectKeys().among([1]) == []
+    with warehouse.transaction() as tx:  # 3 set aside: it joins the keys that may be open
+        landing = land_batch(tx, things, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}], source="kit",
+                             entity="things", landed_keys=[1, 2], rejects=[Reject("3", "no name")], open_keys=keys)
+    assert (landing.rejected, landing.resolved) == (1, 1) and keys.among([1, 2, 3]) == [1, 3]
+    with pytest.raises(RuntimeError), warehouse.transaction() as tx:  # rolled back: 3 stays open
+        land_batch(tx, things, [{"id": 3, "name": "c"}], source="kit", entity="things", landed_keys=[3], open_keys=keys)
+        raise RuntimeError("the batch fails after landing")
+    with warehouse.transaction() as tx:
+        landing = land_batch(tx, things, [{"id": 3, "name": "c"}], source="kit", entity="things", landed_keys=[3],
+                             open_keys=keys)
+    assert landing.resolved == 1 and warehouse.rejects("kit") == []
 
 
 def test_open_rejects_are_the_least_recently_seen_first_bounded_per_run(warehouse, things):
