@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 DLT_PYTHON = BENCH.parent / ".venv-dlt" / "bin" / "python"
 
@@ -26,6 +28,7 @@ RUNS = {
 }
 
 
+@pytest.mark.slow
 def test_every_bench_script_runs_at_a_tiny_size(pg_server):
     env = {**os.environ, "SYNC_BENCH_PG_URL": pg_server}
     runs = dict(RUNS)

@@ -26,6 +26,7 @@ def _dagster(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_full_then_incremental_then_archive_job(cars, database_url, tmp_path):

@@ -39,6 +39,7 @@ def _counts(stdout: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^  (\w+)\s+(\d+) rows$", stdout, re.M)}
 
 
+@pytest.mark.slow
 def test_demo_syncs_every_source_into_sqlite_and_says_where(tmp_path):
     first = _demo(tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -68,6 +68,7 @@ def _seed(env: dict[str, str]) -> None:
          "--api-key-env GOLIOTH_SANDBOX_API_KEY --id acme", env)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_every_documented_operator_command_works(sandbox, tmp_path):
     paragraphs = readme_paragraphs()

@@ -152,6 +152,7 @@ def _graphql(port: int, timeout: float = 90) -> list[dict]:
             time.sleep(1)
 
 
+@pytest.mark.slow
 def test_the_daemon_runs_syncs_by_itself_on_postgres_one_per_source_at_a_time(production):
     env, tmp_path, processes, dagster_url, warehouse = production
     workspace = str(tmp_path / "workspace.yaml")

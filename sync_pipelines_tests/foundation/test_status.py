@@ -70,6 +70,7 @@ def _run_syncs(instance, sandbox, warehouse) -> tuple[str, str]:
     return failed.result.run_id, user
 
 
+@pytest.mark.slow
 def test_status_reports_runs_rows_lag_rejects_reauth_and_skips(instance, sandbox, warehouse, monkeypatch, tmp_path):
     monkeypatch.setenv("SYNC_SECRET_KEY", Fernet.generate_key().decode())
     monkeypatch.setenv("SYNC_UI_BASE_URL", "https://dagster.example.com")

@@ -76,6 +76,7 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
+@pytest.mark.slow
 def test_make_ui_syncs_every_source_by_the_daemon_and_stops_on_sigterm(tmp_path):
     assert "\t$(PY) -m sync_pipelines.ui $(UI_ARGS)\n" in (ROOT / "Makefile").read_text()  # the command run here
     port, receiver_port, log = _free_port(), _free_port(), tmp_path / "ui.log"

@@ -61,10 +61,10 @@ class Receiver:
         self.thread.start()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{self.port}/golioth/health", timeout=1)
+            try:  # a busy CI machine can take over a second to answer the first request
+                requests.get(f"http://127.0.0.1:{self.port}/golioth/health", timeout=5)
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.05)
         raise RuntimeError("receiver did not start")
 

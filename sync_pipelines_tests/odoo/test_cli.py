@@ -23,6 +23,7 @@ def _dagster(args: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_cli_refresh_all_then_full_invoices_then_access_denied(odoo, database_url, tmp_path):
     home = tmp_path / "dagster_home"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from sync_pipelines_tests.procore.conftest import failure_text, meta
@@ -119,6 +120,7 @@ def test_a_429_whose_reset_is_far_is_a_backlog_and_a_503_with_retry_after_is_wai
     assert meta(spent, "procore_rfis")["backlog"] >= 1
 
 
+@pytest.mark.slow
 def test_a_nearly_spent_spike_window_is_waited_out_before_any_429(procore):
     user = procore.connect()
     procore.control("reset_rate_windows")

@@ -135,6 +135,7 @@ def assert_destination_matches_sandbox(sandbox, pg_url) -> None:
         wh.dispose()
 
 
+@pytest.mark.slow
 def test_odoo_sync_on_two_celery_workers_survives_a_killed_worker(sandbox, pg_url, tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
