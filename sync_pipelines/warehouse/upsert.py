@@ -417,11 +417,13 @@ def _key_range_is_free(cur, conn, table, target, key, records) -> bool:
     descent. Only a hint (Python orders strings by code point, the database by its collation)."""
     if key != [c.name for c in table.primary_key.columns]:
         return False  # the row comparison below is an index range scan only in the index's order
-    keys = [tuple(r[k] for k in key) for r in records]
+    keys = list(map(operator.itemgetter(*key), records))  # tuples (a scalar for a one-column key), in C
     try:
         low, high = min(keys), max(keys)
     except TypeError:  # mixed types in a key column: no cheap range
         return False
+    if len(key) == 1:
+        low, high = (low,), (high,)
     row = f"({', '.join(_q(conn, k) for k in key)})"
     params = ", ".join(["%s"] * len(key))
     cur.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {target} WHERE {row} >= ({params}) AND {row} <= ({params}))",
