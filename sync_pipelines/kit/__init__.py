@@ -14,7 +14,6 @@ from sync_pipelines.kit.rejects import (
     REREAD_REJECTS_PER_RUN,
     OpenReject,
     OpenRejectKeys,
-    open_reject_keys,
     open_rejects,
 )
 from sync_pipelines.kit.report import SyncReport, metric, not_metric
@@ -36,7 +35,6 @@ __all__ = [
     "land_batch",
     "metric",
     "not_metric",
-    "open_reject_keys",
     "open_rejects",
     "paginate",
     "read_ahead",

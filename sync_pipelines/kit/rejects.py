@@ -34,18 +34,6 @@ class OpenReject:
     last_seen_at: dt.datetime
 
 
-def open_reject_keys(warehouse: Warehouse, source: str, entity: str, conn: sa.Connection | None = None) -> set[str]:
-    """The record keys of every open reject of ``source``/``entity``: a batch then resolves
-    only the rejects that may be open, not a DELETE over all its keys. Read on ``conn`` when
-    given (a step's reads on one connection), else on a connection of its own."""
-    rejects = warehouse.table("sync_rejects")
-    query = sa.select(rejects.c.record_key).where(rejects.c.source == source, rejects.c.entity == entity)
-    if conn is not None:
-        return set(conn.execute(query).scalars())
-    with warehouse.engine.connect() as own:  # a read: no write transaction (no SQLite write lock)
-        return set(own.execute(query).scalars())
-
-
 class OpenRejectKeys:
     """The stored keys of one entity's rejects that may be open: those open when the run
     started (one read) and those set aside since. ``land_batch(open_keys=...)`` resolves only
@@ -57,7 +45,14 @@ class OpenRejectKeys:
 
     @classmethod
     def read(cls, warehouse: Warehouse, source: str, entity: str, conn: sa.Connection | None = None) -> OpenRejectKeys:
-        return cls(open_reject_keys(warehouse, source, entity, conn))
+        """Every open reject's key, read on ``conn`` when given (a step's reads on one
+        connection), else on a connection of its own."""
+        rejects = warehouse.table("sync_rejects")
+        query = sa.select(rejects.c.record_key).where(rejects.c.source == source, rejects.c.entity == entity)
+        if conn is not None:
+            return cls(conn.execute(query).scalars())
+        with warehouse.engine.connect() as own:  # a read: no write transaction (no SQLite write lock)
+            return cls(own.execute(query).scalars())
 
     def set_aside(self, keys: Iterable[Any]) -> None:
         self._keys.update(stored_record_key(k) for k in keys)
