@@ -74,24 +74,38 @@ def _number(value: Any, field: str) -> Decimal:
     return number
 
 
-def _whole(number: Decimal) -> int:
+def _exact_whole(value: Any) -> int | None:
+    """A JSON integer, or a float holding a whole number, as that int (exact, no Decimal);
+    None for anything else, which takes :func:`_number`'s checks."""
+    kind = type(value)
+    if kind is int:
+        return value
+    if kind is float and value.is_integer():  # False for NaN and the infinities
+        return int(value)
+    return None
+
+
+def _whole(number: int | Decimal) -> int:
     """The one rounding rule of every price and mileage: to the nearest whole, a half up."""
-    return int(number.to_integral_value(ROUND_HALF_UP))
+    return number if isinstance(number, int) else int(number.to_integral_value(ROUND_HALF_UP))
+
+
+def _amount(value: Any, field: str) -> int | Decimal:
+    """A vendor number that must not be negative: an int when whole, else its exact decimal."""
+    whole = _exact_whole(value)
+    number = whole if whole is not None else _number(value, field)
+    if number < 0:
+        raise RecordError(f"{field} must not be negative, got {value!r}")
+    return number
 
 
 def price_krw_from_man_won(value: Any, field: str = "price") -> int:
     """Vendor price in 만원 -> whole KRW (``3199.0`` -> ``31_990_000``)."""
-    number = _number(value, field)
-    if number < 0:
-        raise RecordError(f"{field} must not be negative, got {value!r}")
-    return _whole(number * MAN_WON)
+    return _whole(_amount(value, field) * MAN_WON)
 
 
 def mileage_km(value: Any, field: str = "mileage") -> int:
-    number = _number(value, field)
-    if number < 0:
-        raise RecordError(f"{field} must not be negative, got {value!r}")
-    return _whole(number)
+    return _whole(_amount(value, field))
 
 
 def year_month(value: Any, field: str = "year") -> int:
@@ -99,7 +113,8 @@ def year_month(value: Any, field: str = "year") -> int:
 
     A YYYYMM always has six digits, so a four-character digit string (KB zero-pads the
     year: ``"0903"`` is 2009-03) or a number below 10000 is YYMM."""
-    number = int(_number(value, field))
+    whole = _exact_whole(value)
+    number = whole if whole is not None else int(_number(value, field))
     yymm = isinstance(value, str) and re.fullmatch(r"\d{4}", value.strip()) is not None
     if yymm or 100 <= number <= 9999:
         yy, mm = divmod(number, 100)

@@ -9,9 +9,11 @@ changes through the per-car call, who is asked, and the archive race: the cars R
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -50,6 +52,7 @@ from sync_pipelines.kit import (
     metric,
     open_rejects,
     paginate,
+    read_ahead,
 )
 from sync_pipelines.warehouse import Warehouse, WarehouseTransaction, as_utc, chunked, utcnow
 
@@ -57,6 +60,9 @@ log = logging.getLogger("sync_pipelines.cars")
 
 MAX_STATUS_ERRORS = 5  # malformed per-car answers tolerated before a run stops (if most are bad)
 STATUS_BATCH = 50  # status answers committed per transaction (progress survives a failure)
+# Pages read ahead while a batch lands, when the listing stops only at its end or page limit
+# (an early stop would have asked for pages nobody lands): about one batch of Encar pages.
+READ_AHEAD_PAGES = 40
 UNSOLD = ("active", "reserved")
 
 
@@ -316,12 +322,18 @@ class ListingRun:
         """Pages 1 to ``page_limit``; then on, up to ``reread_page_limit`` pages, while a key
         of ``reread`` (open rejects of earlier runs) was not shown again."""
         adapter, wanted = self.adapter, set(reread)
+        max_pages = max(page_limit, reread_page_limit if wanted else 0)
+        pages = paginate(
+            adapter.fetch_page, keys=lambda p: [c.key for c in p.cards], is_last=lambda p: p.last,
+            max_pages=max_pages, vendor=adapter.source, endpoint=adapter.listing_endpoint,
+        )
+        depth = READ_AHEAD_PAGES if max_pages == page_limit and page_limit > 1 else 0
+        with read_ahead(pages, depth=depth) if depth else contextlib.nullcontext(pages) as pages:
+            self._read_pages(pages, page_limit, wanted)
+
+    def _read_pages(self, pages: Iterator[ParsedPage], page_limit: int, wanted: set[str]) -> None:
         try:
-            for page in paginate(
-                adapter.fetch_page, keys=lambda p: [c.key for c in p.cards], is_last=lambda p: p.last,
-                max_pages=max(page_limit, reread_page_limit if wanted else 0), vendor=adapter.source,
-                endpoint=adapter.listing_endpoint,
-            ):
+            for page in pages:
                 self.report.pages_fetched += 1
                 self.report.fetched += len(page.cards)
                 self.pending.append(page)

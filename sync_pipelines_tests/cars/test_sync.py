@@ -332,6 +332,16 @@ def test_kb_card_with_an_unreadable_price_is_rejected_with_its_reason(cars):
     assert cars.warehouse.count("cars", "source = 'kbchachacha'") == 59
 
 
+def test_a_full_listing_read_ahead_that_breaks_lands_the_pages_before_and_asks_no_further(cars):
+    """Full mode reads pages ahead while a batch lands: page 8 failing stops the reader there."""
+    cars.encar.control("set_size", {"count": 1_000})  # 20 pages
+    cars.sandbox.faults.add("status", vendor="encar", status=400, times=None, skip=7, path=r"/search/")
+    failed = cars.sync("full", raise_on_error=False, listing_batch_rows=100)
+    assert not failed.success and "HTTP 400" in failed.failure_text()
+    assert cars.warehouse.count("cars", "source = 'encar'") == 350  # pages 1-7, none twice
+    assert [f["hits"] for f in cars.sandbox.faults.list()] == [1]  # page 8 asked once, 9 never
+
+
 def test_malformed_page_is_retried_then_fails_clearly_never_read_as_empty(cars):
     cars.sandbox.faults.add("malformed", vendor="encar", times=1, path=r"/search/")
     run = cars.sync("full")
