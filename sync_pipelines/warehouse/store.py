@@ -77,6 +77,7 @@ class WarehouseTransaction:
     def __init__(self, warehouse: Warehouse, conn: sa.Connection):
         self.warehouse = warehouse
         self.conn = conn
+        self.unanalyzed: set[str] = set()  # tables to ANALYZE once this transaction committed
 
     def among(self, column: sa.ColumnElement, keys: Sequence[Any]) -> Iterator[sa.ColumnElement]:
         """Conditions that together select ``column`` in ``keys``: one ``= ANY(array)`` on
@@ -109,7 +110,7 @@ class WarehouseTransaction:
         now: dt.datetime | None = None,
     ) -> UpsertCounts:
         """Upsert rows in this transaction; see :func:`sync_pipelines.warehouse.upsert.upsert_rows`."""
-        return upsert_rows(
+        counts = upsert_rows(
             self.conn,
             self.table(table),
             rows,
@@ -119,6 +120,24 @@ class WarehouseTransaction:
             stamp_column=stamp_column,
             now=now,
         )
+        if counts.inserted:
+            self._note_inserts(table)
+        return counts
+
+    def _note_inserts(self, table: str) -> None:
+        """A Postgres table never analyzed (created empty, filled in this run) has no
+        statistics: the planner takes a lookup on a non-unique column for most of the table
+        and scans all of it, batch after batch, until autovacuum gets to it. Such a table is
+        analyzed once its first rows are committed."""
+        known = self.warehouse.analyzed_tables
+        if self.conn.dialect.name != "postgresql" or table in known or table in self.unanalyzed:
+            return
+        never = self.conn.execute(sa.text("SELECT reltuples < 0 FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                                  {"t": self.conn.dialect.identifier_preparer.quote(table)}).scalar()
+        if never:
+            self.unanalyzed.add(table)
+        else:
+            known.add(table)
 
     # -- cursors ------------------------------------------------------------------------
 
@@ -214,6 +233,7 @@ class Warehouse:
         self._metadata = sa.MetaData()
         self._migrated = False
         self._lock = threading.Lock()
+        self.analyzed_tables: set[str] = set()  # Postgres tables known to have planner statistics
 
     @classmethod
     def for_url(cls, url: str, *, migrate_schema: bool = True) -> Warehouse:
@@ -246,6 +266,7 @@ class Warehouse:
             with self._wrap_errors("migrating the schema"):
                 revision = migrate.upgrade(self.engine)
             self._tables.clear()
+            self.analyzed_tables.clear()
             self._metadata = sa.MetaData()
             self._migrated = True
             return revision
@@ -277,7 +298,18 @@ class Warehouse:
         """
         with self._wrap_errors("writing"):
             with self._write_engine.begin() as conn:
-                yield WarehouseTransaction(self, conn)
+                tx = WarehouseTransaction(self, conn)
+                yield tx
+            if tx.unanalyzed:
+                self._analyze(sorted(tx.unanalyzed))
+
+    def _analyze(self, tables: list[str]) -> None:
+        """ANALYZE on a connection of its own, after the commit: the batch's transaction
+        never holds the lock ANALYZE takes (two first loads at once cannot deadlock on it)."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in tables:
+                conn.exec_driver_sql(f"ANALYZE {conn.dialect.identifier_preparer.quote(table)}")
+                self.analyzed_tables.add(table)
 
     @contextmanager
     def _wrap_errors(self, doing: str) -> Iterator[None]:

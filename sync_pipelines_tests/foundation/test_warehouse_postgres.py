@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 
@@ -214,4 +215,29 @@ def test_a_key_written_concurrently_after_the_range_check_falls_back_to_the_merg
     with warehouse.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*), sum(value) FROM points")).one() == (1000, 7)
     other.dispose()
+    warehouse.dispose()
+
+
+def test_a_table_filled_from_empty_is_analyzed_once_so_lookups_are_planned_for_what_they_match(pg_url: str):
+    """Never analyzed, Postgres takes `name = ANY(...)` for most of the table (a scan per
+    batch that grows with the load); analyzed after its first committed batch, and only then."""
+    warehouse = Warehouse.for_url(pg_url)
+    with warehouse.engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE named_items (id bigint PRIMARY KEY, name text, synced_at timestamptz)"))
+        conn.execute(sa.text("CREATE INDEX ix_named_items_name ON named_items (name)"))
+
+    def reltuples() -> float:
+        with warehouse.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT reltuples FROM pg_class WHERE relname = 'named_items'")).scalar()
+
+    assert reltuples() < 0
+    for batch in range(20):
+        with warehouse.transaction() as tx:
+            tx.upsert("named_items", [{"id": i, "name": f"n{i}"} for i in range(batch * 1000, batch * 1000 + 1000)])
+        assert reltuples() == 1000  # analyzed after the first batch, never again
+    with warehouse.engine.connect() as conn:
+        plan = conn.execute(sa.text("EXPLAIN SELECT id FROM named_items WHERE name = ANY(:names)"),
+                            {"names": [f"n{i}" for i in range(5000, 5800)]}).scalars().all()
+    estimate = int(re.search(r"rows=(\d+)", plan[0])[1])
+    assert estimate < 2000, plan  # about the 800 names asked for (unanalyzed: the whole table)
     warehouse.dispose()
