@@ -284,3 +284,17 @@ def test_among_selects_exactly_the_keys_in_one_statement_or_in_chunks(warehouse:
     assert sorted(found) == sorted(wanted)
     on_postgres = warehouse.engine.dialect.name == "postgresql"
     assert len(conditions) == (min(count, 1) if on_postgres else -(-count // 500))
+
+
+def test_among_matches_keys_with_quotes_backslashes_commas_and_braces(warehouse: Warehouse, items: str):
+    """On Postgres the keys travel as one array literal: every character must arrive as itself."""
+    odd = ['b"c', "d\\e", "f,g", "{h}", " i ", "", "NULL", "한국", "j'k", 'l\\"m', "x" * 32]
+    warehouse.upsert(items, [{"source": "s", "source_id": k, "name": "odd"} for k in [*odd, "other"]])
+    table = warehouse.table(items)
+    with warehouse.transaction() as tx:
+        found = [sid for where in tx.among(table.c.source_id, odd)
+                 for sid in tx.execute(sa.select(table.c.source_id).where(where)).scalars()]
+    assert sorted(found) == sorted(odd)
+    with warehouse.transaction() as tx:  # longer than the column (varchar(32)): no key, not its prefix
+        assert [sid for where in tx.among(table.c.source_id, ["x" * 40])
+                for sid in tx.execute(sa.select(table.c.source_id).where(where)).scalars()] == []
